@@ -1,0 +1,127 @@
+import hashlib
+import secrets
+import string
+from decimal import Decimal
+
+from django.db import models
+from django.db.models import Q, Sum
+from django.utils import timezone
+
+KEY_ALPHABET = string.ascii_letters + string.digits
+KEY_BODY_LENGTH = 40  # ~238 bits: a hash without salt is enough at this entropy
+PREFIX_LENGTH = 12  # "jpt_" + 8 characters, shown in the dashboard and the admin
+
+
+def hash_key(raw_key: str) -> str:
+    return hashlib.sha256(raw_key.encode()).hexdigest()
+
+
+class ApiKeyQuerySet(models.QuerySet):
+    def for_bearer(self, raw_key: str):
+        """The live key matching a raw bearer token, or None."""
+        if not raw_key.startswith("jpt_") or len(raw_key) != 4 + KEY_BODY_LENGTH:
+            return None
+        return self.filter(hashed_key=hash_key(raw_key), revoked_at__isnull=True).first()
+
+
+class ApiKey(models.Model):
+    """A bearer key. Only its hash is stored; the raw key is shown once at minting."""
+
+    prefix = models.CharField(max_length=PREFIX_LENGTH, db_index=True)
+    hashed_key = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    created_ip = models.GenericIPAddressField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    # The server's own demo worker authenticates with a server key; only it may
+    # claim server_demo jobs.
+    is_server = models.BooleanField(default=False)
+    # A banned key may still call the API but can no longer run workers.
+    workers_banned_at = models.DateTimeField(null=True, blank=True)
+    note = models.CharField(max_length=200, blank=True)
+
+    objects = ApiKeyQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = "API key"
+
+    def __str__(self):
+        return self.prefix
+
+    # Lets DRF treat the key as request.user.
+    is_authenticated = True
+    is_anonymous = False
+
+    @classmethod
+    def mint(cls, *, created_ip=None, is_server=False, note="", raw_key=None):
+        """Create a key and return (key, raw_key). The raw key is never stored."""
+        if raw_key is None:
+            raw_key = "jpt_" + "".join(secrets.choice(KEY_ALPHABET) for _ in range(KEY_BODY_LENGTH))
+        key = cls.objects.create(
+            prefix=raw_key[:PREFIX_LENGTH],
+            hashed_key=hash_key(raw_key),
+            created_ip=created_ip,
+            is_server=is_server,
+            note=note,
+        )
+        return key, raw_key
+
+    @property
+    def is_revoked(self):
+        return self.revoked_at is not None
+
+    def touch(self):
+        """Record use at most once a minute: a write per request would cost more than it tells."""
+        now = timezone.now()
+        if self.last_used_at is None or (now - self.last_used_at).total_seconds() > 60:
+            ApiKey.objects.filter(pk=self.pk).update(last_used_at=now)
+            self.last_used_at = now
+
+    def credit_balance(self) -> Decimal:
+        return CreditEntry.objects.filter(key=self).aggregate(s=Sum("seconds"))["s"] or Decimal("0")
+
+
+class CreditEntry(models.Model):
+    """One change to a key's pool credits. The balance is the sum of these rows, nothing else."""
+
+    class Kind(models.TextChoices):
+        EARNED = "earned"  # + processed another key's audio
+        RESERVED = "reserved"  # - held when a pool_credit job is routed
+        CHARGED = "charged"  # 0: the hold became final when the job succeeded
+        REFUNDED = "refunded"  # + the hold returned when the job failed or was cancelled
+        GRANTED = "granted"  # +/- by an operator, with a reason
+
+    key = models.ForeignKey(ApiKey, on_delete=models.CASCADE, related_name="credit_entries")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    seconds = models.DecimalField(max_digits=12, decimal_places=3)
+    job_ref = models.CharField(max_length=32, blank=True, db_index=True)
+    reason = models.CharField(max_length=300, blank=True)
+    actor = models.CharField(max_length=150, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        verbose_name_plural = "credit entries"
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            # The database itself refuses a second charge, refund or earning for one job.
+            models.UniqueConstraint(
+                fields=["job_ref", "kind"],
+                condition=~Q(job_ref="") & ~Q(kind="granted"),
+                name="one_entry_per_job_and_kind",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.kind} {self.seconds} s ({self.key.prefix})"
+
+
+class DailyQuota(models.Model):
+    """A per-day counter shared by every process: demos per IP, keys per IP."""
+
+    scope = models.CharField(max_length=20)
+    subject = models.CharField(max_length=64)
+    day = models.DateField()
+    used = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["scope", "subject", "day"], name="one_quota_row")]

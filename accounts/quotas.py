@@ -1,0 +1,33 @@
+"""Per-day quotas kept in the database, so every process and node sees one count."""
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from accounts.models import DailyQuota
+
+DEMOS = "demo"
+KEYS = "keys"
+
+
+def today():
+    return timezone.now().date()
+
+
+def quota_take(*, scope, subject, limit, day=None) -> bool:
+    """Use one unit if any is left. The conditional UPDATE makes it safe under concurrency."""
+    day = day or today()
+    with transaction.atomic():
+        DailyQuota.objects.get_or_create(scope=scope, subject=subject, day=day)
+        taken = DailyQuota.objects.filter(scope=scope, subject=subject, day=day, used__lt=limit).update(
+            used=F("used") + 1
+        )
+    return taken == 1
+
+
+def quota_give_back(*, scope, subject, day):
+    DailyQuota.objects.filter(scope=scope, subject=subject, day=day, used__gt=0).update(used=F("used") - 1)
+
+
+def quota_remaining(*, scope, subject, limit, day=None) -> int:
+    row = DailyQuota.objects.filter(scope=scope, subject=subject, day=day or today()).first()
+    return max(0, limit - (row.used if row else 0))

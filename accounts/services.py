@@ -1,0 +1,53 @@
+from datetime import datetime, time, timedelta, timezone as dt_timezone
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from accounts import quotas
+from accounts.models import ApiKey, hash_key
+from jptranscribe.errors import RateLimited
+
+
+def seconds_until_tomorrow() -> int:
+    now = timezone.now()
+    tomorrow = datetime.combine(now.date() + timedelta(days=1), time.min, tzinfo=dt_timezone.utc)
+    return int((tomorrow - now).total_seconds()) + 1
+
+
+def key_mint(*, ip: str) -> tuple[ApiKey, str]:
+    """A new key for this caller, within the keys-per-IP-per-day limit."""
+    limit = settings.JPT_KEYS_PER_IP_PER_DAY
+    with transaction.atomic():
+        if not quotas.quota_take(scope=quotas.KEYS, subject=ip, limit=limit):
+            raise RateLimited(
+                f"Limit of {limit} new keys per IP per day reached; try again tomorrow (UTC).",
+                retry_after=seconds_until_tomorrow(),
+            )
+        return ApiKey.mint(created_ip=ip or None)
+
+
+def key_revoke(*, key: ApiKey):
+    ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+
+
+def key_restore(*, key: ApiKey):
+    ApiKey.objects.filter(pk=key.pk).update(revoked_at=None)
+
+
+def demos_left_today(ip: str) -> int:
+    return quotas.quota_remaining(scope=quotas.DEMOS, subject=ip, limit=settings.JPT_DEMOS_PER_IP_PER_DAY)
+
+
+def key_resolve(identifier: str) -> ApiKey:
+    """An operator names a key by its full value or by its prefix."""
+    if len(identifier) > 12:
+        key = ApiKey.objects.filter(hashed_key=hash_key(identifier)).first()
+    else:
+        matches = list(ApiKey.objects.filter(prefix=identifier)[:2])
+        if len(matches) > 1:
+            raise ApiKey.MultipleObjectsReturned(f"More than one key starts with {identifier}; give the full key.")
+        key = matches[0] if matches else None
+    if key is None:
+        raise ApiKey.DoesNotExist(f"No key matches {identifier}.")
+    return key

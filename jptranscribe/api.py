@@ -1,0 +1,50 @@
+"""Base views: authentication, per-key rate limits and their headers in one place."""
+from django.conf import settings
+from django_ratelimit.core import get_usage
+from rest_framework.views import APIView
+
+from jptranscribe.errors import RateLimited
+
+
+class PublicView(APIView):
+    authentication_classes = []
+    permission_classes = []
+
+
+class KeyedView(APIView):
+    """An endpoint for key holders: 30 requests a minute per key (the spec's limit)."""
+
+    rate_group = "user"
+
+    def rate(self):
+        return settings.JPT_RATE_USER
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        usage = get_usage(
+            request._request, group=self.rate_group, key=lambda group, req: str(request.user.pk),
+            rate=self.rate(), increment=True,
+        )
+        self._rate_usage = usage
+        if usage and usage["should_limit"]:
+            raise RateLimited(
+                f"Rate limit of {self.rate()} per key exceeded; retry in {usage['time_left']} s.",
+                retry_after=usage["time_left"],
+            )
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        usage = getattr(self, "_rate_usage", None)
+        if usage:
+            response["X-RateLimit-Limit"] = str(usage["limit"])
+            response["X-RateLimit-Remaining"] = str(max(0, usage["limit"] - usage["count"]))
+        return response
+
+
+class WorkerView(KeyedView):
+    """The worker protocol: its own, larger budget so a busy worker never trips it."""
+
+    rate_group = "worker"
+
+    def rate(self):
+        return settings.JPT_RATE_WORKER

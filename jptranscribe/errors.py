@@ -1,0 +1,129 @@
+"""One error shape for the whole API: {"error": {"code", "message"}}."""
+import logging
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
+from django.http import Http404, JsonResponse
+from rest_framework import exceptions as drf
+from rest_framework.response import Response
+
+log = logging.getLogger(__name__)
+
+
+class ServiceError(Exception):
+    """A refusal a caller can act on. Services raise these; views stay thin."""
+
+    status = 400
+    code = "invalid_request"
+    headers: dict = {}
+
+    def __init__(self, message, *, code=None, status=None, headers=None):
+        super().__init__(message)
+        self.message = message
+        if code:
+            self.code = code
+        if status:
+            self.status = status
+        if headers:
+            self.headers = headers
+
+
+class InvalidRequest(ServiceError):
+    pass
+
+
+class InvalidAudio(ServiceError):
+    code = "invalid_audio"
+
+
+class FileTooLarge(ServiceError):
+    status = 413
+    code = "file_too_large"
+
+
+class NotFound(ServiceError):
+    status = 404
+    code = "not_found"
+
+
+class RateLimited(ServiceError):
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, message, *, retry_after: int):
+        super().__init__(message, headers={"Retry-After": str(max(1, int(retry_after)))})
+
+
+def error_body(code, message):
+    return {"error": {"code": code, "message": message}}
+
+
+def _first_message(detail):
+    if isinstance(detail, dict):
+        field, value = next(iter(detail.items()))
+        inner = _first_message(value)
+        return inner if field == "non_field_errors" else f"{field}: {inner}"
+    if isinstance(detail, list) and detail:
+        return _first_message(detail[0])
+    return str(detail)
+
+
+def exception_handler(exc, context):
+    if isinstance(exc, ServiceError):
+        return Response(error_body(exc.code, exc.message), status=exc.status, headers=exc.headers)
+    if isinstance(exc, (drf.NotAuthenticated, drf.AuthenticationFailed)):
+        message = exc.detail if isinstance(exc, drf.AuthenticationFailed) else (
+            "Missing API key: send 'Authorization: Bearer jpt_…'."
+        )
+        return Response(error_body("unauthorized", str(message)), status=401,
+                        headers={"WWW-Authenticate": 'Bearer realm="api"'})
+    if isinstance(exc, drf.Throttled):
+        return Response(error_body("rate_limited", "Too many requests."), status=429,
+                        headers={"Retry-After": str(int(exc.wait or 1))})
+    if isinstance(exc, drf.MethodNotAllowed):
+        return Response(error_body("method_not_allowed", str(exc.detail)), status=405)
+    if isinstance(exc, (drf.NotFound, Http404)):
+        return Response(error_body("not_found", "Not found."), status=404)
+    if isinstance(exc, (drf.PermissionDenied, DjangoPermissionDenied)):
+        return Response(error_body("forbidden", "You may not do that."), status=403)
+    if isinstance(exc, RequestDataTooBig):
+        return Response(error_body("file_too_large", "The request body is too large."), status=413)
+    if isinstance(exc, drf.UnsupportedMediaType):
+        return Response(error_body("invalid_request", str(exc.detail)), status=415)
+    if isinstance(exc, drf.NotAcceptable):
+        return Response(error_body("invalid_request", str(exc.detail)), status=406)
+    if isinstance(exc, drf.ValidationError):
+        return Response(error_body("invalid_request", _first_message(exc.detail)), status=400)
+    if isinstance(exc, drf.APIException):
+        code = "invalid_request" if exc.status_code < 500 else "internal_error"
+        return Response(error_body(code, str(exc.detail)), status=exc.status_code)
+    log.exception("unhandled error in %s", context.get("view").__class__.__name__)
+    return Response(error_body("internal_error", "Server error — please retry."), status=500)
+
+
+def _is_api(request):
+    return request.path.startswith(("/v1/", "/api/"))
+
+
+def json_404(request, exception=None):
+    if _is_api(request):
+        return JsonResponse(error_body("not_found", f"No endpoint at {request.path}."), status=404)
+    from django.views.defaults import page_not_found
+
+    return page_not_found(request, exception)
+
+
+def json_500(request):
+    if _is_api(request):
+        return JsonResponse(error_body("internal_error", "Server error — please retry."), status=500)
+    from django.views.defaults import server_error
+
+    return server_error(request)
+
+
+def json_400(request, exception=None):
+    if _is_api(request):
+        return JsonResponse(error_body("invalid_request", "Bad request."), status=400)
+    from django.views.defaults import bad_request
+
+    return bad_request(request, exception)

@@ -1,0 +1,211 @@
+"""Settings, read from the environment. SQLite by default, PostgreSQL by DATABASE_URL."""
+import os
+import secrets
+from pathlib import Path
+
+import dj_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.environ.get("JPT_VAR_DIR", BASE_DIR / "var"))
+
+
+def envbool(name, default):
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    if value in ("True", "true", "1"):
+        return True
+    if value in ("False", "false", "0"):
+        return False
+    raise ValueError(f"{name} must be True or False, not {value!r}")
+
+
+def envint(name, default):
+    return int(os.environ.get(name) or default)
+
+
+def envfloat(name, default):
+    return float(os.environ.get(name) or default)
+
+
+def envlist(name, default=""):
+    return [item.strip() for item in (os.environ.get(name) or default).split(",") if item.strip()]
+
+
+def _secret_key():
+    """A real secret per installation: from the environment, or made once under var/."""
+    if os.environ.get("SECRET_KEY"):
+        return os.environ["SECRET_KEY"]
+    path = VAR_DIR / "secret_key"
+    if not path.exists():
+        VAR_DIR.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(50))
+    return path.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+DEBUG = envbool("DEBUG", False)
+ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1],testserver")
+CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "accounts",
+    "pool",
+    "transcription",
+    "translation",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "jptranscribe.urls"
+WSGI_APPLICATION = "jptranscribe.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+# --- Database -------------------------------------------------------------
+DATABASE_URL = os.environ.get("DATABASE_URL", "")
+if DATABASE_URL:
+    _db = dj_database_url.parse(DATABASE_URL)
+    if _db["ENGINE"] == "django.db.backends.postgresql":
+        # A connection pool, not persistent per-thread connections: long-polls
+        # hand their connection back while they sleep, so hundreds of waiting
+        # requests need only a handful of PostgreSQL connections.
+        _db["CONN_MAX_AGE"] = 0
+        _db.setdefault("OPTIONS", {})["pool"] = {
+            "min_size": envint("JPT_DB_POOL_MIN", 2),
+            "max_size": envint("JPT_DB_POOL_MAX", 20),
+            "timeout": envint("JPT_DB_POOL_TIMEOUT", 20),
+        }
+        _db["TEST"] = {"NAME": os.environ.get("JPT_TEST_DB_NAME", "test_jptranscribe")}
+else:
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    _db = {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": os.environ.get("JPT_SQLITE_PATH", str(VAR_DIR / "db.sqlite3")),
+        "CONN_MAX_AGE": None,
+        "OPTIONS": {
+            # IMMEDIATE takes the write lock at BEGIN, so two claimers can never
+            # both read the same queued row before one of them updates it.
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 30,
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        },
+    }
+DATABASES = {"default": _db}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Cache: rate-limit counters must be shared by every process and node ---
+CACHE_URL = os.environ.get("JPT_CACHE_URL", "")
+if CACHE_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}}
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "jpt_cache",
+        }
+    }
+RATELIMIT_USE_CACHE = "default"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+
+# Uploads over this many bytes go to a temporary file instead of memory.
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.auth.BearerKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": [
+        "rest_framework.parsers.JSONParser",
+        "rest_framework.parsers.MultiPartParser",
+        "rest_framework.parsers.FormParser",
+    ],
+    "EXCEPTION_HANDLER": "jptranscribe.errors.exception_handler",
+    "UNAUTHENTICATED_USER": None,
+    "DEFAULT_THROTTLE_CLASSES": [],
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "loggers": {"django.request": {"level": "ERROR"}},
+}
+
+# --- JPTranscribe ------------------------------------------------------------
+JPT_VERSION = "1.3.0"
+JPT_PUBLIC_BASE_URL = os.environ.get("JPT_PUBLIC_BASE_URL", "")
+
+JPT_MAX_UPLOAD_BYTES = envint("JPT_MAX_UPLOAD_BYTES", 10 * 1024 * 1024)
+JPT_MAX_CLIP_SECONDS = envfloat("JPT_MAX_CLIP_SECONDS", 90)
+JPT_DEMO_MAX_SECONDS = envfloat("JPT_DEMO_MAX_SECONDS", 30)
+JPT_DEMOS_PER_IP_PER_DAY = envint("JPT_DEMOS_PER_IP_PER_DAY", 3)
+JPT_KEYS_PER_IP_PER_DAY = envint("JPT_KEYS_PER_IP_PER_DAY", 5)
+JPT_RATE_USER = os.environ.get("JPT_RATE_USER", "30/m")
+JPT_RATE_WORKER = os.environ.get("JPT_RATE_WORKER", "1200/m")
+# Only requests whose socket peer is one of these may set X-Forwarded-For.
+JPT_TRUSTED_PROXIES = envlist("JPT_TRUSTED_PROXIES")
+
+JPT_TRANSCRIBE_WAIT_SECONDS = envfloat("JPT_TRANSCRIBE_WAIT_SECONDS", 120)
+JPT_CLAIM_WAIT_MAX_SECONDS = envfloat("JPT_CLAIM_WAIT_MAX_SECONDS", 25)
+JPT_WORKER_ONLINE_SECONDS = envfloat("JPT_WORKER_ONLINE_SECONDS", 90)
+JPT_WORKER_TTL_SECONDS = envfloat("JPT_WORKER_TTL_SECONDS", 900)
+JPT_HEARTBEAT_INTERVAL_SECONDS = envfloat("JPT_HEARTBEAT_INTERVAL_SECONDS", 20)
+JPT_LEASE_SECONDS = envfloat("JPT_LEASE_SECONDS", 120)
+JPT_MAX_ATTEMPTS = envint("JPT_MAX_ATTEMPTS", 3)
+JPT_QUEUE_TIMEOUT_SECONDS = envfloat("JPT_QUEUE_TIMEOUT_SECONDS", 3600)
+# Safety net for missed wake-ups; PostgreSQL LISTEN/NOTIFY does the real work.
+JPT_WAKEUP_POLL_SECONDS = envfloat("JPT_WAKEUP_POLL_SECONDS", 5 if DATABASE_URL else 1)
+JPT_FINISHED_JOB_RETENTION_DAYS = envint("JPT_FINISHED_JOB_RETENTION_DAYS", 30)
+
+JPT_URL_FETCH_ALLOW_HTTP = envbool("JPT_URL_FETCH_ALLOW_HTTP", False)
+# For tests only: addresses a URL fetch may reach despite being private.
+JPT_URL_FETCH_ALLOWED_NETWORKS = envlist("JPT_URL_FETCH_ALLOWED_NETWORKS")
+JPT_URL_FETCH_TIMEOUT_SECONDS = envfloat("JPT_URL_FETCH_TIMEOUT_SECONDS", 15)
+JPT_URL_FETCH_MAX_REDIRECTS = envint("JPT_URL_FETCH_MAX_REDIRECTS", 3)
+
+JPT_TRANSLATION_MODEL = os.environ.get("JPT_TRANSLATION_MODEL", str(VAR_DIR / "models" / "opus-mt-ja-en"))

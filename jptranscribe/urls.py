@@ -1,0 +1,31 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from accounts.views import AccountView, KeysView
+from jptranscribe.views import HealthView
+from pool.views import ClaimView, HeartbeatView, JobAudioView, JobCompleteView, JobFailView
+from transcription.views import TranscribeView, TranscriptionView
+from translation.views import TranslateView
+
+v1 = [
+    path("keys", KeysView.as_view()),
+    path("account", AccountView.as_view()),
+    path("health", HealthView.as_view()),
+    path("transcribe", TranscribeView.as_view()),
+    path("transcriptions/<str:job_id>", TranscriptionView.as_view()),
+    path("translate", TranslateView.as_view()),
+    path("worker/heartbeat", HeartbeatView.as_view()),
+    path("pool/claim", ClaimView.as_view()),
+    path("pool/jobs/<str:job_id>/audio", JobAudioView.as_view()),
+    path("pool/jobs/<str:job_id>/complete", JobCompleteView.as_view()),
+    path("pool/jobs/<str:job_id>/fail", JobFailView.as_view()),
+]
+
+urlpatterns = [
+    path("v1/", include(v1)),
+    path("admin/", admin.site.urls),
+]
+
+handler400 = "jptranscribe.errors.json_400"
+handler404 = "jptranscribe.errors.json_404"
+handler500 = "jptranscribe.errors.json_500"

@@ -1,0 +1,179 @@
+import secrets
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from accounts.models import ApiKey
+
+
+def new_job_id():
+    return "tx_" + secrets.token_hex(10)
+
+
+def new_lease_id():
+    return secrets.token_urlsafe(16)
+
+
+class WorkerQuerySet(models.QuerySet):
+    def online(self):
+        """Seen recently, not signed off, not banned: only these count for routing."""
+        since = timezone.now() - timedelta(seconds=settings.JPT_WORKER_ONLINE_SECONDS)
+        return self.filter(last_seen_at__gte=since, signed_off_at__isnull=True, key__workers_banned_at__isnull=True,
+                           key__revoked_at__isnull=True)
+
+
+class Worker(models.Model):
+    """A running worker client, identified by the id its client chose, within its key."""
+
+    key = models.ForeignKey(ApiKey, on_delete=models.CASCADE, related_name="workers")
+    client_id = models.CharField(max_length=64)
+    name = models.CharField(max_length=100, blank=True)
+    engine = models.CharField(max_length=40, blank=True)
+    model = models.CharField(max_length=100, blank=True)
+    version = models.CharField(max_length=40, blank=True)
+    registered_at = models.DateTimeField(default=timezone.now)
+    last_seen_at = models.DateTimeField(default=timezone.now, db_index=True)
+    # Registration lasts this long after the last heartbeat (the spec's ~15 min TTL).
+    expires_at = models.DateTimeField()
+    signed_off_at = models.DateTimeField(null=True, blank=True)
+    jobs_done = models.PositiveIntegerField(default=0)
+    jobs_failed = models.PositiveIntegerField(default=0)
+    audio_seconds = models.FloatField(default=0)
+    processing_seconds = models.FloatField(default=0)
+
+    objects = WorkerQuerySet.as_manager()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["key", "client_id"], name="one_worker_per_client_id")]
+
+    def __str__(self):
+        return f"{self.name or self.client_id} ({self.key.prefix})"
+
+    @property
+    def is_registered(self):
+        return self.expires_at > timezone.now() and self.signed_off_at is None
+
+    @property
+    def is_online(self):
+        return (
+            self.signed_off_at is None
+            and self.key.workers_banned_at is None
+            and (timezone.now() - self.last_seen_at).total_seconds() <= settings.JPT_WORKER_ONLINE_SECONDS
+        )
+
+    @property
+    def real_time_factor(self):
+        return self.processing_seconds / self.audio_seconds if self.audio_seconds else None
+
+
+class Job(models.Model):
+    """One clip to transcribe, from upload until its caller has the result."""
+
+    class Route(models.TextChoices):
+        POOL_SELF = "pool_self"
+        SERVER_DEMO = "server_demo"
+        POOL_CREDIT = "pool_credit"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        LEASED = "leased"  # a worker holds it
+        COMPLETED = "completed"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+
+    FINISHED = (Status.COMPLETED, Status.FAILED, Status.CANCELLED)
+
+    id = models.CharField(primary_key=True, max_length=32, default=new_job_id, editable=False)
+    key = models.ForeignKey(ApiKey, on_delete=models.CASCADE, related_name="jobs")
+    route = models.CharField(max_length=12, choices=Route.choices)
+    route_reason = models.CharField(max_length=200)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    language = models.CharField(max_length=8, default="ja")
+    translate = models.BooleanField(default=False)
+    duration_seconds = models.DecimalField(max_digits=8, decimal_places=3)
+    audio_format = models.CharField(max_length=8)
+    client_ip = models.GenericIPAddressField(null=True, blank=True)
+    # The demo quota day this job used, to give the demo back if the job fails.
+    demo_day = models.DateField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    queued_at = models.DateTimeField(default=timezone.now)
+
+    worker = models.ForeignKey(Worker, null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs")
+    lease_id = models.CharField(max_length=32, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    failures = models.PositiveSmallIntegerField(default=0)
+
+    text = models.TextField(blank=True)
+    segments = models.JSONField(default=list, blank=True)
+    model = models.CharField(max_length=100, blank=True)
+    translation = models.TextField(null=True, blank=True)
+    warnings = models.JSONField(default=list, blank=True)
+    error = models.CharField(max_length=500, blank=True)
+    # The API error code a failed job answers its caller with.
+    error_code = models.CharField(max_length=32, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            # The claim's hot path: queued jobs by route, oldest first.
+            models.Index(fields=["route", "queued_at"], condition=Q(status="queued"), name="job_queued_idx"),
+            models.Index(fields=["lease_expires_at"], condition=Q(status="leased"), name="job_leased_idx"),
+            models.Index(fields=["key", "-created_at"], name="job_key_created_idx"),
+            models.Index(fields=["status", "-created_at"], name="job_status_created_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=["queued", "leased", "completed", "failed", "cancelled"]),
+                name="job_status_valid",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="leased") | (Q(worker__isnull=False) & Q(lease_expires_at__isnull=False)),
+                name="leased_job_has_holder",
+            ),
+        ]
+
+    def __str__(self):
+        return self.id
+
+    @property
+    def is_finished(self):
+        return self.status in self.FINISHED
+
+    @property
+    def processed_by(self):
+        return {"pool_self": "self", "server_demo": "server_demo", "pool_credit": "pool"}[self.route]
+
+
+class JobAudio(models.Model):
+    """The uploaded bytes, apart from the job row so listing jobs never loads them.
+
+    Kept in the database so every app server sees the same audio; deleted as soon
+    as the job ends.
+    """
+
+    job = models.OneToOneField(Job, primary_key=True, on_delete=models.CASCADE, related_name="audio")
+    data = models.BinaryField()
+    content_type = models.CharField(max_length=60)
+
+
+class JobAttempt(models.Model):
+    """One lease of a job by one worker: the history admins and retries look at."""
+
+    class Outcome(models.TextChoices):
+        RUNNING = "running"
+        COMPLETED = "completed"
+        FAILED = "failed"
+        EXPIRED = "expired"
+        ABANDONED = "abandoned"  # the job was cancelled or re-routed under it
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="attempt_log")
+    worker = models.ForeignKey(Worker, on_delete=models.CASCADE, related_name="attempts")
+    lease_id = models.CharField(max_length=32, unique=True)
+    started_at = models.DateTimeField(default=timezone.now)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=10, choices=Outcome.choices, default=Outcome.RUNNING)
+    error = models.CharField(max_length=500, blank=True)

@@ -1,0 +1,391 @@
+"""The job pool: registering workers, claiming with leases, finishing jobs.
+
+Every state change is an UPDATE guarded by the state it expects (`status=…`,
+`lease_id=…`), so two servers or two threads can never both move one job.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import close_old_connections, connection, transaction
+from django.db.models import Exists, F, OuterRef
+from django.utils import timezone
+
+from accounts import credits, quotas
+from accounts.models import ApiKey
+from jptranscribe.errors import NotFound, ServiceError
+from pool import wakeup
+from pool.models import Job, JobAttempt, JobAudio, Worker, new_lease_id
+
+log = logging.getLogger(__name__)
+
+Status = Job.Status
+Route = Job.Route
+
+
+class WorkerNotRegistered(ServiceError):
+    status = 409
+    code = "worker_not_registered"
+
+
+class WorkerBanned(ServiceError):
+    status = 403
+    code = "worker_banned"
+
+
+class LeaseLost(ServiceError):
+    status = 409
+    code = "lease_lost"
+
+
+# --- Workers ------------------------------------------------------------------
+
+
+def worker_heartbeat(*, key: ApiKey, client_id: str, name="", engine="", model="", version="",
+                     going_offline=False) -> Worker:
+    """Register or refresh a worker and extend the lease of the job it holds."""
+    if key.workers_banned_at:
+        raise WorkerBanned("This key may no longer run workers. Contact the operators.")
+    now = timezone.now()
+    fields = {"name": name, "engine": engine, "model": model, "version": version, "last_seen_at": now}
+    if going_offline:
+        fields["signed_off_at"] = now
+        fields["expires_at"] = now
+    else:
+        fields["signed_off_at"] = None
+        fields["expires_at"] = now + timedelta(seconds=settings.JPT_WORKER_TTL_SECONDS)
+    with transaction.atomic():
+        worker, _ = Worker.objects.update_or_create(key=key, client_id=client_id, defaults=fields)
+        if going_offline:
+            # A worker that says goodbye leaves nothing to wait for a lease.
+            _requeue_held_jobs(worker, reason="worker went offline")
+        else:
+            Job.objects.filter(worker=worker, status=Status.LEASED).update(
+                lease_expires_at=now + timedelta(seconds=settings.JPT_LEASE_SECONDS)
+            )
+    return worker
+
+
+def worker_for_request(*, key: ApiKey, client_id: str) -> Worker:
+    """The registered worker a pool call speaks for; refreshes its last-seen time."""
+    if key.workers_banned_at:
+        raise WorkerBanned("This key may no longer run workers. Contact the operators.")
+    worker = Worker.objects.filter(key=key, client_id=client_id).select_related("key").first()
+    if worker is None or not worker.is_registered:
+        raise WorkerNotRegistered("Unknown or expired worker: send a heartbeat first.")
+    now = timezone.now()
+    if (now - worker.last_seen_at).total_seconds() > 5:
+        Worker.objects.filter(pk=worker.pk).update(last_seen_at=now)
+        worker.last_seen_at = now
+    return worker
+
+
+def worker_ban(*, key: ApiKey):
+    """Stop a key's workers: they can no longer claim, and the jobs they hold go back to the queue."""
+    with transaction.atomic():
+        ApiKey.objects.filter(pk=key.pk).update(workers_banned_at=timezone.now())
+        for worker in Worker.objects.filter(key=key):
+            _requeue_held_jobs(worker, reason="worker banned")
+
+
+def _requeue_held_jobs(worker: Worker, *, reason: str):
+    for job in Job.objects.select_for_update().filter(worker=worker, status=Status.LEASED):
+        _end_attempt(job, JobAttempt.Outcome.ABANDONED, reason)
+        _requeue(job)
+
+
+# --- Submitting ------------------------------------------------------------------
+
+
+def job_submit(*, key: ApiKey, route: str, route_reason: str, audio: bytes, content_type: str,
+               audio_format: str, duration_seconds, translate: bool, client_ip=None, demo_day=None,
+               job_id=None) -> Job:
+    """Queue a routed clip. Called inside the routing transaction, so the credit hold,
+    the demo quota and the job stand or fall together."""
+    job = Job(key=key, route=route, route_reason=route_reason, audio_format=audio_format,
+              duration_seconds=duration_seconds, translate=translate, client_ip=client_ip, demo_day=demo_day)
+    if job_id:
+        job.id = job_id
+    job.save(force_insert=True)
+    JobAudio.objects.create(job=job, data=audio, content_type=content_type)
+    wakeup.announce(_queue_channel(job))
+    return job
+
+
+def _queue_channel(job: Job) -> str:
+    if job.route == Route.SERVER_DEMO:
+        return "queued:demo"
+    if job.route == Route.POOL_SELF:
+        return f"queued:self:{job.key_id}"
+    return "queued:credit"
+
+
+def _claim_channels(worker: Worker):
+    if worker.key.is_server:
+        return ["queued:demo"]
+    return [f"queued:self:{worker.key_id}", "queued:credit"]
+
+
+# --- Claiming ----------------------------------------------------------------------
+
+
+def _claimable(worker: Worker):
+    """Candidate jobs for this worker, best first, as a list of querysets to try in order."""
+    queued = Job.objects.filter(status=Status.QUEUED)
+    if worker.key.is_server:
+        return [queued.filter(route=Route.SERVER_DEMO).order_by("queued_at")]
+    failed_here = JobAttempt.objects.filter(job=OuterRef("pk"), worker=worker, outcome=JobAttempt.Outcome.FAILED)
+    return [
+        queued.filter(route=Route.POOL_SELF, key_id=worker.key_id).order_by("queued_at"),
+        # A pool job that failed on this worker goes to another one.
+        queued.filter(route=Route.POOL_CREDIT).exclude(Exists(failed_here)).order_by("queued_at"),
+    ]
+
+
+def _claim_once(worker: Worker) -> Job | None:
+    lease_seconds = settings.JPT_LEASE_SECONDS
+    for candidates in _claimable(worker):
+        for _ in range(3):
+            with transaction.atomic():
+                job = candidates.select_for_update(skip_locked=True).first()
+                if job is None:
+                    break
+                now = timezone.now()
+                lease_id = new_lease_id()
+                taken = Job.objects.filter(pk=job.pk, status=Status.QUEUED).update(
+                    status=Status.LEASED, worker=worker, lease_id=lease_id,
+                    lease_expires_at=now + timedelta(seconds=lease_seconds), attempts=F("attempts") + 1,
+                )
+                if taken != 1:
+                    continue  # someone else moved it between our read and our write
+                JobAttempt.objects.create(job=job, worker=worker, lease_id=lease_id, started_at=now)
+                job.refresh_from_db()
+                return job
+    return None
+
+
+def job_claim(*, worker: Worker, wait_seconds: float) -> Job | None:
+    """Hand the worker one job, waiting up to `wait_seconds` for one to arrive.
+
+    While waiting, the thread holds no database connection (it goes back to the
+    pool) and sleeps until a wake-up for a channel this worker can serve.
+    """
+    deadline = time.monotonic() + max(0.0, min(wait_seconds, settings.JPT_CLAIM_WAIT_MAX_SECONDS))
+    channels = _claim_channels(worker)
+    while True:
+        with wakeup.hub.listening(channels) as woken:
+            pool_maintenance()
+            job = _claim_once(worker)
+            if job is not None:
+                return job
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            connection.close()
+            woken.wait(min(remaining, settings.JPT_WAKEUP_POLL_SECONDS))
+        close_old_connections()
+
+
+# --- Holding a job -----------------------------------------------------------------
+
+
+def _held_job(*, worker: Worker, job_id: str, lease_id: str, lock=False) -> Job:
+    """The job, if this worker holds it with this lease (or finished it with it).
+
+    A stranger learns nothing: a job it never held is simply not found.
+    """
+    qs = Job.objects.select_for_update() if lock else Job.objects
+    job = qs.filter(pk=job_id).first()
+    if job is None:
+        raise NotFound("No such job.")
+    if job.worker_id == worker.id and job.lease_id == lease_id and lease_id:
+        return job
+    if JobAttempt.objects.filter(job_id=job_id, worker=worker).exists():
+        raise LeaseLost("This job is no longer yours: its lease expired or it was re-assigned.")
+    raise NotFound("No such job.")
+
+
+def job_audio(*, worker: Worker, job_id: str, lease_id: str) -> JobAudio:
+    job = _held_job(worker=worker, job_id=job_id, lease_id=lease_id)
+    if job.status != Status.LEASED:
+        raise LeaseLost("This job has already ended.")
+    audio = JobAudio.objects.filter(job=job).first()
+    if audio is None:
+        raise LeaseLost("This job's audio is gone.")
+    return audio
+
+
+def job_complete(*, worker: Worker, job_id: str, lease_id: str, text: str, segments: list, model: str,
+                 processing_seconds: float | None = None) -> tuple[Job, float]:
+    """Store the result and settle credits. Repeating the same call is harmless.
+
+    Returns the job and the seconds credited to the worker's owner.
+    """
+    with transaction.atomic():
+        job = _held_job(worker=worker, job_id=job_id, lease_id=lease_id, lock=True)
+        earns = job.key_id != worker.key_id and not worker.key.is_server
+        if job.status == Status.COMPLETED:
+            return job, float(job.duration_seconds) if earns else 0.0
+        if job.status != Status.LEASED:
+            raise LeaseLost("This job has already ended.")
+        now = timezone.now()
+        job.status = Status.COMPLETED
+        job.text = text
+        job.segments = segments
+        job.model = model or worker.model
+        job.finished_at = now
+        job.lease_expires_at = None
+        job.save(update_fields=["status", "text", "segments", "model", "finished_at", "lease_expires_at"])
+        _end_attempt(job, JobAttempt.Outcome.COMPLETED, "")
+        JobAudio.objects.filter(job=job).delete()
+        credits.credits_settle(job_ref=job.id)
+        if earns:
+            credits.credits_earn(key=worker.key, amount=job.duration_seconds, job_ref=job.id)
+        Worker.objects.filter(pk=worker.pk).update(
+            jobs_done=F("jobs_done") + 1,
+            audio_seconds=F("audio_seconds") + float(job.duration_seconds),
+            processing_seconds=F("processing_seconds") + float(processing_seconds or 0),
+        )
+        wakeup.announce(f"done:{job.id}")
+    return job, float(job.duration_seconds) if earns else 0.0
+
+
+def job_fail(*, worker: Worker, job_id: str, lease_id: str, error: str) -> Job:
+    """The worker gave up on the job: retry it elsewhere, or fail it for good."""
+    with transaction.atomic():
+        repeated = JobAttempt.objects.filter(
+            job_id=job_id, worker=worker, lease_id=lease_id, outcome=JobAttempt.Outcome.FAILED
+        ).exists()
+        if repeated and lease_id:
+            return Job.objects.get(pk=job_id)
+        job = _held_job(worker=worker, job_id=job_id, lease_id=lease_id, lock=True)
+        if job.status != Status.LEASED:
+            raise LeaseLost("This job has already ended.")
+        _end_attempt(job, JobAttempt.Outcome.FAILED, error)
+        Job.objects.filter(pk=job.pk).update(failures=F("failures") + 1)
+        Worker.objects.filter(pk=worker.pk).update(jobs_failed=F("jobs_failed") + 1)
+        job.refresh_from_db()
+        _retry_or_fail(job, f"worker reported: {error}"[:500])
+    return job
+
+
+def _end_attempt(job: Job, outcome, error: str):
+    JobAttempt.objects.filter(lease_id=job.lease_id, outcome=JobAttempt.Outcome.RUNNING).update(
+        outcome=outcome, ended_at=timezone.now(), error=error[:500]
+    )
+
+
+def _requeue(job: Job):
+    Job.objects.filter(pk=job.pk).update(status=Status.QUEUED, worker=None, lease_id="", lease_expires_at=None)
+    job.status = Status.QUEUED
+    wakeup.announce(_queue_channel(job))
+
+
+def _retry_or_fail(job: Job, error: str):
+    if job.attempts >= settings.JPT_MAX_ATTEMPTS:
+        job_finish_failed(job, f"Transcription failed after {job.attempts} attempts ({error}).")
+    else:
+        _requeue(job)
+
+
+def job_finish_failed(job: Job, error: str, *, status=Status.FAILED, code="internal_error"):
+    """End a job without a result, giving back everything it held. Call in a transaction."""
+    Job.objects.filter(pk=job.pk).update(status=status, error=error[:500], error_code=code,
+                                         finished_at=timezone.now(), worker=None, lease_expires_at=None)
+    job.status = status
+    job.error = error[:500]
+    job.error_code = code
+    JobAudio.objects.filter(job=job).delete()
+    credits.credits_refund(job_ref=job.id, reason=error[:300])
+    if job.route == Route.SERVER_DEMO and job.demo_day and job.client_ip:
+        quotas.quota_give_back(scope=quotas.DEMOS, subject=job.client_ip, day=job.demo_day)
+    wakeup.announce(f"done:{job.id}")
+
+
+def job_cancel(*, job: Job, reason: str):
+    """Operator's cancel: the caller is told, reserved credits and demos go back."""
+    with transaction.atomic():
+        job = Job.objects.select_for_update().get(pk=job.pk)
+        if job.is_finished:
+            return job
+        if job.status == Status.LEASED:
+            _end_attempt(job, JobAttempt.Outcome.ABANDONED, "cancelled")
+        job_finish_failed(job, f"Cancelled by an operator: {reason}", status=Status.CANCELLED)
+    return job
+
+
+def job_requeue(*, job: Job):
+    """Operator's re-queue of a stuck or held job."""
+    with transaction.atomic():
+        job = Job.objects.select_for_update().get(pk=job.pk)
+        if job.status == Status.LEASED:
+            _end_attempt(job, JobAttempt.Outcome.ABANDONED, "re-queued by an operator")
+            _requeue(job)
+    return job
+
+
+# --- Lease expiry ---------------------------------------------------------------------
+
+
+def jobs_expire_leases() -> int:
+    """Put jobs whose worker went silent back in the queue (or fail them after the last attempt)."""
+    now = timezone.now()
+    expired = 0
+    ids = list(Job.objects.filter(status=Status.LEASED, lease_expires_at__lt=now).values_list("pk", flat=True)[:100])
+    for job_id in ids:
+        with transaction.atomic():
+            job = Job.objects.select_for_update(skip_locked=True).filter(
+                pk=job_id, status=Status.LEASED, lease_expires_at__lt=now
+            ).first()
+            if job is None:
+                continue
+            _end_attempt(job, JobAttempt.Outcome.EXPIRED, "lease expired")
+            _retry_or_fail(job, "the worker went silent")
+            expired += 1
+    if expired:
+        log.info("re-queued %d jobs whose lease expired", expired)
+    return expired
+
+
+def jobs_expire_queued() -> int:
+    """Fail jobs no worker took in time, so their callers hear back and their credits return."""
+    limit = settings.JPT_QUEUE_TIMEOUT_SECONDS
+    cutoff = timezone.now() - timedelta(seconds=limit)
+    expired = 0
+    ids = list(Job.objects.filter(status=Status.QUEUED, queued_at__lt=cutoff).values_list("pk", flat=True)[:100])
+    for job_id in ids:
+        with transaction.atomic():
+            job = Job.objects.select_for_update(skip_locked=True).filter(pk=job_id, status=Status.QUEUED).first()
+            if job is not None:
+                job_finish_failed(job, f"No worker took this job within {limit / 60:g} minutes; please retry.")
+                expired += 1
+    return expired
+
+
+def pool_maintenance():
+    """Expire leases and stale queued jobs, at most once a second across all processes."""
+    if cache.add("jpt:pool-maintenance", 1, timeout=1):
+        jobs_expire_leases()
+        jobs_expire_queued()
+
+
+# --- Figures ------------------------------------------------------------------------------
+
+
+def pool_stats() -> dict:
+    return {
+        "workers_online": Worker.objects.online().filter(key__is_server=False).count(),
+        "jobs_queued": Job.objects.filter(status=Status.QUEUED).count(),
+    }
+
+
+def job_reroute(*, job: Job, route: str, route_reason: str, demo_day=None):
+    """Move a queued job to another route (its owner's worker vanished). Call in a transaction."""
+    Job.objects.filter(pk=job.pk, status=Status.QUEUED).update(route=route, route_reason=route_reason,
+                                                               demo_day=demo_day)
+    job.route = route
+    wakeup.announce(_queue_channel(job))

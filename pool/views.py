@@ -1,0 +1,123 @@
+from django.conf import settings
+from django.http import HttpResponse
+from rest_framework import serializers
+from rest_framework.response import Response
+
+from jptranscribe.api import WorkerView
+from jptranscribe.errors import InvalidRequest
+from pool import services
+
+WORKER_ID = r"^[A-Za-z0-9_.-]{1,64}$"
+
+
+class WorkerIdInput(serializers.Serializer):
+    worker_id = serializers.RegexField(WORKER_ID)
+
+
+class LeaseInput(WorkerIdInput):
+    lease_id = serializers.CharField(max_length=32)
+
+
+def _valid(serializer_class, data):
+    form = serializer_class(data=data)
+    form.is_valid(raise_exception=True)
+    return form.validated_data
+
+
+class HeartbeatView(WorkerView):
+    class Input(WorkerIdInput):
+        name = serializers.CharField(max_length=100, required=False, default="", allow_blank=True)
+        engine = serializers.CharField(max_length=40, required=False, default="", allow_blank=True)
+        model = serializers.CharField(max_length=100, required=False, default="", allow_blank=True)
+        version = serializers.CharField(max_length=40, required=False, default="", allow_blank=True)
+        status = serializers.ChoiceField(["online", "offline"], required=False, default="online")
+
+    def post(self, request):
+        data = _valid(self.Input, request.data)
+        worker = services.worker_heartbeat(
+            key=request.user, client_id=data["worker_id"], name=data["name"], engine=data["engine"],
+            model=data["model"], version=data["version"], going_offline=data["status"] == "offline",
+        )
+        return Response({
+            "worker_id": worker.client_id,
+            "accepted": True,
+            "online": worker.is_online,
+            "ttl_seconds": settings.JPT_WORKER_TTL_SECONDS,
+            "heartbeat_interval_seconds": settings.JPT_HEARTBEAT_INTERVAL_SECONDS,
+            "online_window_seconds": settings.JPT_WORKER_ONLINE_SECONDS,
+        })
+
+
+class ClaimView(WorkerView):
+    class Input(WorkerIdInput):
+        wait_seconds = serializers.FloatField(required=False, default=25, min_value=0)
+
+    def post(self, request):
+        data = _valid(self.Input, request.data)
+        worker = services.worker_for_request(key=request.user, client_id=data["worker_id"])
+        job = services.job_claim(worker=worker, wait_seconds=data["wait_seconds"])
+        if job is None:
+            return Response({"job": None})
+        return Response({"job": {
+            "id": job.id,
+            "lease_id": job.lease_id,
+            "lease_seconds": settings.JPT_LEASE_SECONDS,
+            "lease_expires_at": job.lease_expires_at,
+            "audio_url": f"/v1/pool/jobs/{job.id}/audio",
+            "duration_seconds": float(job.duration_seconds),
+            "language": job.language,
+            "route": job.route,
+        }})
+
+
+class JobAudioView(WorkerView):
+    def get(self, request, job_id):
+        data = _valid(LeaseInput, request.query_params)
+        worker = services.worker_for_request(key=request.user, client_id=data["worker_id"])
+        audio = services.job_audio(worker=worker, job_id=job_id, lease_id=data["lease_id"])
+        response = HttpResponse(bytes(audio.data), content_type=audio.content_type)
+        response["Cache-Control"] = "no-store"
+        return response
+
+
+class JobCompleteView(WorkerView):
+    class Input(LeaseInput):
+        text = serializers.CharField(allow_blank=True, max_length=100_000, trim_whitespace=False)
+        segments = serializers.ListField(child=serializers.DictField(), required=False, default=list,
+                                         max_length=10_000)
+        model = serializers.CharField(max_length=100, required=False, default="", allow_blank=True)
+        processing_seconds = serializers.FloatField(required=False, min_value=0, allow_null=True)
+
+    def post(self, request, job_id):
+        data = _valid(self.Input, request.data)
+        worker = services.worker_for_request(key=request.user, client_id=data["worker_id"])
+        job, credited = services.job_complete(
+            worker=worker, job_id=job_id, lease_id=data["lease_id"], text=data["text"].strip(),
+            segments=clean_segments(data["segments"]), model=data["model"],
+            processing_seconds=data.get("processing_seconds"),
+        )
+        return Response({"status": "completed", "credited_seconds": credited})
+
+
+class JobFailView(WorkerView):
+    class Input(LeaseInput):
+        error = serializers.CharField(max_length=2000, required=False, default="", allow_blank=True)
+
+    def post(self, request, job_id):
+        data = _valid(self.Input, request.data)
+        worker = services.worker_for_request(key=request.user, client_id=data["worker_id"])
+        job = services.job_fail(worker=worker, job_id=job_id, lease_id=data["lease_id"],
+                                error=data["error"] or "no reason given")
+        return Response({"status": job.status})
+
+
+def clean_segments(segments):
+    """Keep only start/end/text, as numbers and a string: the result is shown to other people."""
+    cleaned = []
+    for seg in segments:
+        try:
+            cleaned.append({"start": round(float(seg["start"]), 3), "end": round(float(seg["end"]), 3),
+                            "text": str(seg.get("text", ""))[:5000]})
+        except (KeyError, TypeError, ValueError):
+            raise InvalidRequest("Each segment needs numeric 'start' and 'end' and a 'text'.")
+    return cleaned

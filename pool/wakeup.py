@@ -1,0 +1,141 @@
+"""Wake-ups for long-polls, so waiting requests neither busy-poll nor miss work.
+
+Each process keeps a hub of waiting threads keyed by channel. A change is
+announced after its transaction commits: on PostgreSQL with NOTIFY, which a
+listener thread in every process (every app server) relays to its hub; on
+SQLite, a single-node database, straight to this process's hub. Waiters also
+wake every JPT_WAKEUP_POLL_SECONDS to re-check, as a safety net.
+
+Channels: "queued:demo", "queued:credit", "queued:self:<key id>" announce a job
+ready to claim (one waiter is woken per job); "done:<job id>" announces a
+finished job (every waiter is woken).
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from contextlib import contextmanager
+
+import psycopg
+from django.db import connection, transaction
+
+log = logging.getLogger(__name__)
+PG_CHANNEL = "jpt_pool"
+
+
+class _Hub:
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._waiters: dict[str, deque[threading.Event]] = {}
+
+    @contextmanager
+    def listening(self, channels):
+        """Register before checking the database, so no announcement falls in between."""
+        _ensure_listener()
+        event = threading.Event()
+        with self._lock:
+            for channel in channels:
+                self._waiters.setdefault(channel, deque()).append(event)
+        try:
+            yield event
+        finally:
+            with self._lock:
+                for channel in channels:
+                    queue = self._waiters.get(channel)
+                    if queue is not None:
+                        try:
+                            queue.remove(event)
+                        except ValueError:
+                            pass
+                        if not queue:
+                            del self._waiters[channel]
+
+    def publish(self, channel: str):
+        with self._lock:
+            queue = self._waiters.get(channel)
+            if not queue:
+                return
+            if channel.startswith("queued:"):
+                # One job, one claimer: wake the longest-waiting one still asleep
+                # and move it to the back, so the next job wakes someone else.
+                for event in queue:
+                    if not event.is_set():
+                        queue.remove(event)
+                        queue.append(event)
+                        event.set()
+                        break
+            else:
+                for event in queue:
+                    event.set()
+
+    def publish_all(self):
+        """After a lost listener connection: announcements may have been missed."""
+        with self._lock:
+            for queue in self._waiters.values():
+                for event in queue:
+                    event.set()
+
+
+hub = _Hub()
+
+
+def _is_postgres():
+    return connection.vendor == "postgresql"
+
+
+def announce(channel: str):
+    """Announce `channel` once the current transaction commits (at once outside one)."""
+    if _is_postgres():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_notify(%s, %s)", [PG_CHANNEL, channel])
+    else:
+        transaction.on_commit(lambda: hub.publish(channel))
+
+
+# --- PostgreSQL listener, one per process, started by the first waiter ---------
+_listener_lock = threading.Lock()
+_listener_thread: threading.Thread | None = None
+
+
+def _conninfo():
+    s = connection.settings_dict
+    params = {"dbname": s["NAME"], "user": s["USER"], "password": s["PASSWORD"], "host": s["HOST"],
+              "port": s["PORT"]}
+    return {k: v for k, v in params.items() if v}
+
+
+def _ensure_listener():
+    global _listener_thread
+    if not _is_postgres():
+        return
+    with _listener_lock:
+        if _listener_thread is not None and _listener_thread.is_alive():
+            return
+        ready = threading.Event()
+        _listener_thread = threading.Thread(
+            target=_listen_forever, args=(_conninfo(), ready), name="jpt-pool-listener", daemon=True
+        )
+        _listener_thread.start()
+    # A first waiter must not register before LISTEN is in place.
+    ready.wait(timeout=5)
+
+
+def _listen_forever(conninfo, ready):
+    backoff = 0.5
+    while True:
+        try:
+            with psycopg.connect(**conninfo, autocommit=True) as conn:
+                conn.execute(f"LISTEN {PG_CHANNEL}")
+                ready.set()
+                hub.publish_all()
+                backoff = 0.5
+                while True:
+                    for notify in conn.notifies(timeout=30):
+                        hub.publish(notify.payload)
+        except Exception:  # noqa: BLE001 - a listener must outlive database restarts
+            log.warning("pool listener lost its connection; retrying in %.1f s", backoff, exc_info=True)
+            ready.set()
+            time.sleep(backoff)
+            backoff = min(backoff * 2, 10)

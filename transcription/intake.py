@@ -1,0 +1,76 @@
+"""Turning an upload or a URL into checked audio bytes, before anything is queued."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.files.uploadhandler import MemoryFileUploadHandler
+
+from jptranscribe.errors import FileTooLarge, InvalidAudio, InvalidRequest
+from transcription.urlfetch import fetch_audio
+from worker_client import audio as audio_lib
+
+CONTENT_TYPES = {"WAV": "audio/wav", "MP3": "audio/mpeg", "M4A": "audio/mp4", "FLAC": "audio/flac",
+                 "OGG": "audio/ogg"}
+# Room for the multipart framing and the small form fields around the file.
+MULTIPART_OVERHEAD = 64 * 1024
+
+
+def too_large_message():
+    return f"The audio is over the {settings.JPT_MAX_UPLOAD_BYTES // 1_048_576} MB limit."
+
+
+class SizeLimitedUploadHandler(MemoryFileUploadHandler):
+    """Keeps an upload in memory and refuses it as soon as it passes the limit.
+
+    Counting while streaming means an oversized body is never buffered whole,
+    whatever its Content-Length claimed (or whether it sent one).
+    """
+
+    def handle_raw_input(self, input_data, META, content_length, boundary, encoding=None):
+        limit = settings.JPT_MAX_UPLOAD_BYTES
+        if content_length and content_length > limit + MULTIPART_OVERHEAD:
+            raise FileTooLarge(too_large_message())
+        self.activated = True  # always in memory: the limit keeps it small
+
+    def new_file(self, *args, **kwargs):
+        super().new_file(*args, **kwargs)
+        self.received = 0
+
+    def receive_data_chunk(self, raw_data, start):
+        self.received += len(raw_data)
+        if self.received > settings.JPT_MAX_UPLOAD_BYTES:
+            raise FileTooLarge(too_large_message())
+        return super().receive_data_chunk(raw_data, start)
+
+
+@dataclass(frozen=True)
+class CheckedAudio:
+    data: bytes
+    content_type: str
+    format: str
+    duration_seconds: float
+
+
+def read_upload(upload) -> bytes:
+    if upload.size > settings.JPT_MAX_UPLOAD_BYTES:
+        raise FileTooLarge(too_large_message())
+    return upload.read()
+
+
+def read_url(url: str) -> bytes:
+    data, _ = fetch_audio(url, max_bytes=settings.JPT_MAX_UPLOAD_BYTES)
+    return data
+
+
+def check_audio(data: bytes) -> CheckedAudio:
+    """Decode enough to know the clip is real audio within the length limit."""
+    limit = settings.JPT_MAX_CLIP_SECONDS
+    try:
+        probe = audio_lib.probe(data, max_seconds=limit)
+    except audio_lib.AudioError as exc:
+        raise InvalidAudio(str(exc))
+    if probe.duration_seconds > limit:
+        raise InvalidRequest(f"The clip is longer than the {limit:g} s limit; split it into shorter clips.")
+    return CheckedAudio(data=data, content_type=CONTENT_TYPES[probe.format], format=probe.format,
+                        duration_seconds=probe.duration_seconds)

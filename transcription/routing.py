@@ -1,0 +1,122 @@
+"""Where a clip runs: the spec's routing table, first match wins.
+
+| pool_self   | the key's own worker is online                  | processed_by self        |
+| server_demo | no own worker, clip <= 30 s, demos left for IP  | processed_by server_demo |
+| pool_credit | credits cover the clip (held now, charged later)| processed_by pool        |
+| 403         | none of the above                               | worker_required          |
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import transaction
+
+from accounts import credits, quotas
+from accounts.models import ApiKey
+from jptranscribe.errors import ServiceError
+from pool import services as pool
+from pool.models import Job, Worker, new_job_id
+
+Route = Job.Route
+
+
+class WorkerRequired(ServiceError):
+    status = 403
+    code = "worker_required"
+
+
+@dataclass(frozen=True)
+class Decision:
+    route: str
+    reason: str
+    demo_day: object = None
+
+
+def _own_worker_online(key: ApiKey) -> bool:
+    return Worker.objects.online().filter(key=key).exists()
+
+
+def _demo_worker_online() -> bool:
+    return Worker.objects.online().filter(key__is_server=True).exists()
+
+
+def _decide(*, key: ApiKey, duration: float, ip: str, job_id: str, allow_self=True) -> Decision | str:
+    """Pick a route, taking the demo or holding credits as needed. Returns why not, if none fits.
+
+    Call inside a transaction with the key row locked, so concurrent requests of
+    one key cannot spend the same credits twice.
+    """
+    if allow_self and _own_worker_online(key):
+        return Decision(Route.POOL_SELF, "Your worker is online — job runs on your CPU")
+
+    demo_limit = settings.JPT_DEMOS_PER_IP_PER_DAY
+    demo_max = settings.JPT_DEMO_MAX_SECONDS
+    if duration <= demo_max and not key.is_server and _demo_worker_online():
+        day = quotas.today()
+        if quotas.quota_take(scope=quotas.DEMOS, subject=ip, limit=demo_limit, day=day):
+            left = quotas.quota_remaining(scope=quotas.DEMOS, subject=ip, limit=demo_limit, day=day)
+            return Decision(Route.SERVER_DEMO,
+                            f"No worker online — free server demo ({left} of {demo_limit} left today)", day)
+
+    if credits.credits_reserve(key=key, amount=duration, job_ref=job_id):
+        balance = credits.credits_balance(key)
+        return Decision(Route.POOL_CREDIT,
+                        f"No worker online — {duration:g} s of pool credits used ({balance:g} s left)")
+
+    return _why_not(key=key, duration=duration, ip=ip)
+
+
+def _why_not(*, key, duration, ip) -> str:
+    needed = credits.seconds(duration) - max(credits.credits_balance(key), Decimal("0"))
+    demo_max = settings.JPT_DEMO_MAX_SECONDS
+    if duration > demo_max:
+        demo = f"the free server demo takes clips up to {demo_max:g} s (this one is {duration:g} s)"
+    elif not _demo_worker_online():
+        demo = "the free server demo is offline right now"
+    else:
+        demo = (f"your {settings.JPT_DEMOS_PER_IP_PER_DAY} free server demos for today are used "
+                "(they come back at 00:00 UTC)")
+    return (f"No worker of yours is online, {demo}, and you need {needed:g} more seconds of pool credit. "
+            "Run worker.py with this key (see /worker/) to transcribe on your own CPU and earn credits.")
+
+
+def transcription_submit(*, key: ApiKey, audio, translate: bool, ip: str) -> Job:
+    """Route a checked clip and queue it, all or nothing."""
+    job_id = new_job_id()
+    with transaction.atomic():
+        key = credits.lock_key(key)
+        decision = _decide(key=key, duration=audio.duration_seconds, ip=ip, job_id=job_id)
+        if isinstance(decision, str):
+            raise WorkerRequired(decision)
+        return pool.job_submit(
+            job_id=job_id, key=key, route=decision.route, route_reason=decision.reason, audio=audio.data,
+            content_type=audio.content_type, audio_format=audio.format, duration_seconds=audio.duration_seconds,
+            translate=translate, client_ip=ip or None, demo_day=decision.demo_day,
+        )
+
+
+def reroute_if_stranded(job: Job) -> Job:
+    """A pool_self job whose owner's worker went away is routed again like a new request.
+
+    If nothing else can take it, it fails with a message saying why, instead of
+    waiting forever for a worker that is gone.
+    """
+    if job.route != Route.POOL_SELF or job.status != Job.Status.QUEUED or _own_worker_online(job.key):
+        return job
+    with transaction.atomic():
+        key = credits.lock_key(job.key)
+        job = Job.objects.select_for_update().get(pk=job.pk)
+        if job.route != Route.POOL_SELF or job.status != Job.Status.QUEUED or _own_worker_online(key):
+            return job
+        decision = _decide(key=key, duration=float(job.duration_seconds), ip=job.client_ip or "", job_id=job.id,
+                           allow_self=False)
+        if isinstance(decision, str):
+            pool.job_finish_failed(job, "Your worker went offline before it finished this clip. " + decision,
+                                   code=WorkerRequired.code)
+        else:
+            pool.job_reroute(job=job, route=decision.route, route_reason=decision.reason,
+                             demo_day=decision.demo_day)
+    job.refresh_from_db()
+    return job

@@ -1,0 +1,103 @@
+"""Waiting for a transcription and presenting its result."""
+from __future__ import annotations
+
+import time
+
+from django.conf import settings
+from django.db import close_old_connections, connection
+
+from pool import services as pool
+from pool import wakeup
+from pool.models import Job
+from transcription.routing import reroute_if_stranded
+
+PUBLIC_STATUS = {"queued": "queued", "leased": "processing", "completed": "completed", "failed": "failed",
+                 "cancelled": "cancelled"}
+
+
+def transcription_wait(job: Job, timeout: float) -> Job:
+    """Block until the job ends or `timeout` passes, holding no database connection while asleep."""
+    deadline = time.monotonic() + max(0.0, timeout)
+    while True:
+        with wakeup.hub.listening([f"done:{job.id}"]) as done:
+            job = Job.objects.select_related("key").get(pk=job.pk)
+            if not job.is_finished:
+                # Nobody else may be looking: keep the pool moving from here too.
+                pool.pool_maintenance()
+                job = reroute_if_stranded(job)
+            remaining = deadline - time.monotonic()
+            if job.is_finished or remaining <= 0:
+                return job
+            connection.close()
+            done.wait(min(remaining, settings.JPT_WAKEUP_POLL_SECONDS))
+        close_old_connections()
+
+
+def transcription_for_owner(*, key, job_id: str) -> Job | None:
+    """Only the key that sent a clip can see it; for anyone else it does not exist."""
+    job = Job.objects.select_related("key").filter(pk=job_id, key=key).first()
+    if job is not None and not job.is_finished:
+        pool.pool_maintenance()
+        job = reroute_if_stranded(job)
+    return job
+
+
+def ensure_translation(job: Job) -> Job:
+    """Translate a finished transcript on first read. A transcription never fails because of it."""
+    if not job.translate or job.status != Job.Status.COMPLETED or job.translation is not None:
+        return job
+    if any(w.get("code") == "translation_unavailable" for w in job.warnings):
+        return job
+    from translation import services as translation
+
+    if not job.text.strip():
+        job.translation = ""
+    else:
+        try:
+            job.translation = translation.translate(job.text).text
+        except translation.TranslationUnavailable as exc:
+            job.warnings = [*job.warnings, {"code": "translation_unavailable", "message": str(exc)}]
+    Job.objects.filter(pk=job.pk).update(translation=job.translation, warnings=job.warnings)
+    return job
+
+
+def result_body(job: Job) -> dict:
+    return {
+        "id": job.id,
+        "status": PUBLIC_STATUS[job.status],
+        "language": job.language,
+        "text": job.text,
+        "translation": job.translation if job.translate else None,
+        "duration_seconds": float(job.duration_seconds),
+        "processed_by": job.processed_by,
+        "route_reason": job.route_reason,
+        "model": job.model,
+        "segments": job.segments,
+        "warnings": job.warnings,
+        "created_at": job.created_at,
+        "completed_at": job.finished_at,
+    }
+
+
+def pending_body(job: Job, status_url: str) -> dict:
+    return {
+        "id": job.id,
+        "status": PUBLIC_STATUS[job.status],
+        "status_url": status_url,
+        "duration_seconds": float(job.duration_seconds),
+        "processed_by": job.processed_by,
+        "route_reason": job.route_reason,
+        "created_at": job.created_at,
+    }
+
+
+def failure_body(job: Job) -> dict:
+    code = job.error_code or "internal_error"
+    message = job.error or "Transcription failed."
+    if code == "internal_error" and "retry" not in message.lower():
+        message += " Please retry."
+    return {"error": {"code": code, "message": message}}
+
+
+def failure_status(job: Job) -> int:
+    return {"worker_required": 403}.get(job.error_code, 500)

@@ -1,0 +1,144 @@
+"""Fetch a caller's audio URL without letting it reach our own network.
+
+Names are checked before connecting, and the address each socket actually
+connected to is checked again, so DNS tricks (a name that resolves to a public
+address first and a private one next) gain nothing. Redirects are followed by
+hand, each hop checked the same way. Proxies from the environment are ignored.
+"""
+from __future__ import annotations
+
+import ipaddress
+import socket
+import time
+from urllib.parse import urljoin, urlsplit
+
+import requests
+from django.conf import settings
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+from jptranscribe.errors import FileTooLarge, InvalidRequest
+
+CHUNK = 64 * 1024
+
+
+class ForbiddenAddress(InvalidRequest):
+    pass
+
+
+def _allowed_networks():
+    return [ipaddress.ip_network(n, strict=False) for n in settings.JPT_URL_FETCH_ALLOWED_NETWORKS]
+
+
+def check_address(address: str):
+    ip = ipaddress.ip_address(address.split("%")[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    if any(ip in net for net in _allowed_networks()):
+        return
+    if not ip.is_global or ip.is_multicast or ip.is_reserved:
+        raise ForbiddenAddress("The URL points to a private or internal address; use a public URL.")
+
+
+def _check_host(host: str, port: int):
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror:
+        raise InvalidRequest(f"Could not resolve the URL's host {host!r}.")
+    for info in infos:
+        check_address(info[4][0])
+
+
+def _checked_conn(base):
+    class Checked(base):
+        def _new_conn(self):
+            sock = super()._new_conn()
+            try:
+                check_address(sock.getpeername()[0])
+            except ForbiddenAddress:
+                sock.close()
+                raise
+            return sock
+
+    return Checked
+
+
+class _CheckedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _checked_conn(HTTPConnection)
+
+
+class _CheckedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _checked_conn(HTTPSConnection)
+
+
+class _CheckedAdapter(HTTPAdapter):
+    def init_poolmanager(self, *args, **kwargs):
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _CheckedHTTPPool, "https": _CheckedHTTPSPool}
+
+
+def _session():
+    session = requests.Session()
+    session.trust_env = False  # never go through an environment proxy that could reach inside
+    adapter = _CheckedAdapter(max_retries=0)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    session.headers["User-Agent"] = "JPTranscribe-fetch/1.3"
+    return session
+
+
+def _check_url(url: str):
+    parts = urlsplit(url)
+    schemes = ("https", "http") if settings.JPT_URL_FETCH_ALLOW_HTTP else ("https",)
+    if parts.scheme not in schemes:
+        raise InvalidRequest("The audio URL must use https.")
+    if not parts.hostname:
+        raise InvalidRequest("The audio URL has no host.")
+    if parts.username or parts.password:
+        raise InvalidRequest("The audio URL must not contain credentials.")
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        raise InvalidRequest("The audio URL has an invalid port.")
+    _check_host(parts.hostname, port)
+
+
+def fetch_audio(url: str, *, max_bytes: int) -> tuple[bytes, str]:
+    """Download at most `max_bytes` from a public URL. Returns (body, content type)."""
+    timeout = settings.JPT_URL_FETCH_TIMEOUT_SECONDS
+    deadline = time.monotonic() + timeout * 2
+    with _session() as session:
+        for _ in range(settings.JPT_URL_FETCH_MAX_REDIRECTS + 1):
+            _check_url(url)
+            try:
+                response = session.get(url, stream=True, allow_redirects=False, timeout=(5, timeout))
+            except ForbiddenAddress:
+                raise
+            except requests.RequestException as exc:
+                if isinstance(exc.__context__, ForbiddenAddress) or "private or internal" in str(exc):
+                    raise ForbiddenAddress("The URL points to a private or internal address; use a public URL.")
+                raise InvalidRequest(f"Could not fetch the audio URL ({exc.__class__.__name__}).")
+            with response:
+                if response.is_redirect:
+                    url = urljoin(url, response.headers.get("Location", ""))
+                    continue
+                if response.status_code != 200:
+                    raise InvalidRequest(f"Fetching the audio URL failed: it answered HTTP {response.status_code}.")
+                declared = response.headers.get("Content-Length")
+                if declared and declared.isdigit() and int(declared) > max_bytes:
+                    raise FileTooLarge(f"The audio at the URL is over the {max_bytes // 1_048_576} MB limit.")
+                body = bytearray()
+                try:
+                    for chunk in response.iter_content(CHUNK):
+                        body += chunk
+                        if len(body) > max_bytes:
+                            raise FileTooLarge(
+                                f"The audio at the URL is over the {max_bytes // 1_048_576} MB limit."
+                            )
+                        if time.monotonic() > deadline:
+                            raise InvalidRequest("Fetching the audio URL took too long.")
+                except requests.RequestException as exc:
+                    raise InvalidRequest(f"Could not fetch the audio URL ({exc.__class__.__name__}).")
+                return bytes(body), response.headers.get("Content-Type", "")
+    raise InvalidRequest("The audio URL redirected too many times.")
