@@ -120,6 +120,8 @@ else:
             "timeout": 30,
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         },
+        # A file, not shared-cache memory, so concurrency tests meet SQLite's real locking.
+        "TEST": {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")},
     }
 DATABASES = {"default": _db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -197,6 +199,7 @@ JPT_WORKER_TTL_SECONDS = envfloat("JPT_WORKER_TTL_SECONDS", 900)
 JPT_HEARTBEAT_INTERVAL_SECONDS = envfloat("JPT_HEARTBEAT_INTERVAL_SECONDS", 20)
 JPT_LEASE_SECONDS = envfloat("JPT_LEASE_SECONDS", 120)
 JPT_MAX_ATTEMPTS = envint("JPT_MAX_ATTEMPTS", 3)
+JPT_MAINTENANCE_INTERVAL_SECONDS = envfloat("JPT_MAINTENANCE_INTERVAL_SECONDS", 1)
 JPT_QUEUE_TIMEOUT_SECONDS = envfloat("JPT_QUEUE_TIMEOUT_SECONDS", 3600)
 # Safety net for missed wake-ups; PostgreSQL LISTEN/NOTIFY does the real work.
 JPT_WAKEUP_POLL_SECONDS = envfloat("JPT_WAKEUP_POLL_SECONDS", 5 if DATABASE_URL else 1)

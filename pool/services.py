@@ -11,7 +11,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import close_old_connections, connection, transaction
+from django.db import transaction
 from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
@@ -185,9 +185,8 @@ def job_claim(*, worker: Worker, wait_seconds: float) -> Job | None:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return None
-            connection.close()
+            wakeup.release_connection()
             woken.wait(min(remaining, settings.JPT_WAKEUP_POLL_SECONDS))
-        close_old_connections()
 
 
 # --- Holding a job -----------------------------------------------------------------
@@ -367,8 +366,8 @@ def jobs_expire_queued() -> int:
 
 
 def pool_maintenance():
-    """Expire leases and stale queued jobs, at most once a second across all processes."""
-    if cache.add("jpt:pool-maintenance", 1, timeout=1):
+    """Expire leases and stale queued jobs, at most once an interval across all processes."""
+    if cache.add("jpt:pool-maintenance", 1, timeout=settings.JPT_MAINTENANCE_INTERVAL_SECONDS):
         jobs_expire_leases()
         jobs_expire_queued()
 

@@ -42,9 +42,9 @@ class HeartbeatView(WorkerView):
             "worker_id": worker.client_id,
             "accepted": True,
             "online": worker.is_online,
-            "ttl_seconds": settings.JPT_WORKER_TTL_SECONDS,
+            "ttl_seconds": int(settings.JPT_WORKER_TTL_SECONDS),
             "heartbeat_interval_seconds": settings.JPT_HEARTBEAT_INTERVAL_SECONDS,
-            "online_window_seconds": settings.JPT_WORKER_ONLINE_SECONDS,
+            "online_window_seconds": int(settings.JPT_WORKER_ONLINE_SECONDS),
         })
 
 
@@ -61,7 +61,7 @@ class ClaimView(WorkerView):
         return Response({"job": {
             "id": job.id,
             "lease_id": job.lease_id,
-            "lease_seconds": settings.JPT_LEASE_SECONDS,
+            "lease_seconds": int(settings.JPT_LEASE_SECONDS),
             "lease_expires_at": job.lease_expires_at,
             "audio_url": f"/v1/pool/jobs/{job.id}/audio",
             "duration_seconds": float(job.duration_seconds),

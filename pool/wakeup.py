@@ -85,6 +85,15 @@ def _is_postgres():
     return connection.vendor == "postgresql"
 
 
+def release_connection():
+    """Hand the database connection back before a long sleep (to the pool, on PostgreSQL).
+
+    Inside a transaction (a test's, say) the connection must stay.
+    """
+    if not connection.in_atomic_block:
+        connection.close()
+
+
 def announce(channel: str):
     """Announce `channel` once the current transaction commits (at once outside one)."""
     if _is_postgres():

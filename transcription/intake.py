@@ -34,8 +34,8 @@ class SizeLimitedUploadHandler(MemoryFileUploadHandler):
         self.activated = True  # always in memory: the limit keeps it small
 
     def new_file(self, *args, **kwargs):
-        super().new_file(*args, **kwargs)
         self.received = 0
+        super().new_file(*args, **kwargs)
 
     def receive_data_chunk(self, raw_data, start):
         self.received += len(raw_data)

@@ -63,13 +63,13 @@ def _decide(*, key: ApiKey, duration: float, ip: str, job_id: str, allow_self=Tr
     if credits.credits_reserve(key=key, amount=duration, job_ref=job_id):
         balance = credits.credits_balance(key)
         return Decision(Route.POOL_CREDIT,
-                        f"No worker online — {duration:g} s of pool credits used ({balance:g} s left)")
+                        f"No worker online — {duration:g} s of pool credits used ({float(balance):g} s left)")
 
     return _why_not(key=key, duration=duration, ip=ip)
 
 
 def _why_not(*, key, duration, ip) -> str:
-    needed = credits.seconds(duration) - max(credits.credits_balance(key), Decimal("0"))
+    needed = float(credits.seconds(duration) - max(credits.credits_balance(key), Decimal("0")))
     demo_max = settings.JPT_DEMO_MAX_SECONDS
     if duration > demo_max:
         demo = f"the free server demo takes clips up to {demo_max:g} s (this one is {duration:g} s)"

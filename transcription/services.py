@@ -4,7 +4,6 @@ from __future__ import annotations
 import time
 
 from django.conf import settings
-from django.db import close_old_connections, connection
 
 from pool import services as pool
 from pool import wakeup
@@ -20,26 +19,21 @@ def transcription_wait(job: Job, timeout: float) -> Job:
     deadline = time.monotonic() + max(0.0, timeout)
     while True:
         with wakeup.hub.listening([f"done:{job.id}"]) as done:
-            job = Job.objects.select_related("key").get(pk=job.pk)
-            if not job.is_finished:
-                # Nobody else may be looking: keep the pool moving from here too.
-                pool.pool_maintenance()
-                job = reroute_if_stranded(job)
+            # Nobody else may be looking: keep the pool moving from here too.
+            pool.pool_maintenance()
+            job = reroute_if_stranded(Job.objects.select_related("key").get(pk=job.pk))
             remaining = deadline - time.monotonic()
             if job.is_finished or remaining <= 0:
                 return job
-            connection.close()
+            wakeup.release_connection()
             done.wait(min(remaining, settings.JPT_WAKEUP_POLL_SECONDS))
-        close_old_connections()
 
 
 def transcription_for_owner(*, key, job_id: str) -> Job | None:
     """Only the key that sent a clip can see it; for anyone else it does not exist."""
+    pool.pool_maintenance()
     job = Job.objects.select_related("key").filter(pk=job_id, key=key).first()
-    if job is not None and not job.is_finished:
-        pool.pool_maintenance()
-        job = reroute_if_stranded(job)
-    return job
+    return reroute_if_stranded(job) if job is not None else None
 
 
 def ensure_translation(job: Job) -> Job:

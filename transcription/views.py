@@ -21,6 +21,8 @@ class TranscribeView(KeyedView):
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
+        if "chunked" in request.headers.get("Transfer-Encoding", "").lower():
+            raise InvalidRequest("Chunked uploads are not supported: send the body with a Content-Length.")
         # Before the body is parsed: an oversized upload is refused while it streams in.
         request._request.upload_handlers = [intake.SizeLimitedUploadHandler(request._request)]
 

@@ -1,0 +1,15 @@
+"""gunicorn settings. Long-polls and waiting transcribe calls each hold a thread for
+seconds to minutes, so each process runs many threads; the database pool (PostgreSQL)
+keeps connections few because waiting threads hand theirs back."""
+import os
+
+bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
+worker_class = "gthread"
+# SQLite is one node and one writer: one process lets its in-process wake-ups reach every waiter.
+workers = int(os.environ.get("JPT_WEB_WORKERS") or (2 if os.environ.get("DATABASE_URL") else 1))
+threads = int(os.environ.get("JPT_WEB_THREADS", "256"))
+# Waiting requests are not stuck workers: the timeout is only for a process that stops responding.
+timeout = 180
+graceful_timeout = 30
+keepalive = 30
+accesslog = os.environ.get("JPT_ACCESS_LOG") or None

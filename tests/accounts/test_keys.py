@@ -1,0 +1,82 @@
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from accounts.models import ApiKey, hash_key
+from accounts.services import key_revoke
+from tests.conftest import Caller
+
+
+@pytest.mark.django_db
+class TestMintingKeys:
+    def test_it_mints_a_key_shown_once_and_stored_only_as_a_hash(self, anonymous):
+        response = anonymous.post("/v1/keys", {})
+        assert response.status_code == 201
+        body = response.json()
+        assert body["key"].startswith("jpt_") and len(body["key"]) == 44
+        assert body["key_prefix"] == body["key"][:12]
+        assert "created_at" in body
+        stored = ApiKey.objects.get()
+        assert stored.hashed_key == hash_key(body["key"])
+        assert body["key"] not in str(ApiKey.objects.values().get())
+
+    def test_a_minted_key_works_at_once(self, anonymous):
+        raw = anonymous.post("/v1/keys", {}).json()["key"]
+        assert Caller(raw).get("/v1/account").status_code == 200
+
+    def test_it_allows_five_keys_per_ip_per_day_then_429(self, anonymous):
+        for _ in range(5):
+            assert anonymous.post("/v1/keys", {}).status_code == 201
+        response = anonymous.post("/v1/keys", {})
+        assert response.status_code == 429
+        assert response.json()["error"]["code"] == "rate_limited"
+        assert "5 new keys per IP per day" in response.json()["error"]["message"]
+        assert 0 < int(response["Retry-After"]) <= 86400
+        # another address is not affected
+        assert Caller(None, ip="192.0.2.99").post("/v1/keys", {}).status_code == 201
+
+    def test_forwarded_for_is_ignored_unless_the_peer_is_a_trusted_proxy(self, settings):
+        spoofer = Caller(None, ip="192.0.2.10")
+        for i in range(5):
+            response = spoofer.post("/v1/keys", {}, HTTP_X_FORWARDED_FOR=f"10.9.9.{i}")
+            assert response.status_code == 201
+        assert spoofer.post("/v1/keys", {}, HTTP_X_FORWARDED_FOR="10.9.9.77").status_code == 429
+
+        settings.JPT_TRUSTED_PROXIES = ["192.0.2.10"]
+        assert spoofer.post("/v1/keys", {}, HTTP_X_FORWARDED_FOR="10.9.9.77").status_code == 201
+        stored = ApiKey.objects.order_by("-id").first()
+        assert stored.created_ip == "10.9.9.77"
+
+
+@pytest.mark.django_db
+class TestBearerAuth:
+    @pytest.mark.parametrize("header", [None, "jpt_abc", "Basic dXNlcjpwYXNz", "Bearer ", "Bearer jpt_short",
+                                        "Bearer jpt_" + "x" * 40])
+    def test_it_refuses_missing_malformed_and_unknown_keys(self, header, db):
+        caller = Caller(None)
+        if header:
+            caller.client.credentials(HTTP_AUTHORIZATION=header)
+        response = caller.get("/v1/account")
+        assert response.status_code == 401
+        assert response.json()["error"]["code"] == "unauthorized"
+
+    def test_it_refuses_a_revoked_key(self, alice):
+        key_revoke(key=alice.key)
+        response = Caller(alice.raw_key).get("/v1/account")
+        assert response.status_code == 401
+        assert response.json()["error"]["code"] == "unauthorized"
+
+    def test_every_keyed_endpoint_needs_a_key(self, anonymous):
+        for method, path in [("get", "/v1/account"), ("post", "/v1/transcribe"), ("post", "/v1/translate"),
+                             ("get", "/v1/transcriptions/tx_x"), ("post", "/v1/worker/heartbeat"),
+                             ("post", "/v1/pool/claim"), ("get", "/v1/pool/jobs/tx_x/audio"),
+                             ("post", "/v1/pool/jobs/tx_x/complete"), ("post", "/v1/pool/jobs/tx_x/fail")]:
+            response = getattr(anonymous.client, method)(path)
+            assert response.status_code == 401, path
+            assert response.json()["error"]["code"] == "unauthorized"
+
+    def test_it_records_last_use(self, alice):
+        ApiKey.objects.filter(pk=alice.key.pk).update(last_used_at=timezone.now() - timedelta(hours=1))
+        alice.get("/v1/account")
+        assert timezone.now() - alice.key.last_used_at < timedelta(seconds=5)

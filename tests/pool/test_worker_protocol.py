@@ -1,0 +1,229 @@
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from accounts.models import CreditEntry
+from pool.models import Job, JobAudio, Worker
+from pool.services import worker_ban
+from tests.conftest import claim_job, grant, online_worker, wav_bytes
+
+pytestmark = [pytest.mark.django_db, pytest.mark.postgres]
+
+
+def age_worker(caller, worker_id, seconds):
+    Worker.objects.filter(key=caller.key, client_id=worker_id).update(
+        last_seen_at=timezone.now() - timedelta(seconds=seconds))
+
+
+class TestHeartbeat:
+    def test_it_registers_a_worker_that_counts_as_online(self, alice):
+        body = alice.heartbeat("w1", name="desk", model="vosk-small-ja", version="1.0").json()
+        assert body["accepted"] is True and body["online"] is True
+        assert body["ttl_seconds"] == 900
+        worker = Worker.objects.get()
+        assert (worker.name, worker.model, worker.version) == ("desk", "vosk-small-ja", "1.0")
+        assert alice.get("/v1/account").json()["worker_online"] is True
+
+    def test_a_worker_silent_for_90_seconds_is_not_online(self, alice):
+        online_worker(alice)
+        age_worker(alice, "w1", 91)
+        assert alice.get("/v1/account").json()["worker_online"] is False
+
+    def test_a_worker_going_offline_stops_counting_at_once(self, alice):
+        online_worker(alice)
+        alice.heartbeat("w1", status="offline")
+        assert alice.get("/v1/account").json()["worker_online"] is False
+
+    def test_it_refuses_a_bad_worker_id(self, alice):
+        response = alice.heartbeat("../../etc")
+        assert response.status_code == 400
+        assert response.json()["error"]["code"] == "invalid_request"
+
+    def test_claim_needs_a_registered_worker(self, alice):
+        response = alice.claim("never-registered")
+        assert response.status_code == 409
+        assert response.json()["error"]["code"] == "worker_not_registered"
+
+    def test_a_banned_key_cannot_run_workers(self, alice):
+        online_worker(alice)
+        alice.transcribe()
+        job = claim_job(alice)
+        worker_ban(key=alice.key)
+        assert alice.heartbeat().json()["error"]["code"] == "worker_banned"
+        assert Job.objects.get(pk=job["id"]).status == "queued"
+
+
+class TestClaiming:
+    def test_a_worker_gets_its_owners_job_with_a_lease(self, alice):
+        online_worker(alice)
+        alice.transcribe()
+        job = claim_job(alice)
+        assert job["id"].startswith("tx_") and job["route"] == "pool_self"
+        assert job["lease_seconds"] == 120 and job["duration_seconds"] == 3.0
+        assert job["audio_url"] == f"/v1/pool/jobs/{job['id']}/audio"
+        assert claim_job(alice) is None, "a job is handed out once"
+
+    def test_own_jobs_come_before_older_pool_jobs(self, alice, bob):
+        grant(bob, 100)
+        bob.transcribe()  # bob has no worker: pool_credit, and older
+        online_worker(alice)
+        alice.transcribe()
+        assert claim_job(alice)["route"] == "pool_self"
+        assert claim_job(alice)["route"] == "pool_credit"
+
+    def test_pool_jobs_go_oldest_first(self, alice, bob):
+        grant(bob, 100)
+        first = bob.transcribe().json()["id"]
+        second = bob.transcribe().json()["id"]
+        online_worker(alice)
+        assert [claim_job(alice)["id"], claim_job(alice)["id"]] == [first, second]
+
+    def test_one_keys_own_jobs_never_go_to_another_keys_worker(self, alice, bob):
+        online_worker(alice)
+        alice.transcribe()
+        online_worker(bob, "b1")
+        assert claim_job(bob, "b1") is None
+
+    def test_demo_jobs_go_only_to_the_server_demo_worker(self, alice, bob, demo_worker):
+        alice.transcribe()
+        assert Job.objects.get().route == "server_demo"
+        online_worker(bob, "b1")
+        assert claim_job(bob, "b1") is None
+        assert claim_job(demo_worker, "demo")["route"] == "server_demo"
+
+    def test_the_demo_worker_takes_nothing_but_demo_jobs(self, alice, bob, demo_worker):
+        grant(bob, 100)
+        bob.transcribe(wav_bytes(40))  # too long for the demo: pool_credit
+        assert claim_job(demo_worker, "demo") is None
+
+    def test_a_long_poll_returns_empty_after_its_wait(self, alice):
+        online_worker(alice)
+        response = alice.claim(wait_seconds=0.3)
+        assert response.status_code == 200 and response.json() == {"job": None}
+
+
+class TestHoldingAJob:
+    def test_only_the_holder_can_fetch_the_audio(self, alice, bob):
+        clip = wav_bytes(2)
+        online_worker(alice)
+        alice.transcribe(clip)
+        job = claim_job(alice)
+        response = alice.audio(job)
+        assert response.status_code == 200 and response.content == clip
+        assert response["Content-Type"] == "audio/wav"
+        online_worker(bob, "b1")
+        stranger = bob.audio(job, worker_id="b1")
+        assert stranger.status_code == 404 and stranger.json()["error"]["code"] == "not_found"
+        assert alice.audio(job, lease_id="wrong").json()["error"]["code"] == "lease_lost"
+
+    def test_a_stranger_cannot_complete_or_fail_anothers_job(self, alice, bob):
+        online_worker(alice)
+        alice.transcribe()
+        job = claim_job(alice)
+        online_worker(bob, "b1")
+        assert bob.complete(job, worker_id="b1").status_code == 404
+        assert bob.fail(job, worker_id="b1").status_code == 404
+        assert Job.objects.get().status == "leased"
+
+    def test_complete_stores_the_result_and_deletes_the_audio(self, alice):
+        online_worker(alice)
+        job_id = alice.transcribe().json()["id"]
+        job = claim_job(alice)
+        segments = [{"start": 0, "end": 1.25, "text": "こんにちは"}]
+        response = alice.complete(job, text="こんにちは", segments=segments)
+        assert response.status_code == 200
+        assert response.json() == {"status": "completed", "credited_seconds": 0.0}
+        stored = Job.objects.get(pk=job_id)
+        assert (stored.status, stored.text, stored.model) == ("completed", "こんにちは", "test-model")
+        assert stored.segments == [{"start": 0.0, "end": 1.25, "text": "こんにちは"}]
+        assert not JobAudio.objects.exists()
+        assert alice.audio(job).status_code == 409
+
+    def test_complete_is_idempotent(self, alice, bob):
+        grant(bob, 10)
+        bob.transcribe()
+        online_worker(alice)
+        job = claim_job(alice)
+        first = alice.complete(job)
+        again = alice.complete(job, text="something else")
+        assert first.json() == again.json() == {"status": "completed", "credited_seconds": 3.0}
+        assert Job.objects.get().text == "こんにちは"
+        assert CreditEntry.objects.filter(kind="earned").count() == 1
+        assert alice.get("/v1/account").json()["credits_seconds"] == 3.0
+
+    def test_fail_is_idempotent_and_requeues(self, alice):
+        online_worker(alice)
+        alice.transcribe()
+        job = claim_job(alice)
+        assert alice.fail(job).json() == {"status": "queued"}
+        assert alice.fail(job).json() == {"status": "queued"}
+        stored = Job.objects.get()
+        assert (stored.status, stored.failures) == ("queued", 1)
+
+    def test_segments_must_be_well_formed(self, alice):
+        online_worker(alice)
+        alice.transcribe()
+        job = claim_job(alice)
+        response = alice.complete(job, segments=[{"start": "soon"}])
+        assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_request"
+
+
+class TestRetries:
+    def test_a_failed_pool_job_goes_to_another_worker(self, alice, bob, db):
+        from tests.conftest import mint_caller
+
+        grant(bob, 100)
+        bob.transcribe()
+        online_worker(alice, "a1")
+        job = claim_job(alice, "a1")
+        alice.fail(job, worker_id="a1")
+        assert claim_job(alice, "a1") is None, "not back to the worker that failed it"
+        charlie = online_worker(mint_caller(ip="192.0.2.3"), "c1")
+        assert claim_job(charlie, "c1")["id"] == job["id"]
+
+    def test_after_three_failed_attempts_the_job_fails_and_credits_return(self, alice, bob, settings):
+        from tests.conftest import mint_caller
+
+        grant(bob, 100)
+        job_id = bob.transcribe().json()["id"]
+        workers = [online_worker(mint_caller(ip=f"192.0.2.{i}"), f"x{i}") for i in range(3)]
+        for i, worker in enumerate(workers):
+            job = claim_job(worker, f"x{i}")
+            assert job["id"] == job_id
+            worker.fail(job, worker_id=f"x{i}")
+        body = bob.get(f"/v1/transcriptions/{job_id}").json()
+        assert body["status"] == "failed"
+        assert body["error"]["code"] == "internal_error" and "retry" in body["error"]["message"].lower()
+        assert bob.get("/v1/account").json()["credits_seconds"] == 100.0
+        assert not JobAudio.objects.exists()
+
+    def test_an_expired_lease_puts_the_job_back(self, alice, bob):
+        grant(bob, 100)
+        job_id = bob.transcribe().json()["id"]
+        online_worker(alice, "a1")
+        job = claim_job(alice, "a1")
+        Job.objects.filter(pk=job_id).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+        online_worker(bob, "b1")
+        # bob's own pool job is claimable by bob's worker too
+        again = claim_job(bob, "b1")
+        assert again["id"] == job_id and again["lease_id"] != job["lease_id"]
+        late = alice.complete(job, worker_id="a1")
+        assert late.status_code == 409 and late.json()["error"]["code"] == "lease_lost"
+
+    def test_heartbeats_extend_the_lease(self, alice, settings):
+        online_worker(alice)
+        alice.transcribe()
+        job = claim_job(alice)
+        Job.objects.filter(pk=job["id"]).update(lease_expires_at=timezone.now() + timedelta(seconds=2))
+        alice.heartbeat()
+        remaining = (Job.objects.get().lease_expires_at - timezone.now()).total_seconds()
+        assert remaining > 100
+
+    def test_a_worker_going_offline_hands_its_job_back_at_once(self, alice, bob):
+        grant(bob, 100)
+        bob.transcribe()
+        online_worker(alice, "a1")
+        claim_job(alice, "a1")
+        alice.heartbeat("a1", status="offline")
+        assert Job.objects.get().status == "queued"
