@@ -1,0 +1,38 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from accounts import credits
+from accounts.models import ApiKey
+from accounts.services import key_resolve
+
+
+class Command(BaseCommand):
+    help = "Grant or deduct pool credits, or show a key's ledger."
+
+    def add_arguments(self, parser):
+        sub = parser.add_subparsers(dest="action", required=True)
+        grant = sub.add_parser("grant", help="add (or, negative, deduct) seconds of credit")
+        grant.add_argument("key", help="the full key or its prefix (jpt_XXXXXXXX)")
+        grant.add_argument("seconds", type=float)
+        grant.add_argument("--reason", required=True)
+        show = sub.add_parser("show", help="balance and recent ledger rows")
+        show.add_argument("key")
+        show.add_argument("--rows", type=int, default=20)
+
+    def handle(self, *args, action, key, **options):
+        try:
+            api_key = key_resolve(key)
+        except (ApiKey.DoesNotExist, ApiKey.MultipleObjectsReturned) as exc:
+            raise CommandError(str(exc))
+        if action == "grant":
+            try:
+                credits.credits_grant(key=api_key, amount=options["seconds"], reason=options["reason"],
+                                      actor="manage.py credits")
+            except ValueError as exc:
+                raise CommandError(str(exc))
+            self.stdout.write(f"{api_key.prefix}: {options['seconds']:+g} s; balance "
+                              f"{float(credits.credits_balance(api_key)):g} s")
+        else:
+            self.stdout.write(f"{api_key.prefix}: balance {float(credits.credits_balance(api_key)):g} s")
+            for entry in api_key.credit_entries.all()[: options["rows"]]:
+                self.stdout.write(f"  {entry.created_at:%Y-%m-%d %H:%M:%S}  {entry.kind:<8} {float(entry.seconds):>+10g} s"
+                                  f"  {entry.job_ref or '-':<24} {entry.reason}")

@@ -1,0 +1,61 @@
+"""30 requests a minute per key, shown in headers; the worker protocol has its own budget."""
+import pytest
+
+from tests.conftest import Caller, online_worker
+
+pytestmark = [pytest.mark.django_db, pytest.mark.postgres]
+
+
+def test_keyed_responses_carry_the_limit_headers(alice):
+    first = alice.get("/v1/account")
+    second = alice.get("/v1/account")
+    assert first["X-RateLimit-Limit"] == "30"
+    assert int(first["X-RateLimit-Remaining"]) == 29
+    assert int(second["X-RateLimit-Remaining"]) == 28
+
+
+def test_the_31st_request_in_a_minute_is_429_with_retry_after(alice):
+    for _ in range(30):
+        assert alice.get("/v1/account").status_code == 200
+    response = alice.get("/v1/account")
+    assert response.status_code == 429
+    assert response.json()["error"]["code"] == "rate_limited"
+    assert 1 <= int(response["Retry-After"]) <= 60
+    assert response["X-RateLimit-Remaining"] == "0"
+
+
+def test_the_limit_is_per_key(alice, bob):
+    for _ in range(30):
+        alice.get("/v1/account")
+    assert alice.get("/v1/account").status_code == 429
+    assert bob.get("/v1/account").status_code == 200
+
+
+def test_the_limit_holds_for_every_user_endpoint(alice):
+    for _ in range(30):
+        alice.get("/v1/transcriptions/tx_unknown")
+    assert alice.post("/v1/transcribe", {}).status_code == 429
+    assert alice.post("/v1/translate", {"text": "こんにちは"}).status_code == 429
+
+
+def test_a_busy_worker_does_not_trip_it(alice):
+    online_worker(alice)
+    for _ in range(100):
+        assert alice.claim().status_code == 200
+    assert alice.get("/v1/account").status_code == 200, "worker calls do not spend the user budget"
+
+
+def test_the_worker_protocol_has_its_own_limit(alice, settings):
+    settings.JPT_RATE_WORKER = "5/m"
+    online_worker(alice)
+    codes = [alice.claim().status_code for _ in range(6)]
+    assert codes[-1] == 429 and codes[:4] == [200] * 4
+
+
+def test_counters_are_shared_not_per_process(alice):
+    """Two clients of one key (think: two app servers) share one budget through the shared cache."""
+    other = Caller(alice.raw_key, ip="192.0.2.77")
+    for _ in range(15):
+        alice.get("/v1/account")
+        other.get("/v1/account")
+    assert other.get("/v1/account").status_code == 429

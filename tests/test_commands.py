@@ -1,0 +1,57 @@
+"""The operators' commands call the same services as the API."""
+from datetime import timedelta
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.utils import timezone
+
+from pool.models import Job, JobAudio
+from tests.conftest import claim_job, online_worker
+
+pytestmark = pytest.mark.django_db
+
+
+def run(*args):
+    out = StringIO()
+    call_command(*args, stdout=out)
+    return out.getvalue()
+
+
+class TestCreditsCommand:
+    def test_grant_by_prefix_shows_in_the_account(self, alice):
+        output = run("credits", "grant", alice.raw_key[:12], "120", "--reason", "launch bonus")
+        assert "balance 120 s" in output
+        assert alice.get("/v1/account").json()["credits_seconds"] == 120.0
+
+    def test_grant_by_full_key_and_deduct(self, alice):
+        run("credits", "grant", alice.raw_key, "50", "--reason", "x")
+        run("credits", "grant", alice.raw_key, "-20", "--reason", "abuse")
+        assert alice.get("/v1/account").json()["credits_seconds"] == 30.0
+
+    def test_show_lists_the_ledger(self, alice):
+        run("credits", "grant", alice.raw_key, "50", "--reason", "launch bonus")
+        output = run("credits", "show", alice.raw_key[:12])
+        assert "balance 50 s" in output and "granted" in output and "launch bonus" in output
+
+    def test_an_unknown_key_is_an_error(self, db):
+        with pytest.raises(CommandError, match="No key matches"):
+            run("credits", "show", "jpt_nothing1")
+
+    def test_a_grant_needs_a_reason(self, alice):
+        with pytest.raises(CommandError):
+            run("credits", "grant", alice.raw_key, "5", "--reason", " ")
+
+
+def test_sweep_requeues_expired_leases_and_deletes_old_jobs(alice, settings):
+    online_worker(alice)
+    alice.transcribe()
+    job = claim_job(alice)
+    Job.objects.filter(pk=job["id"]).update(lease_expires_at=timezone.now() - timedelta(seconds=5))
+    old = alice.transcribe().json()["id"]
+    Job.objects.filter(pk=old).update(status="completed", finished_at=timezone.now() - timedelta(days=40))
+    output = run("sweep")
+    assert "leases expired: 1" in output and "old jobs deleted: 1" in output and "orphaned audio deleted: 1" in output
+    assert Job.objects.get(pk=job["id"]).status == "queued"
+    assert not Job.objects.filter(pk=old).exists()
+    assert JobAudio.objects.count() == 1

@@ -1,0 +1,29 @@
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+from django.utils import timezone
+
+from pool import services as pool
+from pool.models import Job, JobAudio
+from transcription.routing import reroute_if_stranded
+
+
+class Command(BaseCommand):
+    help = "Expire leases and stale jobs, re-route stranded ones, delete orphaned audio and old jobs."
+
+    def handle(self, *args, **options):
+        expired_leases = pool.jobs_expire_leases()
+        expired_queued = pool.jobs_expire_queued()
+        stranded = 0
+        for job in Job.objects.filter(route=Job.Route.POOL_SELF, status=Job.Status.QUEUED).select_related("key"):
+            after = reroute_if_stranded(job)
+            if after.route != job.route or after.is_finished:
+                stranded += 1
+        orphans, _ = JobAudio.objects.filter(job__status__in=Job.FINISHED).delete()
+        cutoff = timezone.now() - timedelta(days=settings.JPT_FINISHED_JOB_RETENTION_DAYS)
+        old, _ = Job.objects.filter(status__in=Job.FINISHED, finished_at__lt=cutoff).delete()
+        self.stdout.write(
+            f"leases expired: {expired_leases}, stale jobs failed: {expired_queued}, stranded re-routed: {stranded}, "
+            f"orphaned audio deleted: {orphans}, old jobs deleted: {old}"
+        )
