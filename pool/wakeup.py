@@ -106,6 +106,7 @@ def announce(channel: str):
 # --- PostgreSQL listener, one per process, started by the first waiter ---------
 _listener_lock = threading.Lock()
 _listener_thread: threading.Thread | None = None
+_listener_stop = threading.Event()
 
 
 def _conninfo():
@@ -123,6 +124,7 @@ def _ensure_listener():
         if _listener_thread is not None and _listener_thread.is_alive():
             return
         ready = threading.Event()
+        _listener_stop.clear()
         _listener_thread = threading.Thread(
             target=_listen_forever, args=(_conninfo(), ready), name="jpt-pool-listener", daemon=True
         )
@@ -131,17 +133,24 @@ def _ensure_listener():
     ready.wait(timeout=5)
 
 
+def stop_listener():
+    """For tests and shutdown: close the listener's connection (it would hold the database open)."""
+    _listener_stop.set()
+    if _listener_thread is not None:
+        _listener_thread.join(timeout=5)
+
+
 def _listen_forever(conninfo, ready):
     backoff = 0.5
-    while True:
+    while not _listener_stop.is_set():
         try:
             with psycopg.connect(**conninfo, autocommit=True) as conn:
                 conn.execute(f"LISTEN {PG_CHANNEL}")
                 ready.set()
                 hub.publish_all()
                 backoff = 0.5
-                while True:
-                    for notify in conn.notifies(timeout=30):
+                while not _listener_stop.is_set():
+                    for notify in conn.notifies(timeout=1):
                         hub.publish(notify.payload)
         except Exception:  # noqa: BLE001 - a listener must outlive database restarts
             log.warning("pool listener lost its connection; retrying in %.1f s", backoff, exc_info=True)

@@ -80,6 +80,15 @@ def mint_caller(ip="198.51.100.7", **kw):
     return Caller(raw, ip=ip)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _stop_pool_listener(django_db_setup, django_db_blocker):
+    """The PostgreSQL listener thread holds a connection that would block dropping the test database."""
+    yield
+    from pool import wakeup
+
+    wakeup.stop_listener()
+
+
 @pytest.fixture(autouse=True)
 def _clean_cache(settings):
     settings.JPT_TRANSCRIBE_WAIT_SECONDS = 0
