@@ -211,4 +211,11 @@ JPT_URL_FETCH_ALLOWED_NETWORKS = envlist("JPT_URL_FETCH_ALLOWED_NETWORKS")
 JPT_URL_FETCH_TIMEOUT_SECONDS = envfloat("JPT_URL_FETCH_TIMEOUT_SECONDS", 15)
 JPT_URL_FETCH_MAX_REDIRECTS = envint("JPT_URL_FETCH_MAX_REDIRECTS", 3)
 
+# The server's own demo worker: its key (made once under var/ unless given) and its engine.
+JPT_DEMO_WORKER_KEY = os.environ.get("JPT_DEMO_WORKER_KEY", "")
+JPT_DEMO_WORKER_KEY_FILE = os.environ.get("JPT_DEMO_WORKER_KEY_FILE", str(VAR_DIR / "demo_worker.key"))
+JPT_DEMO_ENGINE = os.environ.get("JPT_DEMO_ENGINE", "")
+JPT_DEMO_MODEL = os.environ.get("JPT_DEMO_MODEL", "")
+JPT_DEMO_THREADS = os.environ.get("JPT_DEMO_THREADS", "")
+
 JPT_TRANSLATION_MODEL = os.environ.get("JPT_TRANSLATION_MODEL", str(VAR_DIR / "models" / "opus-mt-ja-en"))

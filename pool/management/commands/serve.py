@@ -1,0 +1,121 @@
+"""`make run`: the API under gunicorn plus the server's demo worker, stopped together."""
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+from accounts.models import KEY_ALPHABET, KEY_BODY_LENGTH
+from accounts.services import server_key_ensure
+
+ROOT = Path(settings.BASE_DIR)
+
+
+def demo_worker_key() -> str:
+    if settings.JPT_DEMO_WORKER_KEY:
+        return settings.JPT_DEMO_WORKER_KEY
+    path = Path(settings.JPT_DEMO_WORKER_KEY_FILE)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        raw = "jpt_" + "".join(secrets.choice(KEY_ALPHABET) for _ in range(KEY_BODY_LENGTH))
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(raw)
+    return path.read_text().strip()
+
+
+class Command(BaseCommand):
+    help = "Serve the API (gunicorn) and the server demo worker until Ctrl-C or SIGTERM."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+        parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+        parser.add_argument("--no-demo-worker", action="store_true")
+
+    def handle(self, *args, host, port, no_demo_worker, **options):
+        self.children = {}
+        self.stopping = False
+        signal.signal(signal.SIGINT, self.stop)
+        signal.signal(signal.SIGTERM, self.stop)
+        env = {**os.environ, "HOST": host, "PORT": str(port)}
+        self.start("api", [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "jptranscribe/gunicorn.conf.py"),
+                           "jptranscribe.wsgi"], env)
+        base = f"http://{host}:{port}"
+        if not self.wait_for_health(base):
+            self.stderr.write("The API did not come up; see the log above.")
+            self.shutdown()
+            sys.exit(1)
+        self.stdout.write(f"API ready at {base}/v1/health  (Ctrl-C stops everything)")
+        demo = None if no_demo_worker else self.demo_worker_command(base)
+        if demo:
+            self.start("demo-worker", *demo)
+        restarts = 0
+        while not self.stopping:
+            time.sleep(0.5)
+            for name, proc in list(self.children.items()):
+                if proc.poll() is None or self.stopping:
+                    continue
+                if name == "api":
+                    self.stderr.write(f"The API exited with code {proc.returncode}; stopping.")
+                    self.shutdown()
+                    sys.exit(1)
+                restarts += 1
+                delay = min(60, 2 ** min(restarts, 6))
+                self.stderr.write(f"The demo worker exited with code {proc.returncode}; restarting in {delay} s.")
+                del self.children[name]
+                time.sleep(delay)
+                if not self.stopping:
+                    self.start("demo-worker", *demo)
+        self.shutdown()
+
+    def demo_worker_command(self, base):
+        if not (ROOT / "worker_client" / "worker.py").exists():
+            self.stdout.write("No worker client in this checkout: the server demo is off.")
+            return None
+        raw_key = demo_worker_key()
+        server_key_ensure(raw_key)
+        command = [sys.executable, "-m", "worker_client", "--server", base, "--name", "server-demo",
+                   "--worker-id", "server-demo"]
+        for flag, value in (("--engine", settings.JPT_DEMO_ENGINE), ("--model", settings.JPT_DEMO_MODEL),
+                            ("--threads", settings.JPT_DEMO_THREADS)):
+            if value:
+                command += [flag, value]
+        return command, {**os.environ, "JPT_KEY": raw_key}
+
+    def start(self, name, command, env):
+        self.children[name] = subprocess.Popen(command, cwd=ROOT, env=env)
+
+    def wait_for_health(self, base, timeout=30):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not self.stopping:
+            if self.children["api"].poll() is not None:
+                return False
+            try:
+                if requests.get(f"{base}/v1/health", timeout=2).status_code == 200:
+                    return True
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        return False
+
+    def stop(self, signum, frame):
+        self.stopping = True
+
+    def shutdown(self):
+        """Ask every child to stop (the worker finishes or hands back its job), then insist."""
+        for proc in self.children.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 40
+        for proc in self.children.values():
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()

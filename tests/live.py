@@ -1,0 +1,111 @@
+"""A real server in its own processes (gunicorn, as in production), for end-to-end tests and benches.
+
+SQLite by default; PostgreSQL when DATABASE_URL is set, in a database of its own
+that is created and dropped here.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _pg_admin(sql: str, url: str):
+    import psycopg
+
+    with psycopg.connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
+        conn.execute(sql)
+
+
+class LiveServer:
+    def __init__(self, *, database_url: str | None = None, workers: int = 1, threads: int = 64, env=None):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.tmp = tempfile.TemporaryDirectory(prefix="jpt-live-")
+        self.database_url = database_url
+        self.db_name = None
+        self.env = {
+            **os.environ,
+            "PORT": str(self.port),
+            "HOST": "127.0.0.1",
+            "JPT_VAR_DIR": self.tmp.name,
+            "JPT_WEB_WORKERS": str(workers),
+            "JPT_WEB_THREADS": str(threads),
+            "DJANGO_SETTINGS_MODULE": "jptranscribe.settings",
+            **(env or {}),
+        }
+        self.env.pop("DATABASE_URL", None)
+        if database_url:
+            self.db_name = f"jpt_live_{os.getpid()}_{self.port}"
+            self.env["DATABASE_URL"] = database_url.rsplit("/", 1)[0] + "/" + self.db_name
+        self.proc = None
+
+    def manage(self, *args, check=True, **kw):
+        return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=self.env, check=check,
+                              capture_output=True, text=True, **kw)
+
+    def start(self):
+        if self.db_name:
+            _pg_admin(f'CREATE DATABASE "{self.db_name}"', self.database_url)
+        self.manage("migrate", "--noinput")
+        self.log = open(Path(self.tmp.name) / "server.log", "w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "jptranscribe/gunicorn.conf.py"),
+             "jptranscribe.wsgi"], cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited: {self.read_log()}")
+            try:
+                if requests.get(self.url + "/v1/health", timeout=1).ok:
+                    return self
+            except requests.RequestException:
+                time.sleep(0.1)
+        raise RuntimeError(f"server did not start: {self.read_log()}")
+
+    def read_log(self):
+        return (Path(self.tmp.name) / "server.log").read_text()[-3000:]
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.db_name:
+            _pg_admin(f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)', self.database_url)
+        self.tmp.cleanup()
+
+    def mint_key(self) -> str:
+        response = requests.post(self.url + "/v1/keys", json={}, timeout=10)
+        response.raise_for_status()
+        return response.json()["key"]
+
+    def server_key(self) -> str:
+        """A key for a server demo worker, registered straight in the database."""
+        out = self.manage("shell", "-c",
+                          "from accounts.models import ApiKey; print(ApiKey.mint(is_server=True)[1])")
+        return out.stdout.strip().splitlines()[-1]
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()

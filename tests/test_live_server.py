@@ -1,0 +1,116 @@
+"""The real server, in its own processes, over real HTTP."""
+import concurrent.futures
+import os
+import socket
+import statistics
+import threading
+import time
+
+import pytest
+import requests
+
+from tests.conftest import wav_bytes
+from tests.live import LiveServer
+
+pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+
+
+@pytest.fixture(scope="module")
+def server():
+    with LiveServer(database_url=os.environ.get("DATABASE_URL"), workers=2, threads=128,
+                    env={"JPT_RATE_WORKER": "100000/m"}) as live:
+        yield live
+
+
+def bearer(key):
+    return {"Authorization": f"Bearer {key}"}
+
+
+def http_worker(server, key, worker_id, text="こんにちは", stop=None):
+    """A minimal worker speaking the protocol over HTTP, its engine a stand-in."""
+    session = requests.Session()
+    session.headers.update(bearer(key))
+    session.post(f"{server.url}/v1/worker/heartbeat", json={"worker_id": worker_id}, timeout=10).raise_for_status()
+    while not (stop and stop.is_set()):
+        job = session.post(f"{server.url}/v1/pool/claim", json={"worker_id": worker_id, "wait_seconds": 2},
+                           timeout=30).json()["job"]
+        if job is None:
+            if stop is None:
+                return
+            continue
+        audio = session.get(server.url + job["audio_url"], params={"worker_id": worker_id,
+                                                                   "lease_id": job["lease_id"]}, timeout=10)
+        assert audio.content[:4] == b"RIFF"
+        session.post(f"{server.url}/v1/pool/jobs/{job['id']}/complete",
+                     json={"worker_id": worker_id, "lease_id": job["lease_id"], "text": text,
+                           "segments": [{"start": 0, "end": 1, "text": text}], "model": "stand-in"}, timeout=10)
+        if stop is None:
+            return
+
+
+def test_a_clip_goes_in_and_text_comes_out(server):
+    key = server.mint_key()
+    worker = threading.Thread(target=http_worker, args=(server, key, "w1"))
+    requests.post(f"{server.url}/v1/worker/heartbeat", json={"worker_id": "w1"}, headers=bearer(key), timeout=5)
+    worker.start()
+    response = requests.post(f"{server.url}/v1/transcribe", headers=bearer(key),
+                             files={"file": ("a.wav", wav_bytes(2))}, data={"language": "ja"}, timeout=60)
+    worker.join()
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["text"] == "こんにちは" and body["processed_by"] == "self" and body["model"] == "stand-in"
+    status = requests.get(f"{server.url}/v1/transcriptions/{body['id']}", headers=bearer(key), timeout=5).json()
+    assert status["status"] == "completed"
+
+
+def test_the_rate_limit_holds_across_processes(server):
+    """Two gunicorn processes serve these requests; the budget is still 30 a minute."""
+    key = server.mint_key()
+    session = requests.Session()
+    codes = [session.get(f"{server.url}/v1/account", headers=bearer(key), timeout=5).status_code
+             for _ in range(31)]
+    assert codes[:30] == [200] * 30 and codes[30] == 429
+
+
+def test_an_oversized_upload_is_refused_before_it_is_sent(server):
+    key = server.mint_key()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        boundary = "XyZ"
+        sock.sendall((
+            f"POST /v1/transcribe HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {key}\r\n"
+            f"Content-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {50 * 1024 * 1024}\r\n\r\n"
+            f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\n\r\n"
+        ).encode() + b"\0" * 65536)
+        reply = b""
+        while b"file_too_large" not in reply and len(reply) < 8192:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            reply += chunk
+        reply = reply.decode(errors="replace")
+    assert reply.startswith("HTTP/1.1 413"), reply[:200]
+    assert "file_too_large" in reply
+
+
+def test_hundreds_of_long_polls_do_not_starve_quick_requests(server):
+    key = server.mint_key()
+    session = requests.Session()
+    session.headers.update(bearer(key))
+    for i in range(200):
+        session.post(f"{server.url}/v1/worker/heartbeat", json={"worker_id": f"lp{i}"}, timeout=10)
+
+    def long_poll(i):
+        return requests.post(f"{server.url}/v1/pool/claim", headers=bearer(key),
+                             json={"worker_id": f"lp{i}", "wait_seconds": 6}, timeout=30).status_code
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=200) as pool:
+        polls = [pool.submit(long_poll, i) for i in range(200)]
+        time.sleep(1.5)  # let them all settle into waiting
+        latencies = []
+        for _ in range(40):
+            started = time.monotonic()
+            assert requests.get(f"{server.url}/v1/health", timeout=5).status_code == 200
+            latencies.append(time.monotonic() - started)
+        assert all(f.result() == 200 for f in polls)
+    assert statistics.median(latencies) < 0.1, latencies
+    assert max(latencies) < 1.0, latencies
