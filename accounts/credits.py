@@ -7,8 +7,6 @@ key row (`lock_key`) before reading the balance.
 """
 from decimal import ROUND_HALF_UP, Decimal
 
-from django.db import IntegrityError, transaction
-
 from accounts.models import ApiKey, CreditEntry
 
 Kind = CreditEntry.Kind
@@ -27,28 +25,29 @@ def credits_balance(key: ApiKey) -> Decimal:
 
 
 def _add(**fields):
-    """Insert one ledger row; a duplicate per (job, kind) is a no-op, which makes retries safe."""
-    try:
-        with transaction.atomic():
-            return CreditEntry.objects.create(**fields)
-    except IntegrityError:
-        return None
+    """Insert one ledger row; a second one per (job, kind) is silently skipped, so retries are safe."""
+    CreditEntry.objects.bulk_create([CreditEntry(**fields)], ignore_conflicts=True)
 
 
-def credits_reserve(*, key: ApiKey, amount, job_ref: str) -> bool:
-    """Hold `amount` seconds for a job if the balance covers it. Call with the key row locked."""
+def credits_reserve(*, key: ApiKey, amount, job_ref: str) -> Decimal | None:
+    """Hold `amount` seconds for a job if the balance covers it; returns the balance left, or None.
+
+    Call with the key row locked.
+    """
     amount = seconds(amount)
-    if credits_balance(key) < amount:
-        return False
+    balance = credits_balance(key)
+    if balance < amount:
+        return None
     _add(key=key, kind=Kind.RESERVED, seconds=-amount, job_ref=job_ref, reason="held for job")
-    return True
+    return balance - amount
 
 
 def _open_hold(job_ref):
-    kinds = set(CreditEntry.objects.filter(job_ref=job_ref).values_list("kind", flat=True))
-    if Kind.RESERVED not in kinds or kinds & {Kind.CHARGED, Kind.REFUNDED}:
+    """The job's reservation, unless it was already charged or refunded."""
+    entries = {entry.kind: entry for entry in CreditEntry.objects.filter(job_ref=job_ref)}
+    if Kind.RESERVED not in entries or Kind.CHARGED in entries or Kind.REFUNDED in entries:
         return None
-    return CreditEntry.objects.get(job_ref=job_ref, kind=Kind.RESERVED)
+    return entries[Kind.RESERVED]
 
 
 def credits_settle(*, job_ref: str):

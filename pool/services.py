@@ -11,8 +11,8 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import transaction
-from django.db.models import Exists, F, OuterRef
+from django.db import connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from accounts import credits, quotas
@@ -133,39 +133,45 @@ def _claim_channels(worker: Worker):
 # --- Claiming ----------------------------------------------------------------------
 
 
-def _claimable(worker: Worker):
-    """Candidate jobs for this worker, best first, as a list of querysets to try in order."""
-    queued = Job.objects.filter(status=Status.QUEUED)
+def _claim_statement(worker: Worker):
+    """One UPDATE … RETURNING that picks the best queued job for this worker and leases it.
+
+    Its own jobs first, then pool jobs oldest first (never one that already failed
+    on this worker); the demo worker takes demo jobs only. On PostgreSQL the pick
+    skips rows another claimer has locked; SQLite serialises writers anyway.
+    """
+    job_table = Job._meta.db_table
+    attempt_table = JobAttempt._meta.db_table
     if worker.key.is_server:
-        return [queued.filter(route=Route.SERVER_DEMO).order_by("queued_at")]
-    failed_here = JobAttempt.objects.filter(job=OuterRef("pk"), worker=worker, outcome=JobAttempt.Outcome.FAILED)
-    return [
-        queued.filter(route=Route.POOL_SELF, key_id=worker.key_id).order_by("queued_at"),
-        # A pool job that failed on this worker goes to another one.
-        queued.filter(route=Route.POOL_CREDIT).exclude(Exists(failed_here)).order_by("queued_at"),
-    ]
+        where, order, params = "route = 'server_demo'", "queued_at", []
+    else:
+        where = (
+            f"(route = 'pool_self' AND key_id = %s) OR (route = 'pool_credit' AND NOT EXISTS ("
+            f"SELECT 1 FROM {attempt_table} a WHERE a.job_id = {job_table}.id AND a.worker_id = %s"
+            f" AND a.outcome = 'failed'))"
+        )
+        order = "CASE WHEN route = 'pool_self' THEN 0 ELSE 1 END, queued_at"
+        params = [worker.key_id, worker.id]
+    skip_locked = " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
+    sql = (
+        f"UPDATE {job_table} SET status = 'leased', worker_id = %s, lease_id = %s, lease_expires_at = %s,"
+        f" attempts = attempts + 1"
+        f" WHERE id = (SELECT id FROM {job_table} WHERE status = 'queued' AND ({where})"
+        f" ORDER BY {order} LIMIT 1{skip_locked}) AND status = 'queued' RETURNING *"
+    )
+    return sql, params
 
 
 def _claim_once(worker: Worker) -> Job | None:
-    lease_seconds = settings.JPT_LEASE_SECONDS
-    for candidates in _claimable(worker):
-        for _ in range(3):
-            with transaction.atomic():
-                job = candidates.select_for_update(skip_locked=True).first()
-                if job is None:
-                    break
-                now = timezone.now()
-                lease_id = new_lease_id()
-                taken = Job.objects.filter(pk=job.pk, status=Status.QUEUED).update(
-                    status=Status.LEASED, worker=worker, lease_id=lease_id,
-                    lease_expires_at=now + timedelta(seconds=lease_seconds), attempts=F("attempts") + 1,
-                )
-                if taken != 1:
-                    continue  # someone else moved it between our read and our write
-                JobAttempt.objects.create(job=job, worker=worker, lease_id=lease_id, started_at=now)
-                job.refresh_from_db()
-                return job
-    return None
+    sql, where_params = _claim_statement(worker)
+    now = timezone.now()
+    lease_id = new_lease_id()
+    expires = now + timedelta(seconds=settings.JPT_LEASE_SECONDS)
+    with transaction.atomic():
+        job = next(iter(Job.objects.raw(sql, [worker.id, lease_id, expires, *where_params])), None)
+        if job is not None:
+            JobAttempt.objects.create(job=job, worker=worker, lease_id=lease_id, started_at=now)
+    return job
 
 
 def job_claim(*, worker: Worker, wait_seconds: float) -> Job | None:

@@ -60,8 +60,8 @@ def _decide(*, key: ApiKey, duration: float, ip: str, job_id: str, allow_self=Tr
             return Decision(Route.SERVER_DEMO,
                             f"No worker online — free server demo ({left} of {demo_limit} left today)", day)
 
-    if credits.credits_reserve(key=key, amount=duration, job_ref=job_id):
-        balance = credits.credits_balance(key)
+    balance = credits.credits_reserve(key=key, amount=duration, job_ref=job_id)
+    if balance is not None:
         return Decision(Route.POOL_CREDIT,
                         f"No worker online — {duration:g} s of pool credits used ({float(balance):g} s left)")
 

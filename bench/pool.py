@@ -1,0 +1,184 @@
+"""Pool throughput and dispatch latency against the real server (gunicorn on PostgreSQL).
+
+Submitters POST clips to /v1/transcribe and wait for the answer; simulated workers
+long-poll /v1/pool/claim, fetch the audio and complete with a stand-in transcript.
+A full cycle is submit -> claim -> audio -> complete -> response. Dispatch latency
+is from the moment a submitter starts its POST until a worker holds the job.
+
+    .venv/bin/python bench/pool.py [--workers 8] [--submitters 16] [--seconds 20]
+"""
+import argparse
+import multiprocessing as mp
+import os
+import resource
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+
+import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.clips import wav_bytes  # noqa: E402
+from tests.live import LiveServer  # noqa: E402
+
+CLIP = wav_bytes(1.0, rate=8000)
+
+
+def worker_process(url, keys, deadline, out):
+    claimed = []
+
+    def run(key, worker_id):
+        s = requests.Session()
+        s.headers["Authorization"] = f"Bearer {key}"
+        s.post(f"{url}/v1/worker/heartbeat", json={"worker_id": worker_id}, timeout=10).raise_for_status()
+        while time.monotonic() < deadline:
+            job = s.post(f"{url}/v1/pool/claim", json={"worker_id": worker_id, "wait_seconds": 2},
+                         timeout=30).json()["job"]
+            if not job:
+                continue
+            claimed.append((job["id"], time.monotonic()))
+            params = {"worker_id": worker_id, "lease_id": job["lease_id"]}
+            s.get(url + job["audio_url"], params=params, timeout=10).raise_for_status()
+            s.post(f"{url}/v1/pool/jobs/{job['id']}/complete",
+                   json={**params, "text": "テスト", "segments": [], "model": "bench"}, timeout=10).raise_for_status()
+
+    threads = [threading.Thread(target=run, args=(key, f"bench-{os.getpid()}-{i}")) for i, key in enumerate(keys)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    out.put(("claims", claimed))
+    out.put(("cpu", cpu_seconds_self()))
+
+
+def submitter_process(url, keys, start, deadline, out):
+    done = []
+
+    def run(key):
+        s = requests.Session()
+        s.headers["Authorization"] = f"Bearer {key}"
+        while time.monotonic() < deadline:
+            t0 = time.monotonic()
+            r = s.post(f"{url}/v1/transcribe", files={"file": ("a.wav", CLIP)}, timeout=60)
+            t1 = time.monotonic()
+            if r.status_code == 200 and t0 >= start:
+                done.append((r.json()["id"], t0, t1))
+            elif r.status_code != 200:
+                print("submit failed:", r.status_code, r.text[:200], file=sys.stderr)
+
+    threads = [threading.Thread(target=run, args=(key,)) for key in keys]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    out.put(("cycles", done))
+    out.put(("cpu", cpu_seconds_self()))
+
+
+def cpu_seconds_self():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def cpu_seconds_tree(root_pid):
+    """CPU used so far by a process and its children (the gunicorn master and its workers)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total, parents = 0.0, {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                fields = open(f"/proc/{entry}/stat").read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            parents[int(entry)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / ticks)
+    for pid, (ppid, cpu) in parents.items():
+        if pid == root_pid or ppid == root_pid:
+            total += cpu
+    return total
+
+
+def postgres_cpu():
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if open(f"/proc/{entry}/comm").read().strip() == "postgres":
+                    fields = open(f"/proc/{entry}/stat").read().rsplit(")", 1)[1].split()
+                    total += (int(fields[11]) + int(fields[12])) / ticks
+            except OSError:
+                continue
+    return total
+
+
+def pct(values, p):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(len(values) * p / 100))]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument("--submitters", type=int, default=16)
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--warmup", type=float, default=3)
+    parser.add_argument("--processes", type=int, default=2, help="client processes of each kind")
+    parser.add_argument("--web-workers", type=int, default=2)
+    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL",
+                                                                 "postgres://postgres@127.0.0.1:5432/jptranscribe"))
+    parser.add_argument("--cache-url", default=os.environ.get("JPT_CACHE_URL", "redis://127.0.0.1:6379/14"),
+                        help="shared cache for rate-limit counters ('' for the database cache)")
+    parser.add_argument("--sqlite", action="store_true", help="bench the embedded SQLite set-up instead")
+    args = parser.parse_args()
+
+    env = {"JPT_CACHE_URL": args.cache_url, "JPT_RATE_USER": "10000000/m", "JPT_RATE_WORKER": "10000000/m", "JPT_KEYS_PER_IP_PER_DAY": "100000",
+           "JPT_TRANSCRIBE_WAIT_SECONDS": "30", "LOG_LEVEL": "WARNING"}
+    with LiveServer(database_url=None if args.sqlite else args.database_url, workers=args.web_workers,
+                    threads=128, env=env) as server:
+        worker_keys = [server.mint_key() for _ in range(args.workers)]
+        submit_keys = [server.mint_key() for _ in range(args.submitters)]
+        for key in submit_keys:
+            server.manage("credits", "grant", key, "1000000", "--reason", "bench")
+        out = mp.Queue()
+        now = time.monotonic()
+        start, deadline = now + args.warmup, now + args.warmup + args.seconds
+        procs = [mp.Process(target=worker_process, args=(server.url, worker_keys[i::args.processes], deadline + 3, out))
+                 for i in range(args.processes)]
+        procs += [mp.Process(target=submitter_process, args=(server.url, submit_keys[i::args.processes], start,
+                                                             deadline, out)) for i in range(args.processes)]
+        for p in procs:
+            p.start()
+        time.sleep(max(0.0, start - time.monotonic()))
+        server_cpu0, pg_cpu0 = cpu_seconds_tree(server.proc.pid), postgres_cpu()
+        time.sleep(max(0.0, deadline - time.monotonic()))
+        server_cpu = cpu_seconds_tree(server.proc.pid) - server_cpu0
+        pg_cpu = postgres_cpu() - pg_cpu0
+        claims, cycles, client_cpu = {}, [], 0.0
+        for _ in range(len(procs) * 2):
+            kind, rows = out.get()
+            if kind == "claims":
+                claims.update({job_id: t for job_id, t in rows})
+            elif kind == "cycles":
+                cycles.extend(rows)
+            else:
+                client_cpu += rows
+        for p in procs:
+            p.join()
+
+    dispatch = [(claims[job_id] - t0) * 1000 for job_id, t0, _ in cycles if job_id in claims]
+    cycle_ms = [(t1 - t0) * 1000 for _, t0, t1 in cycles]
+    mode = "SQLite" if args.sqlite else "PostgreSQL"
+    print(f"pool bench on {mode}: {args.web_workers} gunicorn processes, {args.workers} workers, "
+          f"{args.submitters} submitters, {args.seconds:g} s measured")
+    print(f"  job cycles/s      {len(cycles) / args.seconds:8.1f}   ({len(cycles)} cycles)")
+    print(f"  cycle latency ms  p50 {statistics.median(cycle_ms):6.1f}   p99 {pct(cycle_ms, 99):6.1f}")
+    print(f"  dispatch ms       p50 {statistics.median(dispatch):6.1f}   p99 {pct(dispatch, 99):6.1f}")
+    per_cycle = 1000 / max(1, len(cycles))
+    print(f"  CPU per cycle ms  server {server_cpu * per_cycle:5.1f}   PostgreSQL {pg_cpu * per_cycle:5.1f}   "
+          f"(clients used {client_cpu:.1f} s over the whole run)")
+
+
+if __name__ == "__main__":
+    main()
