@@ -1,6 +1,21 @@
+from django.core.cache import cache
 from rest_framework import authentication, exceptions
 
-from accounts.models import ApiKey
+from accounts.models import ApiKey, cached_key_name, hash_key
+
+# Keys are read on every request; the shared cache saves that query. Every change to a key
+# goes through a service that calls ApiKey.forget_cached(), so revoking is immediate.
+KEY_CACHE_SECONDS = 60
+
+
+def key_for_bearer(raw_key: str):
+    name = cached_key_name(hash_key(raw_key))
+    key = cache.get(name)
+    if key is None:
+        key = ApiKey.objects.for_bearer(raw_key)
+        if key is not None:
+            cache.set(name, key, KEY_CACHE_SECONDS)
+    return key
 
 
 class BearerKeyAuthentication(authentication.BaseAuthentication):
@@ -13,7 +28,7 @@ class BearerKeyAuthentication(authentication.BaseAuthentication):
         scheme, _, raw_key = header.partition(" ")
         if scheme.lower() != "bearer" or not raw_key.strip():
             raise exceptions.AuthenticationFailed("Malformed Authorization header: use 'Bearer jpt_…'.")
-        key = ApiKey.objects.for_bearer(raw_key.strip())
+        key = key_for_bearer(raw_key.strip())
         if key is None:
             raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
         key.touch()

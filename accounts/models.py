@@ -3,6 +3,7 @@ import secrets
 import string
 from decimal import Decimal
 
+from django.core.cache import cache
 from django.db import models
 from django.db.models import Q, Sum
 from django.utils import timezone
@@ -14,6 +15,10 @@ PREFIX_LENGTH = 12  # "jpt_" + 8 characters, shown in the dashboard and the admi
 
 def hash_key(raw_key: str) -> str:
     return hashlib.sha256(raw_key.encode()).hexdigest()
+
+
+def cached_key_name(hashed_key: str) -> str:
+    return f"jpt:api-key:{hashed_key}"
 
 
 class ApiKeyQuerySet(models.QuerySet):
@@ -71,11 +76,20 @@ class ApiKey(models.Model):
         return self.revoked_at is not None
 
     def touch(self):
-        """Record use at most once a minute: a write per request would cost more than it tells."""
-        now = timezone.now()
-        if self.last_used_at is None or (now - self.last_used_at).total_seconds() > 60:
+        """Record use at most once a minute (across all servers): a write per request would cost
+        more than it tells."""
+        if cache.add(f"jpt:key-touched:{self.pk}", 1, timeout=60):
+            now = timezone.now()
             ApiKey.objects.filter(pk=self.pk).update(last_used_at=now)
             self.last_used_at = now
+
+    @property
+    def cache_key(self):
+        return cached_key_name(self.hashed_key)
+
+    def forget_cached(self):
+        """Call after any change: authentication reads keys from the shared cache."""
+        cache.delete(self.cache_key)
 
     def credit_balance(self) -> Decimal:
         return CreditEntry.objects.filter(key=self).aggregate(s=Sum("seconds"))["s"] or Decimal("0")

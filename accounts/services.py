@@ -29,10 +29,12 @@ def key_mint(*, ip: str) -> tuple[ApiKey, str]:
 
 def key_revoke(*, key: ApiKey):
     ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    key.forget_cached()
 
 
 def key_restore(*, key: ApiKey):
     ApiKey.objects.filter(pk=key.pk).update(revoked_at=None)
+    key.forget_cached()
 
 
 def demos_left_today(ip: str) -> int:
@@ -60,4 +62,5 @@ def server_key_ensure(raw_key: str) -> ApiKey:
         key, _ = ApiKey.mint(raw_key=raw_key, is_server=True, note="server demo worker")
     elif not key.is_server or key.revoked_at:
         ApiKey.objects.filter(pk=key.pk).update(is_server=True, revoked_at=None)
+        key.forget_cached()
     return key

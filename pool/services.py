@@ -90,6 +90,7 @@ def worker_ban(*, key: ApiKey):
         ApiKey.objects.filter(pk=key.pk).update(workers_banned_at=timezone.now())
         for worker in Worker.objects.filter(key=key):
             _requeue_held_jobs(worker, reason="worker banned")
+    key.forget_cached()
 
 
 def _requeue_held_jobs(worker: Worker, *, reason: str):
