@@ -14,6 +14,8 @@ def key_for_bearer(raw_key: str):
     if key is None:
         key = ApiKey.objects.for_bearer(raw_key)
         if key is not None:
+            # Last use is recorded when the key is (re)loaded: accurate to the cache period.
+            key.touch()
             cache.set(name, key, KEY_CACHE_SECONDS)
     return key
 
@@ -31,7 +33,6 @@ class BearerKeyAuthentication(authentication.BaseAuthentication):
         key = key_for_bearer(raw_key.strip())
         if key is None:
             raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
-        key.touch()
         return key, key
 
     def authenticate_header(self, request):

@@ -76,12 +76,10 @@ class ApiKey(models.Model):
         return self.revoked_at is not None
 
     def touch(self):
-        """Record use at most once a minute (across all servers): a write per request would cost
-        more than it tells."""
-        if cache.add(f"jpt:key-touched:{self.pk}", 1, timeout=60):
-            now = timezone.now()
-            ApiKey.objects.filter(pk=self.pk).update(last_used_at=now)
-            self.last_used_at = now
+        """Record use. Called when authentication loads the key from the database, which the
+        key cache makes about once a minute per key."""
+        self.last_used_at = timezone.now()
+        ApiKey.objects.filter(pk=self.pk).update(last_used_at=self.last_used_at)
 
     @property
     def cache_key(self):

@@ -216,12 +216,13 @@ def _held_job(*, worker: Worker, job_id: str, lease_id: str, lock=False) -> Job:
 
 
 def job_audio(*, worker: Worker, job_id: str, lease_id: str) -> JobAudio:
-    job = _held_job(worker=worker, job_id=job_id, lease_id=lease_id)
-    if job.status != Status.LEASED:
-        raise LeaseLost("This job has already ended.")
-    audio = JobAudio.objects.filter(job=job).first()
+    audio = JobAudio.objects.select_related("job").filter(
+        job_id=job_id, job__worker=worker, job__lease_id=lease_id, job__status=Status.LEASED
+    ).first()
     if audio is None:
-        raise LeaseLost("This job's audio is gone.")
+        # Say why, without telling a stranger anything.
+        _held_job(worker=worker, job_id=job_id, lease_id=lease_id)
+        raise LeaseLost("This job has already ended.")
     return audio
 
 
@@ -248,7 +249,8 @@ def job_complete(*, worker: Worker, job_id: str, lease_id: str, text: str, segme
         job.save(update_fields=["status", "text", "segments", "model", "finished_at", "lease_expires_at"])
         _end_attempt(job, JobAttempt.Outcome.COMPLETED, "")
         JobAudio.objects.filter(job=job).delete()
-        credits.credits_settle(job_ref=job.id)
+        if job.route == Route.POOL_CREDIT:
+            credits.credits_settle(job_ref=job.id)
         if earns:
             credits.credits_earn(key=worker.key, amount=job.duration_seconds, job_ref=job.id)
         Worker.objects.filter(pk=worker.pk).update(
@@ -372,9 +374,20 @@ def jobs_expire_queued() -> int:
     return expired
 
 
+_last_maintenance = 0.0
+
+
 def pool_maintenance():
-    """Expire leases and stale queued jobs, at most once an interval across all processes."""
-    if cache.add("jpt:pool-maintenance", 1, timeout=settings.JPT_MAINTENANCE_INTERVAL_SECONDS):
+    """Expire leases and stale queued jobs, at most once an interval across all processes.
+
+    The shared cache holds the turn; the process-local clock only spares asking it
+    on every request."""
+    global _last_maintenance
+    interval = settings.JPT_MAINTENANCE_INTERVAL_SECONDS
+    if time.monotonic() - _last_maintenance < interval:
+        return
+    _last_maintenance = time.monotonic()
+    if cache.add("jpt:pool-maintenance", 1, timeout=interval):
         jobs_expire_leases()
         jobs_expire_queued()
 
