@@ -12,6 +12,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Count, Q
 
 from accounts import credits, quotas
 from accounts.models import ApiKey
@@ -38,42 +39,48 @@ def _own_worker_online(key: ApiKey) -> bool:
     return Worker.objects.online().filter(key=key).exists()
 
 
-def _demo_worker_online() -> bool:
-    return Worker.objects.online().filter(key__is_server=True).exists()
+def _workers_online(key: ApiKey) -> tuple[bool, bool]:
+    """(this key has a worker online, the server demo worker is online), in one query."""
+    counts = Worker.objects.online().aggregate(
+        own=Count("pk", filter=Q(key=key)), demo=Count("pk", filter=Q(key__is_server=True))
+    )
+    return counts["own"] > 0, counts["demo"] > 0
 
 
 def _decide(*, key: ApiKey, duration: float, ip: str, job_id: str, allow_self=True) -> Decision | str:
     """Pick a route, taking the demo or holding credits as needed. Returns why not, if none fits.
 
-    Call inside a transaction with the key row locked, so concurrent requests of
-    one key cannot spend the same credits twice.
+    Call inside a transaction. The key row is locked before credits are read, so
+    concurrent requests of one key cannot spend the same credits twice.
     """
-    if allow_self and _own_worker_online(key):
+    own_online, demo_online = _workers_online(key)
+    if allow_self and own_online:
         return Decision(Route.POOL_SELF, "Your worker is online — job runs on your CPU")
 
     demo_limit = settings.JPT_DEMOS_PER_IP_PER_DAY
     demo_max = settings.JPT_DEMO_MAX_SECONDS
-    if duration <= demo_max and not key.is_server and _demo_worker_online():
+    if duration <= demo_max and not key.is_server and demo_online:
         day = quotas.today()
         if quotas.quota_take(scope=quotas.DEMOS, subject=ip, limit=demo_limit, day=day):
             left = quotas.quota_remaining(scope=quotas.DEMOS, subject=ip, limit=demo_limit, day=day)
             return Decision(Route.SERVER_DEMO,
                             f"No worker online — free server demo ({left} of {demo_limit} left today)", day)
 
+    key = credits.lock_key(key)
     balance = credits.credits_reserve(key=key, amount=duration, job_ref=job_id)
     if balance is not None:
         return Decision(Route.POOL_CREDIT,
                         f"No worker online — {duration:g} s of pool credits used ({float(balance):g} s left)")
 
-    return _why_not(key=key, duration=duration, ip=ip)
+    return _why_not(key=key, duration=duration, demo_online=demo_online)
 
 
-def _why_not(*, key, duration, ip) -> str:
+def _why_not(*, key, duration, demo_online) -> str:
     needed = float(credits.seconds(duration) - max(credits.credits_balance(key), Decimal("0")))
     demo_max = settings.JPT_DEMO_MAX_SECONDS
     if duration > demo_max:
         demo = f"the free server demo takes clips up to {demo_max:g} s (this one is {duration:g} s)"
-    elif not _demo_worker_online():
+    elif not demo_online:
         demo = "the free server demo is offline right now"
     else:
         demo = (f"your {settings.JPT_DEMOS_PER_IP_PER_DAY} free server demos for today are used "
@@ -86,7 +93,6 @@ def transcription_submit(*, key: ApiKey, audio, translate: bool, ip: str) -> Job
     """Route a checked clip and queue it, all or nothing."""
     job_id = new_job_id()
     with transaction.atomic():
-        key = credits.lock_key(key)
         decision = _decide(key=key, duration=audio.duration_seconds, ip=ip, job_id=job_id)
         if isinstance(decision, str):
             raise WorkerRequired(decision)
