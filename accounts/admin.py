@@ -1,0 +1,90 @@
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import Sum
+from django.shortcuts import render
+
+from accounts import credits, services
+from accounts.models import ApiKey, CreditEntry
+
+
+class CreditForm(forms.Form):
+    seconds = forms.DecimalField(max_digits=12, decimal_places=3, help_text="negative to deduct")
+    reason = forms.CharField(max_length=300)
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    list_display = ["prefix", "created_at", "last_used_at", "revoked_at", "is_server", "workers_banned_at",
+                    "balance"]
+    list_filter = ["is_server", ("revoked_at", admin.EmptyFieldListFilter),
+                   ("workers_banned_at", admin.EmptyFieldListFilter)]
+    search_fields = ["=prefix", "prefix"]
+    readonly_fields = ["prefix", "hashed_key", "created_at", "created_ip", "last_used_at", "revoked_at",
+                       "workers_banned_at", "balance"]
+    fields = readonly_fields + ["is_server", "note"]
+    actions = ["revoke", "restore", "ban_workers", "grant_credits"]
+    show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False  # keys are minted through the API, which shows the raw key once
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(_balance=Sum("credit_entries__seconds"))
+
+    @admin.display(description="credits (s)", ordering="_balance")
+    def balance(self, key):
+        value = getattr(key, "_balance", None)
+        return float(value if value is not None else key.credit_balance())
+
+    @admin.action(description="Revoke the selected keys")
+    def revoke(self, request, queryset):
+        for key in queryset:
+            services.key_revoke(key=key)
+        self.message_user(request, f"Revoked {queryset.count()} keys.")
+
+    @admin.action(description="Restore the selected keys")
+    def restore(self, request, queryset):
+        for key in queryset:
+            services.key_restore(key=key)
+        self.message_user(request, f"Restored {queryset.count()} keys.")
+
+    @admin.action(description="Ban the selected keys from running workers")
+    def ban_workers(self, request, queryset):
+        from pool.services import worker_ban
+
+        for key in queryset:
+            worker_ban(key=key)
+        self.message_user(request, f"Banned workers of {queryset.count()} keys; their jobs were re-queued.")
+
+    @admin.action(description="Grant or deduct credits…")
+    def grant_credits(self, request, queryset):
+        form = CreditForm(request.POST if "apply" in request.POST else None)
+        if form.is_valid():
+            for key in queryset:
+                credits.credits_grant(key=key, amount=form.cleaned_data["seconds"],
+                                      reason=form.cleaned_data["reason"], actor=request.user.get_username())
+            self.message_user(request, f"Credits changed for {queryset.count()} keys.", messages.SUCCESS)
+            return None
+        return render(request, "admin/accounts/grant_credits.html",
+                      {**self.admin_site.each_context(request), "form": form, "keys": queryset,
+                       "action": "grant_credits", "title": "Grant or deduct credits"})
+
+
+@admin.register(CreditEntry)
+class CreditEntryAdmin(admin.ModelAdmin):
+    """The ledger is read-only: changes go through grants, which add rows."""
+
+    list_display = ["created_at", "key", "kind", "seconds", "job_ref", "reason", "actor"]
+    list_filter = ["kind", "created_at"]
+    search_fields = ["=key__prefix", "=job_ref"]
+    list_select_related = ["key"]
+    show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -1,0 +1,69 @@
+from django.contrib import admin
+
+from pool import services
+from pool.models import Job, JobAttempt, Worker
+
+
+@admin.register(Worker)
+class WorkerAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "online", "last_seen_at", "engine", "model", "version", "jobs_done", "jobs_failed",
+                    "rtf"]
+    list_filter = ["engine", "key__is_server"]
+    search_fields = ["=key__prefix", "name", "client_id"]
+    list_select_related = ["key"]
+    readonly_fields = [f.name for f in Worker._meta.fields]
+    actions = ["ban"]
+    show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.display(boolean=True)
+    def online(self, worker):
+        return worker.is_online
+
+    @admin.display(description="real-time factor")
+    def rtf(self, worker):
+        rtf = worker.real_time_factor
+        return f"{rtf:.2f}" if rtf is not None else "—"
+
+    @admin.action(description="Ban these workers' keys from running workers (jobs in hand are re-queued)")
+    def ban(self, request, queryset):
+        keys = {worker.key for worker in queryset}
+        for key in keys:
+            services.worker_ban(key=key)
+        self.message_user(request, f"Banned {len(keys)} keys from running workers.")
+
+
+class AttemptInline(admin.TabularInline):
+    model = JobAttempt
+    extra = 0
+    can_delete = False
+    fields = readonly_fields = ["worker", "started_at", "ended_at", "outcome", "error"]
+
+
+@admin.register(Job)
+class JobAdmin(admin.ModelAdmin):
+    list_display = ["id", "key", "route", "status", "duration_seconds", "worker", "attempts", "created_at"]
+    list_filter = ["status", "route", "created_at"]
+    search_fields = ["=id", "=key__prefix", "=worker__client_id"]
+    list_select_related = ["key", "worker", "worker__key"]
+    show_full_result_count = False
+    readonly_fields = [f.name for f in Job._meta.fields]
+    inlines = [AttemptInline]
+    actions = ["requeue", "cancel"]
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.action(description="Re-queue (a held job goes back to the queue)")
+    def requeue(self, request, queryset):
+        for job in queryset:
+            services.job_requeue(job=job)
+        self.message_user(request, "Re-queued.")
+
+    @admin.action(description="Cancel (reserved credits and demos are given back)")
+    def cancel(self, request, queryset):
+        for job in queryset:
+            services.job_cancel(job=job, reason=f"by {request.user.get_username()}")
+        self.message_user(request, "Cancelled.")

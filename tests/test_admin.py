@@ -1,0 +1,72 @@
+"""Staff moderate through the admin; its actions use the same services as the API."""
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+
+from accounts.models import CreditEntry
+from pool.models import Job
+from tests.conftest import claim_job, grant, online_worker
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def staff():
+    User.objects.create_superuser("ops", "ops@example.com", "a-long-password-1")
+    client = Client()
+    client.login(username="ops", password="a-long-password-1")
+    return client
+
+
+def act(staff, model, action, pks, **extra):
+    return staff.post(f"/admin/{model}/", {"action": action, "_selected_action": pks, **extra}, follow=True)
+
+
+def test_the_lists_render(staff, alice):
+    online_worker(alice)
+    alice.transcribe()
+    for path in ["accounts/apikey", "accounts/creditentry", "pool/worker", "pool/job"]:
+        assert staff.get(f"/admin/{path}/").status_code == 200, path
+    assert staff.get(f"/admin/pool/job/{Job.objects.get().pk}/change/").status_code == 200
+
+
+def test_granting_credits_writes_a_ledger_row_with_the_reason(staff, alice):
+    response = act(staff, "accounts/apikey", "grant_credits", [alice.key.pk], apply="1", seconds="90",
+                   reason="community event")
+    assert response.status_code == 200
+    entry = CreditEntry.objects.get()
+    assert (entry.kind, float(entry.seconds), entry.reason, entry.actor) == ("granted", 90.0, "community event", "ops")
+    assert alice.get("/v1/account").json()["credits_seconds"] == 90.0
+
+
+def test_revoking_a_key_locks_it_out_of_the_api_at_once(staff, alice):
+    assert alice.get("/v1/account").status_code == 200
+    act(staff, "accounts/apikey", "revoke", [alice.key.pk])
+    assert alice.get("/v1/account").status_code == 401
+
+
+def test_cancelling_a_job_refunds_its_credits(staff, alice):
+    grant(alice, 10)
+    job_id = alice.transcribe().json()["id"]
+    act(staff, "pool/job", "cancel", [job_id])
+    assert Job.objects.get().status == "cancelled"
+    assert alice.get("/v1/account").json()["credits_seconds"] == 10.0
+
+
+def test_banning_a_worker_requeues_its_job(staff, alice):
+    online_worker(alice)
+    alice.transcribe()
+    claim_job(alice)
+    from pool.models import Worker
+
+    act(staff, "pool/worker", "ban", [Worker.objects.get().pk])
+    assert Job.objects.get().status == "queued"
+    assert alice.heartbeat().json()["error"]["code"] == "worker_banned"
+
+
+def test_the_ledger_cannot_be_edited(staff, alice):
+    grant(alice, 5)
+    entry = CreditEntry.objects.get()
+    staff.post(f"/admin/accounts/creditentry/{entry.pk}/change/", {"seconds": "500"})
+    entry.refresh_from_db()
+    assert float(entry.seconds) == 5.0
