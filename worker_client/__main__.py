@@ -1,0 +1,5 @@
+import sys
+
+from worker_client.worker import main
+
+sys.exit(main())

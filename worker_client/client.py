@@ -1,0 +1,127 @@
+"""The worker protocol over HTTP, with the retry rules a volunteer's flaky network needs."""
+from __future__ import annotations
+
+import random
+import time
+
+import requests
+
+VERSION = "1.3.0"
+
+
+class Unauthorized(Exception):
+    """The key is wrong or revoked: no retry can help."""
+
+
+class Banned(Exception):
+    """The operators stopped this key from running workers."""
+
+
+class JobGone(Exception):
+    """The server no longer knows this job for us (lease lost, finished, re-assigned)."""
+
+
+class Retryable(Exception):
+    """Network trouble, a 5xx or a 429: try again after a pause."""
+
+    def __init__(self, message, retry_after=None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class NotRegistered(Exception):
+    pass
+
+
+class Backoff:
+    """Capped exponential backoff with full jitter: never a tight loop, never a thundering herd."""
+
+    def __init__(self, base=1.0, cap=60.0, rng=random.random):
+        self.base, self.cap, self.rng, self.failures = base, cap, rng, 0
+
+    def next_delay(self, retry_after=None) -> float:
+        self.failures += 1
+        ceiling = min(self.cap, self.base * 2 ** (self.failures - 1))
+        delay = ceiling * (0.5 + self.rng() / 2)
+        return max(delay, float(retry_after or 0))
+
+    def reset(self):
+        self.failures = 0
+
+
+def _error(response):
+    try:
+        err = response.json()["error"]
+        return err.get("code", ""), err.get("message", "")
+    except (ValueError, KeyError, TypeError):
+        return "", response.text[:200]
+
+
+class ServerClient:
+    def __init__(self, server: str, key: str, worker_id: str, *, timeout=30):
+        self.server = server.rstrip("/")
+        self.key_prefix = key[:12]
+        self.worker_id = worker_id
+        self.timeout = timeout
+        self.session = requests.Session()
+        self.session.headers.update({"Authorization": f"Bearer {key}",
+                                     "User-Agent": f"jptranscribe-worker/{VERSION}"})
+
+    def _call(self, method, path, *, timeout=None, **kwargs):
+        try:
+            response = self.session.request(method, self.server + path, timeout=timeout or self.timeout, **kwargs)
+        except requests.RequestException as exc:
+            raise Retryable(f"cannot reach {self.server} ({exc.__class__.__name__})") from exc
+        if response.ok:
+            return response
+        code, message = _error(response)
+        if response.status_code == 401:
+            raise Unauthorized(message or "unauthorized")
+        if code == "worker_banned":
+            raise Banned(message)
+        if code == "worker_not_registered":
+            raise NotRegistered(message)
+        if response.status_code in (404, 409):
+            raise JobGone(message or code)
+        if response.status_code == 429 or response.status_code >= 500:
+            raise Retryable(f"server answered {response.status_code} {code}",
+                            retry_after=response.headers.get("Retry-After"))
+        raise Retryable(f"server refused the call: {response.status_code} {code} {message}")
+
+    def heartbeat(self, *, name, engine, model, online=True) -> dict:
+        return self._call("POST", "/v1/worker/heartbeat", json={
+            "worker_id": self.worker_id, "name": name, "engine": engine, "model": model, "version": VERSION,
+            "status": "online" if online else "offline",
+        }).json()
+
+    def claim(self, wait_seconds=25) -> dict | None:
+        response = self._call("POST", "/v1/pool/claim", json={"worker_id": self.worker_id,
+                                                               "wait_seconds": wait_seconds},
+                              timeout=wait_seconds + 15)
+        return response.json()["job"]
+
+    def audio(self, job) -> bytes:
+        return self._call("GET", job["audio_url"], params={"worker_id": self.worker_id,
+                                                           "lease_id": job["lease_id"]}).content
+
+    def complete(self, job, result, processing_seconds) -> dict:
+        return self._call("POST", f"/v1/pool/jobs/{job['id']}/complete", json={
+            "worker_id": self.worker_id, "lease_id": job["lease_id"], "text": result.text,
+            "segments": result.segments, "model": result.model, "processing_seconds": processing_seconds,
+        }).json()
+
+    def fail(self, job, error: str) -> dict:
+        return self._call("POST", f"/v1/pool/jobs/{job['id']}/fail", json={
+            "worker_id": self.worker_id, "lease_id": job["lease_id"], "error": error[:1900],
+        }).json()
+
+    def with_retries(self, call, *, attempts=6, backoff=None, stop=None):
+        """Retry an idempotent call through network trouble (complete and fail are idempotent)."""
+        backoff = backoff or Backoff(base=0.5, cap=15)
+        for attempt in range(attempts):
+            try:
+                return call()
+            except Retryable as exc:
+                if attempt == attempts - 1 or (stop is not None and stop()):
+                    raise
+                time.sleep(backoff.next_delay(exc.retry_after))

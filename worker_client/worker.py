@@ -1,0 +1,309 @@
+"""JPTranscribe worker: transcribe the pool's Japanese audio on your CPU and earn credits.
+
+    pip install -r worker_client/requirements.txt
+    python worker_client/worker.py --key jpt_…          (or: python -m worker_client --key jpt_…)
+    python worker_client/worker.py models list
+    python worker_client/worker.py models fetch whisper-small
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the package importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from worker_client import models  # noqa: E402
+from worker_client.audio import AudioError  # noqa: E402
+from worker_client.client import (  # noqa: E402
+    VERSION, Backoff, Banned, JobGone, NotRegistered, Retryable, ServerClient, Unauthorized,
+)
+from worker_client.engines import load_engine  # noqa: E402
+
+DEFAULT_SERVER = "https://api.jptranscribe.com"
+CLAIM_WAIT_SECONDS = 25
+log = logging.getLogger("worker")
+
+
+class Worker:
+    def __init__(self, client: ServerClient, engine, *, name: str, heartbeat_interval=20.0):
+        self.client = client
+        self.engine = engine
+        self.name = name
+        self.heartbeat_interval = heartbeat_interval
+        self.stopping = threading.Event()  # first Ctrl-C: take no new job
+        self.abort_job = threading.Event()  # second Ctrl-C: hand the job in hand back now
+        self.fatal: str | None = None
+        self._signals = 0
+
+    # --- signals ---------------------------------------------------------------------
+    def install_signal_handlers(self):
+        signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGTERM, self._on_signal)
+
+    def _on_signal(self, signum, frame):
+        self._signals += 1
+        if self._signals == 1:
+            log.info("Stopping: finishing the job in hand (press Ctrl-C again to hand it back now).")
+            self.stopping.set()
+        else:
+            self.abort_job.set()
+
+    # --- protocol --------------------------------------------------------------------------
+    def heartbeat(self, online=True) -> dict:
+        return self.client.heartbeat(name=self.name, engine=self.engine.name, model=self.engine.model_name,
+                                     online=online)
+
+    def _heartbeats(self):
+        """Beat on its own thread, so a worker busy with a long clip still counts as online."""
+        while not self.stopping.wait(self.heartbeat_interval):
+            try:
+                self.heartbeat()
+            except (Unauthorized, Banned) as exc:
+                self.fatal = str(exc)
+                self.stopping.set()
+            except Retryable as exc:
+                log.warning("Heartbeat failed (%s); will retry.", exc)
+
+    def _wait(self, seconds):
+        self.stopping.wait(seconds)
+
+    def register(self) -> dict:
+        backoff = Backoff()
+        while not self.stopping.is_set():
+            try:
+                return self.heartbeat()
+            except Retryable as exc:
+                delay = backoff.next_delay(exc.retry_after)
+                log.warning("Cannot register with the server (%s); retrying in %.0f s.", exc, delay)
+                self._wait(delay)
+        return {}
+
+    def run(self) -> int:
+        reply = self.register()
+        if self.stopping.is_set():
+            return 0
+        log.info("Worker %s · server %s · key %s · engine %s · model %s · %s", self.client.worker_id,
+                 self.client.server, self.client.key_prefix, self.engine.name, self.engine.model_name,
+                 "accepted by the server" if reply.get("accepted") else "NOT accepted by the server")
+        self.heartbeat_interval = float(reply.get("heartbeat_interval_seconds", self.heartbeat_interval))
+        beating = threading.Thread(target=self._heartbeats, name="heartbeat", daemon=True)
+        beating.start()
+        backoff = Backoff()
+        while not self.stopping.is_set():
+            try:
+                job = self._claim()
+                backoff.reset()
+            except NotRegistered:
+                self.register()
+                continue
+            except Retryable as exc:
+                delay = backoff.next_delay(exc.retry_after)
+                log.warning("Cannot reach the server (%s); retrying in %.0f s.", exc, delay)
+                self._wait(delay)
+                continue
+            if job is not None:
+                self.process(job)
+        return self.sign_off()
+
+    def _claim(self):
+        """Long-poll for a job; a Ctrl-C stops waiting at once (the server gives a signed-off
+        worker nothing, so no job is handed to a worker that left)."""
+        result = {}
+
+        def claim():
+            try:
+                result["job"] = self.client.claim(CLAIM_WAIT_SECONDS)
+            except BaseException as exc:  # noqa: BLE001 - re-raised below
+                result["error"] = exc
+
+        thread = threading.Thread(target=claim, daemon=True)
+        thread.start()
+        while thread.is_alive() and not self.stopping.is_set():
+            thread.join(0.2)
+        if thread.is_alive():
+            return None
+        if "error" in result:
+            if isinstance(result["error"], Unauthorized):
+                self.fatal = f"the server refused the key: it is wrong or revoked ({result['error']})"
+                self.stopping.set()
+                return None
+            if isinstance(result["error"], Banned):
+                self.fatal = f"this key may not run workers ({result['error']})"
+                self.stopping.set()
+                return None
+            raise result["error"]
+        return result["job"]
+
+    def process(self, job):
+        started = time.monotonic()
+        outcome = {}
+
+        def work():
+            try:
+                data = self.client.with_retries(lambda: self.client.audio(job), stop=self.abort_job.is_set)
+                outcome["result"] = self.engine.transcribe(data)
+            except BaseException as exc:  # noqa: BLE001 - reported to the server below
+                outcome["error"] = exc
+
+        thread = threading.Thread(target=work, name=f"job-{job['id']}", daemon=True)
+        thread.start()
+        while thread.is_alive():
+            thread.join(0.2)
+            if self.abort_job.is_set():
+                self._report_failure(job, "the worker was stopped before finishing")
+                log.info("%s handed back to the pool.", job["id"])
+                return
+        elapsed = time.monotonic() - started
+        error = outcome.get("error")
+        if isinstance(error, JobGone):
+            log.info("%s: the server no longer recognises this job; dropped.", job["id"])
+            return
+        if isinstance(error, AudioError):
+            self._report_failure(job, f"undecodable audio: {error}")
+            return
+        if error is not None:
+            log.exception("%s failed", job["id"], exc_info=error)
+            self._report_failure(job, f"{error.__class__.__name__}: {error}")
+            return
+        result = outcome["result"]
+        try:
+            reply = self.client.with_retries(lambda: self.client.complete(job, result, elapsed))
+        except JobGone:
+            log.info("%s: finished too late (the lease moved on); dropped.", job["id"])
+            return
+        except Retryable as exc:
+            log.warning("%s: could not deliver the result (%s); the server will re-run it.", job["id"], exc)
+            return
+        duration = float(job.get("duration_seconds") or 0)
+        log.info("%s  %.1f s audio in %.1f s (RTF %.2f) · %s/%s · +%.1f s credit", job["id"], duration, elapsed,
+                 elapsed / duration if duration else 0, self.engine.name, result.model,
+                 float(reply.get("credited_seconds", 0)))
+
+    def _report_failure(self, job, reason):
+        try:
+            self.client.with_retries(lambda: self.client.fail(job, reason), attempts=3)
+        except (JobGone, Retryable):
+            pass
+
+    def sign_off(self) -> int:
+        """Tell the server at once that this worker is gone, so routing stops counting it."""
+        if self.fatal:
+            log.error("Stopped: %s", self.fatal)
+        try:
+            self.heartbeat(online=False)
+        except (Unauthorized, Banned, Retryable, NotRegistered):
+            pass
+        if self.fatal:
+            return 2
+        log.info("Signed off. Bye.")
+        return 0
+
+
+def _worker_id(models_dir: Path, key_prefix: str) -> str:
+    """A stable id per machine and key, so a restart is the same worker to the server."""
+    path = models_dir.parent / f"worker-id-{key_prefix}"
+    try:
+        return path.read_text().strip()
+    except OSError:
+        worker_id = f"{socket.gethostname()[:40]}-{uuid.uuid4().hex[:8]}"
+        worker_id = "".join(c if c.isalnum() or c in "_.-" else "-" for c in worker_id)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(worker_id)
+        except OSError:
+            pass
+        return worker_id
+
+
+def _models_command(args) -> int:
+    models_dir = Path(args.models_dir)
+    if args.models_command == "list":
+        present = models.installed(models_dir)
+        print(f"Models in {models_dir}:")
+        for name, model in models.CATALOGUE.items():
+            state = "installed" if name in present else (
+                "installable offline" if any(s.offline for s in model.sources) else "fetchable")
+            print(f"  {name:<18} {model.engine:<8} {model.size_mb:>6} MB  {state:<20} {model.description}")
+        for name in sorted(set(present) - set(models.CATALOGUE)):
+            print(f"  {name:<18} (local folder)")
+        return 0
+    try:
+        path = models.fetch(args.name, models_dir)
+    except models.ModelError as exc:
+        print(f"Cannot fetch {args.name}: {exc}", file=sys.stderr)
+        return 1
+    print(f"{args.name} is ready in {path}")
+    return 0
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="worker.py", description="JPTranscribe pool worker")
+    parser.add_argument("--server", default=os.environ.get("JPT_SERVER", DEFAULT_SERVER))
+    parser.add_argument("--key", default=os.environ.get("JPT_KEY"), help="your jpt_… key (or env JPT_KEY)")
+    parser.add_argument("--engine", choices=["vosk", "whisper"], default=None,
+                        help="default: vosk, or the engine of --model")
+    parser.add_argument("--model", default=None, help="a catalogue name (models list) or a model folder")
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads for the engine (0: automatic)")
+    parser.add_argument("--beam-size", type=int, default=1, help="Whisper beam size")
+    parser.add_argument("--name", default=socket.gethostname(), help="shown to the operators")
+    parser.add_argument("--worker-id", default=None)
+    parser.add_argument("--models-dir", default=str(models.default_models_dir()))
+    parser.add_argument("--no-download", action="store_true", help="never download a model")
+    sub = parser.add_subparsers(dest="command")
+    m = sub.add_parser("models", help="list or fetch models")
+    msub = m.add_subparsers(dest="models_command", required=True)
+    msub.add_parser("list")
+    fetch = msub.add_parser("fetch")
+    fetch.add_argument("name", choices=sorted(models.CATALOGUE))
+    for p in (m,):
+        p.add_argument("--models-dir", default=str(models.default_models_dir()))
+    return parser
+
+
+def main(argv=None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("faster_whisper").setLevel(logging.WARNING)  # one line per job is ours to write
+    args = build_parser().parse_args(argv)
+    if args.command == "models":
+        return _models_command(args)
+    if not args.key or not args.key.startswith("jpt_"):
+        print("A key is needed: --key jpt_… (mint one at /get-key/).", file=sys.stderr)
+        return 2
+    models_dir = Path(args.models_dir)
+    try:
+        resolved = models.resolve(args.model, args.engine, models_dir, allow_download=not args.no_download,
+                                  log=log.warning)
+    except models.ModelError as exc:
+        print(f"No model to run: {exc}", file=sys.stderr)
+        return 1
+    if args.engine and args.engine != resolved.engine:
+        log.warning("%s is a %s model; running the %s engine.", resolved.name, resolved.engine, resolved.engine)
+    started = time.monotonic()
+    engine = load_engine(resolved.engine, resolved.path, resolved.name, threads=args.threads,
+                         beam_size=args.beam_size)
+    log.info("Loaded %s (%s) in %.1f s.", resolved.name, resolved.engine, time.monotonic() - started)
+    worker_id = args.worker_id or _worker_id(models_dir, args.key[:12])
+    client = ServerClient(args.server, args.key, worker_id)
+    worker = Worker(client, engine, name=args.name)
+    worker.install_signal_handlers()
+    try:
+        return worker.run()
+    except Unauthorized as exc:
+        print(f"The server refused the key {args.key[:12]}…: it is wrong or revoked ({exc}).", file=sys.stderr)
+        return 2
+    except Banned as exc:
+        print(f"This key may not run workers: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
