@@ -65,9 +65,10 @@ def mint_caller(ip="198.51.100.7", **kw):
     return Caller(raw, ip=ip)
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _stop_pool_listener(django_db_setup, django_db_blocker):
-    """The PostgreSQL listener thread holds a connection that would block dropping the test database."""
+@pytest.fixture(scope="session")
+def _pool_listener_guard(django_db_setup):
+    """The PostgreSQL listener thread holds a connection that would block dropping the test
+    database, so it is stopped before the database goes."""
     yield
     from pool import wakeup
 
@@ -76,9 +77,11 @@ def _stop_pool_listener(django_db_setup, django_db_blocker):
 
 @pytest.fixture(autouse=True)
 def _clean_cache(request, settings):
-    if "slow" in request.keywords:  # a live server in its own processes: nothing to reset here
+    uses_db = "django_db" in request.keywords or {"db", "transactional_db"} & set(request.fixturenames)
+    if not uses_db:  # no database here: nothing to reset
         yield
         return
+    request.getfixturevalue("_pool_listener_guard")
     settings.JPT_TRANSCRIBE_WAIT_SECONDS = 0
     settings.JPT_WAKEUP_POLL_SECONDS = 0.2
     settings.JPT_MAINTENANCE_INTERVAL_SECONDS = 0
