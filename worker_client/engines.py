@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from worker_client import audio
-from worker_client.japanese import Word, sentences_from_words
+from worker_client.japanese import Word, join_words, sentences_from_words
 
 
 @dataclass
@@ -109,7 +109,15 @@ class WhisperEngine(Engine):
             condition_on_previous_text=False, temperature=(0.0, 0.4), compression_ratio_threshold=2.4,
             no_speech_threshold=0.6,
         )
-        segs = [{"start": round(s.start, 3), "end": round(s.end, 3), "text": s.text.strip()} for s in segments]
+        length = len(samples) / audio.SAMPLE_RATE
+        segs = [
+            # Whisper's timestamps can overshoot the end of the audio, and it spaces Japanese
+            # sentences apart; neither should reach the user.
+            {"start": round(min(s.start, length), 3), "end": round(min(s.end, length), 3),
+             "text": join_words(s.text.split())}
+            for s in segments
+        ]
+        segs = [s for s in segs if s["text"]]
         return Result(text="".join(s["text"] for s in segs), segments=segs, model=self.model_name)
 
 

