@@ -13,3 +13,19 @@ timeout = 180
 graceful_timeout = 30
 keepalive = 30
 accesslog = os.environ.get("JPT_ACCESS_LOG") or None
+
+
+def post_worker_init(worker):
+    """On SIGTERM, end open long-polls and waits at once (claims answer "no job", transcribe
+    answers 202) instead of holding the shutdown for up to their full wait."""
+    import signal
+
+    from pool import wakeup
+
+    stop = signal.getsignal(signal.SIGTERM)
+
+    def close_then_stop(signum, frame):
+        wakeup.hub.close()
+        stop(signum, frame)
+
+    signal.signal(signal.SIGTERM, close_then_stop)

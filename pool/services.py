@@ -154,11 +154,15 @@ def _claim_statement(worker: Worker):
         order = "CASE WHEN route = 'pool_self' THEN 0 ELSE 1 END, queued_at"
         params = [worker.key_id, worker.id]
     skip_locked = " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
+    worker_table = Worker._meta.db_table
     sql = (
         f"UPDATE {job_table} SET status = 'leased', worker_id = %s, lease_id = %s, lease_expires_at = %s,"
         f" attempts = attempts + 1"
         f" WHERE id = (SELECT id FROM {job_table} WHERE status = 'queued' AND ({where})"
-        f" ORDER BY {order} LIMIT 1{skip_locked}) AND status = 'queued' RETURNING *"
+        f" ORDER BY {order} LIMIT 1{skip_locked}) AND status = 'queued'"
+        # A worker that signed off while its long-poll was still open gets nothing.
+        f" AND EXISTS (SELECT 1 FROM {worker_table} w WHERE w.id = %s AND w.signed_off_at IS NULL)"
+        f" RETURNING *"
     )
     return sql, params
 
@@ -169,7 +173,7 @@ def _claim_once(worker: Worker) -> Job | None:
     lease_id = new_lease_id()
     expires = now + timedelta(seconds=settings.JPT_LEASE_SECONDS)
     with transaction.atomic():
-        job = next(iter(Job.objects.raw(sql, [worker.id, lease_id, expires, *where_params])), None)
+        job = next(iter(Job.objects.raw(sql, [worker.id, lease_id, expires, *where_params, worker.id])), None)
         if job is not None:
             JobAttempt.objects.create(job=job, worker=worker, lease_id=lease_id, started_at=now)
     return job
@@ -190,7 +194,7 @@ def job_claim(*, worker: Worker, wait_seconds: float) -> Job | None:
             if job is not None:
                 return job
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            if remaining <= 0 or wakeup.hub.closing:
                 return None
             wakeup.release_connection()
             woken.wait(min(remaining, settings.JPT_WAKEUP_POLL_SECONDS))

@@ -29,6 +29,9 @@ class _Hub:
     def __init__(self):
         self._lock = threading.Lock()
         self._waiters: dict[str, deque[threading.Event]] = {}
+        # Set when the process is shutting down: waiters give up at once, so a restart
+        # does not wait for every open long-poll to run out.
+        self.closing = False
 
     @contextmanager
     def listening(self, channels):
@@ -69,6 +72,10 @@ class _Hub:
             else:
                 for event in queue:
                     event.set()
+
+    def close(self):
+        self.closing = True
+        self.publish_all()
 
     def publish_all(self):
         """After a lost listener connection: announcements may have been missed."""

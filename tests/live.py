@@ -62,7 +62,11 @@ class LiveServer:
         if self.db_name:
             _pg_admin(f'CREATE DATABASE "{self.db_name}"', self.database_url)
         self.manage("migrate", "--noinput")
-        self.log = open(Path(self.tmp.name) / "server.log", "w")
+        return self.start_process()
+
+    def start_process(self):
+        """Start (or restart) the server processes on the same port and database."""
+        self.log = open(Path(self.tmp.name) / "server.log", "a")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "jptranscribe/gunicorn.conf.py"),
              "jptranscribe.wsgi"], cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
@@ -81,7 +85,7 @@ class LiveServer:
     def read_log(self):
         return (Path(self.tmp.name) / "server.log").read_text()[-3000:]
 
-    def stop(self):
+    def stop_process(self):
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -89,6 +93,9 @@ class LiveServer:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+    def stop(self):
+        self.stop_process()
         if self.db_name:
             _pg_admin(f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)', self.database_url)
         self.tmp.cleanup()
@@ -103,6 +110,17 @@ class LiveServer:
         out = self.manage("shell", "-c",
                           "from accounts.models import ApiKey; print(ApiKey.mint(is_server=True)[1])")
         return out.stdout.strip().splitlines()[-1]
+
+    def get(self, path, key=None, **kw):
+        return requests.get(self.url + path, headers={"Authorization": f"Bearer {key}"} if key else {},
+                            timeout=kw.pop("timeout", 30), **kw)
+
+    def transcribe(self, key, audio: bytes, name="clip.wav", wait=True, timeout=180, **fields):
+        headers = {"Authorization": f"Bearer {key}"}
+        if not wait:
+            headers["Prefer"] = "respond-async"
+        return requests.post(self.url + "/v1/transcribe", headers=headers, files={"file": (name, audio)},
+                             data=fields, timeout=timeout)
 
     def __enter__(self):
         return self.start()

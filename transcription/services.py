@@ -23,7 +23,7 @@ def transcription_wait(job: Job, timeout: float) -> Job:
             pool.pool_maintenance()
             job = reroute_if_stranded(Job.objects.select_related("key").get(pk=job.pk))
             remaining = deadline - time.monotonic()
-            if job.is_finished or remaining <= 0:
+            if job.is_finished or remaining <= 0 or wakeup.hub.closing:
                 return job
             wakeup.release_connection()
             done.wait(min(remaining, settings.JPT_WAKEUP_POLL_SECONDS))

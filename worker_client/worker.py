@@ -41,6 +41,8 @@ class Worker:
         self.heartbeat_interval = heartbeat_interval
         self.stopping = threading.Event()  # first Ctrl-C: take no new job
         self.abort_job = threading.Event()  # second Ctrl-C: hand the job in hand back now
+        self.exiting = threading.Event()  # signed off: heartbeats end
+        self.job_thread: threading.Thread | None = None
         self.fatal: str | None = None
         self._signals = 0
 
@@ -63,15 +65,25 @@ class Worker:
                                      online=online)
 
     def _heartbeats(self):
-        """Beat on its own thread, so a worker busy with a long clip still counts as online."""
-        while not self.stopping.wait(self.heartbeat_interval):
+        """Beat on its own thread, so a worker busy with a long clip (even one it finishes
+        after Ctrl-C) still counts as online and keeps its lease."""
+        backoff = Backoff(base=self.heartbeat_interval, cap=60)
+        delay = self.heartbeat_interval
+        while not self.exiting.wait(delay):
             try:
                 self.heartbeat()
+                if backoff.failures:
+                    log.info("Heartbeats are getting through again.")
+                backoff.reset()
+                delay = self.heartbeat_interval
             except (Unauthorized, Banned) as exc:
                 self.fatal = str(exc)
                 self.stopping.set()
-            except Retryable as exc:
-                log.warning("Heartbeat failed (%s); will retry.", exc)
+                return
+            except (Retryable, NotRegistered) as exc:
+                if not backoff.failures:
+                    log.warning("Heartbeat failed (%s); retrying with backoff.", exc)
+                delay = min(backoff.next_delay(getattr(exc, "retry_after", None)), 60)
 
     def _wait(self, seconds):
         self.stopping.wait(seconds)
@@ -154,7 +166,7 @@ class Worker:
             except BaseException as exc:  # noqa: BLE001 - reported to the server below
                 outcome["error"] = exc
 
-        thread = threading.Thread(target=work, name=f"job-{job['id']}", daemon=True)
+        thread = self.job_thread = threading.Thread(target=work, name=f"job-{job['id']}", daemon=True)
         thread.start()
         while thread.is_alive():
             thread.join(0.2)
@@ -196,6 +208,7 @@ class Worker:
 
     def sign_off(self) -> int:
         """Tell the server at once that this worker is gone, so routing stops counting it."""
+        self.exiting.set()
         if self.fatal:
             log.error("Stopped: %s", self.fatal)
         try:
@@ -296,7 +309,15 @@ def main(argv=None) -> int:
     worker = Worker(client, engine, name=args.name)
     worker.install_signal_handlers()
     try:
-        return worker.run()
+        code = worker.run()
+        if worker.job_thread is not None and worker.job_thread.is_alive():
+            # An abandoned transcription is still inside the engine's native code; tearing the
+            # interpreter down around it can crash, so leave at once (the job was handed back).
+            logging.shutdown()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+        return code
     except Unauthorized as exc:
         print(f"The server refused the key {args.key[:12]}…: it is wrong or revoked ({exc}).", file=sys.stderr)
         return 2
