@@ -274,10 +274,10 @@ def build_parser():
     sub = parser.add_subparsers(dest="command")
     m = sub.add_parser("models", help="list or fetch models")
     msub = m.add_subparsers(dest="models_command", required=True)
-    msub.add_parser("list")
-    fetch = msub.add_parser("fetch")
+    listing = msub.add_parser("list", help="what is installed and what can be fetched")
+    fetch = msub.add_parser("fetch", help="download (with resume) and install a model")
     fetch.add_argument("name", choices=sorted(models.CATALOGUE))
-    for p in (m,):
+    for p in (listing, fetch):
         p.add_argument("--models-dir", default=str(models.default_models_dir()))
     return parser
 
