@@ -29,3 +29,13 @@ def post_worker_init(worker):
         stop(signum, frame)
 
     signal.signal(signal.SIGTERM, close_then_stop)
+
+    from django.conf import settings
+
+    if settings.JPT_TRANSLATION_EAGER:
+        from translation import services
+
+        try:
+            services.get_model()
+        except services.TranslationUnavailable as exc:
+            worker.log.warning("translation: %s", exc)
