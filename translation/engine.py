@@ -59,7 +59,7 @@ def read_meta(path: Path) -> dict:
 
 class TranslationModel:
     def __init__(self, path: Path, *, inter_threads=2, intra_threads=1, max_input_tokens=256, cache_size=1024,
-                 beam_size=2):
+                 beam_size=1):
         self.path = Path(path)
         self.translator = ctranslate2.Translator(str(self.path), device="cpu", compute_type="int8",
                                                  inter_threads=inter_threads, intra_threads=intra_threads)
@@ -98,8 +98,11 @@ class TranslationModel:
             longest = max(len(p) for p in batch)
             self.batches += 1
             outputs = self.translator.translate_batch(
-                batch, beam_size=self.beam_size, max_batch_size=64,
-                max_decoding_length=min(512, int(longest * 1.5) + 10),
+                # Sub-batches of 16 let the two model replicas (inter_threads) share one request.
+                batch, beam_size=self.beam_size, max_batch_size=16,
+                # English runs about as long as the Japanese pieces; 1.5x leaves room without letting
+                # a model that never says "stop" run on.
+                max_decoding_length=min(512, max(16, int(longest * 1.5))),
             )
             parts: dict[int, list[str]] = {}
             for owner, output in zip(owners, outputs):

@@ -47,7 +47,7 @@ def get_model() -> TranslationModel:
                 path, inter_threads=settings.JPT_TRANSLATION_INTER_THREADS,
                 intra_threads=settings.JPT_TRANSLATION_INTRA_THREADS,
                 max_input_tokens=settings.JPT_TRANSLATION_MAX_INPUT_TOKENS,
-                cache_size=settings.JPT_TRANSLATION_CACHE_SIZE,
+                cache_size=settings.JPT_TRANSLATION_CACHE_SIZE, beam_size=settings.JPT_TRANSLATION_BEAM_SIZE,
             )
     return _model
 

@@ -21,10 +21,11 @@ LINES = [
 ]
 
 
-def train_spm(directory: Path, vocab_size=100) -> Path:
+def train_spm(directory: Path, vocab_size=100, lines=None) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     corpus = directory / "corpus.txt"
-    corpus.write_text("\n".join(line * (1 + i % 3) for i in range(30) for line in LINES), encoding="utf-8")
+    lines = lines or LINES
+    corpus.write_text("\n".join(line * (1 + i % 3) for i in range(30) for line in lines), encoding="utf-8")
     prefix = directory / "spm"
     spm.SentencePieceTrainer.train(input=str(corpus), model_prefix=str(prefix), vocab_size=vocab_size,
                                    character_coverage=1.0, model_type="unigram", minloglevel=2,
@@ -37,10 +38,10 @@ def _vocab_yml(tokens: list[str]) -> str:
 
 
 def write_opus_mt_release(directory: Path, *, vocab_size=None, d_model=16, heads=2, ffn=32, layers=1,
-                          spm_vocab=100, seed=0) -> Path:
+                          spm_vocab=100, spm_lines=None, seed=0) -> Path:
     """An OPUS-MT-shaped release folder: decoder.yml, model .npz, vocab .yml, source/target.spm."""
     directory.mkdir(parents=True, exist_ok=True)
-    spm_model = train_spm(directory / "spm-train", spm_vocab)
+    spm_model = train_spm(directory / "spm-train", spm_vocab, spm_lines)
     for name in ("source.spm", "target.spm"):
         (directory / name).write_bytes(spm_model.read_bytes())
     sp = spm.SentencePieceProcessor(model_file=str(spm_model))
