@@ -21,7 +21,8 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.clips import wav_bytes  # noqa: E402
-from tests.live import LiveServer  # noqa: E402
+from bench.figures import percentile  # noqa: E402
+from tests.live import LiveServer, process_table  # noqa: E402
 
 CLIP = wav_bytes(1.0, rate=8000)
 
@@ -123,38 +124,19 @@ def cpu_seconds_self():
 
 def cpu_seconds_tree(root_pid):
     """CPU used so far by a process and its children (the gunicorn master and its workers)."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total, parents = 0.0, {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                fields = open(f"/proc/{entry}/stat").read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            parents[int(entry)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / ticks)
-    for pid, (ppid, cpu) in parents.items():
-        if pid == root_pid or ppid == root_pid:
-            total += cpu
-    return total
+    return sum(cpu for pid, (ppid, cpu) in process_table().items() if root_pid in (pid, ppid))
 
 
 def postgres_cpu():
-    ticks = os.sysconf("SC_CLK_TCK")
+    """CPU used so far by PostgreSQL's processes (alive now: backends that exited are not counted)."""
     total = 0.0
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                if open(f"/proc/{entry}/comm").read().strip() == "postgres":
-                    fields = open(f"/proc/{entry}/stat").read().rsplit(")", 1)[1].split()
-                    total += (int(fields[11]) + int(fields[12])) / ticks
-            except OSError:
-                continue
+    for pid, (_, cpu) in process_table().items():
+        try:
+            if open(f"/proc/{pid}/comm").read().strip() == "postgres":
+                total += cpu
+        except OSError:
+            continue
     return total
-
-
-def pct(values, p):
-    values = sorted(values)
-    return values[min(len(values) - 1, int(len(values) * p / 100))]
 
 
 def main():
@@ -213,10 +195,10 @@ def main():
     print(f"pool bench on {mode}: {args.web_workers} gunicorn processes, {args.workers} workers, "
           f"{args.submitters} submitters, {args.seconds:g} s measured")
     print(f"  job cycles/s      {len(cycles) / args.seconds:8.1f}   ({len(cycles)} cycles)")
-    print(f"  cycle latency ms  p50 {statistics.median(cycle_ms):6.1f}   p99 {pct(cycle_ms, 99):6.1f}")
-    print(f"  dispatch ms, saturated  p50 {statistics.median(dispatch):6.1f}   p99 {pct(dispatch, 99):6.1f}")
+    print(f"  cycle latency ms  p50 {statistics.median(cycle_ms):6.1f}   p99 {percentile(cycle_ms, 99):6.1f}")
+    print(f"  dispatch ms, saturated  p50 {statistics.median(dispatch):6.1f}   p99 {percentile(dispatch, 99):6.1f}")
     print(f"  dispatch ms, light load (one clip at a time, idle workers long-polling)   "
-          f"p50 {statistics.median(light):6.1f}   p99 {pct(light, 99):6.1f}")
+          f"p50 {statistics.median(light):6.1f}   p99 {percentile(light, 99):6.1f}")
     per_cycle = 1000 / max(1, len(cycles))
     print(f"  CPU per cycle ms  server {server_cpu * per_cycle:5.1f}   PostgreSQL {pg_cpu * per_cycle:5.1f}   "
           f"(clients used {client_cpu:.1f} s over the whole run)")

@@ -20,6 +20,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.figures import percentile  # noqa: E402
 from tests.live import LiveServer  # noqa: E402
 from tests.translation.tiny_model import converted_model, write_opus_mt_release  # noqa: E402
 
@@ -59,11 +60,6 @@ def peak_rss_mb(root_pid):
     return max(peaks) / 1024
 
 
-def pct(values, p):
-    values = sorted(values)
-    return values[min(len(values) - 1, int(len(values) * p / 100))]
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=100)
@@ -97,7 +93,7 @@ def main():
         translate(sentences(5, offset=10**6))  # warm up
         single = [translate(sentences(1, offset=i)) * 1000 for i in range(args.requests)]
         print(f"  one sentence through the API      p50 {statistics.median(single):6.1f} ms   "
-              f"p99 {pct(single, 99):6.1f} ms")
+              f"p99 {percentile(single, 99):6.1f} ms")
 
         fifty = [translate(sentences(50, offset=10_000 + 50 * i)) for i in range(5)]
         print(f"  50-sentence request               {50 / statistics.median(fifty):6.1f} sentences/s   "

@@ -18,6 +18,24 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def process_table() -> dict[int, tuple[int, float]]:
+    """{pid: (parent pid, CPU seconds used)} for every process, read from /proc."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    table = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                fields = open(f"/proc/{entry}/stat").read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            table[int(entry)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / ticks)
+    return table
+
+
+def children_of(pid: int) -> list[int]:
+    return [child for child, (parent, _) in process_table().items() if parent == pid]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

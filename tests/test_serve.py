@@ -9,24 +9,11 @@ import time
 import pytest
 import requests
 
-from tests.live import ROOT, free_port
+from tests.live import ROOT, children_of, free_port
 from tests.speech.cer import character_error_rate
 from tests.speech.corpus import load_corpus
 
 pytestmark = pytest.mark.slow
-
-
-def children_of(pid):
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                fields = open(f"/proc/{entry}/stat").read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid:
-                found.append(int(entry))
-    return found
 
 
 def transcribe_when_demo_is_up(port, key, audio, timeout=90):
