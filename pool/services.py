@@ -155,13 +155,16 @@ def _claim_statement(worker: Worker):
         params = [worker.key_id, worker.id]
     skip_locked = " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
     worker_table = Worker._meta.db_table
+    key_table = ApiKey._meta.db_table
     sql = (
         f"UPDATE {job_table} SET status = 'leased', worker_id = %s, lease_id = %s, lease_expires_at = %s,"
         f" attempts = attempts + 1"
         f" WHERE id = (SELECT id FROM {job_table} WHERE status = 'queued' AND ({where})"
         f" ORDER BY {order} LIMIT 1{skip_locked}) AND status = 'queued'"
-        # A worker that signed off while its long-poll was still open gets nothing.
-        f" AND EXISTS (SELECT 1 FROM {worker_table} w WHERE w.id = %s AND w.signed_off_at IS NULL)"
+        # A worker that signed off, or whose key was banned or revoked, while its long-poll
+        # was still open gets nothing.
+        f" AND EXISTS (SELECT 1 FROM {worker_table} w JOIN {key_table} k ON k.id = w.key_id"
+        f" WHERE w.id = %s AND w.signed_off_at IS NULL AND k.workers_banned_at IS NULL AND k.revoked_at IS NULL)"
         f" RETURNING *"
     )
     return sql, params

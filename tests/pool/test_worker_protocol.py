@@ -97,6 +97,17 @@ class TestClaiming:
         bob.transcribe(wav_bytes(40))  # too long for the demo: pool_credit
         assert claim_job(demo_worker, "demo") is None
 
+    def test_a_banned_or_signed_off_worker_gets_nothing_even_mid_poll(self, alice, bob):
+        from pool.services import _claim_once
+
+        grant(bob, 100)
+        bob.transcribe()
+        online_worker(alice)
+        worker = Worker.objects.get(key=alice.key)
+        worker_ban(key=alice.key)
+        assert _claim_once(worker) is None
+        assert Job.objects.get().status == "queued"
+
     def test_a_long_poll_returns_empty_after_its_wait(self, alice):
         online_worker(alice)
         response = alice.claim(wait_seconds=0.3)
