@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",
     "accounts",
     "pool",
     "transcription",
@@ -167,6 +168,18 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "jptranscribe.errors.exception_handler",
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_THROTTLE_CLASSES": [],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "JPTranscribe API",
+    "DESCRIPTION": "Send Japanese audio, get Japanese text and an English translation back. "
+                   "Every error is {\"error\": {\"code\", \"message\"}}.",
+    "VERSION": "1.3.0",
+    "SERVERS": [{"url": "https://api.jptranscribe.com"}],
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX": "/v1",
 }
 
 LOGGING = {

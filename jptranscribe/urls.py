@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView
 
 from accounts.views import AccountView, KeysView
 from jptranscribe.views import HealthView
@@ -23,6 +24,8 @@ v1 = [
 
 urlpatterns = [
     path("v1/", include(v1)),
+    # The contract clients are generated from; `openapi.yaml` in the repository is the same file.
+    path("openapi.yaml", SpectacularAPIView.as_view(), name="openapi"),
     path("admin/", admin.site.urls),
 ]
 

@@ -1,8 +1,11 @@
 from django.conf import settings
 from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
 
+from jptranscribe import schema
 from jptranscribe.api import WorkerView
 from jptranscribe.errors import InvalidRequest
 from pool import services
@@ -25,6 +28,7 @@ def _valid(serializer_class, data):
 
 
 class HeartbeatView(WorkerView):
+    @extend_schema_serializer(component_name="Heartbeat")
     class Input(WorkerIdInput):
         name = serializers.CharField(max_length=100, required=False, default="", allow_blank=True)
         engine = serializers.CharField(max_length=40, required=False, default="", allow_blank=True)
@@ -32,6 +36,8 @@ class HeartbeatView(WorkerView):
         version = serializers.CharField(max_length=40, required=False, default="", allow_blank=True)
         status = serializers.ChoiceField(["online", "offline"], required=False, default="online")
 
+    @extend_schema(request=Input, responses={200: schema.HeartbeatResult, **schema.errors(400, 401, 403, 429)},
+                   summary="Register or refresh a worker", tags=["worker"])
     def post(self, request):
         data = _valid(self.Input, request.data)
         worker = services.worker_heartbeat(
@@ -49,9 +55,12 @@ class HeartbeatView(WorkerView):
 
 
 class ClaimView(WorkerView):
+    @extend_schema_serializer(component_name="Claim")
     class Input(WorkerIdInput):
         wait_seconds = serializers.FloatField(required=False, default=25, min_value=0)
 
+    @extend_schema(request=Input, responses={200: schema.ClaimResult, **schema.errors(400, 401, 403, 409, 429)},
+                   summary="Claim the next job (long-poll)", tags=["worker"])
     def post(self, request):
         data = _valid(self.Input, request.data)
         worker = services.worker_for_request(key=request.user, client_id=data["worker_id"])
@@ -71,6 +80,9 @@ class ClaimView(WorkerView):
 
 
 class JobAudioView(WorkerView):
+    @extend_schema(parameters=[LeaseInput], responses={
+        (200, "application/octet-stream"): OpenApiResponse(OpenApiTypes.BINARY, description="the uploaded audio"),
+        **schema.errors(400, 401, 404, 409, 429)}, summary="Download a held job's audio", tags=["worker"])
     def get(self, request, job_id):
         data = _valid(LeaseInput, request.query_params)
         worker = services.worker_for_request(key=request.user, client_id=data["worker_id"])
@@ -81,6 +93,7 @@ class JobAudioView(WorkerView):
 
 
 class JobCompleteView(WorkerView):
+    @extend_schema_serializer(component_name="Complete")
     class Input(LeaseInput):
         text = serializers.CharField(allow_blank=True, max_length=100_000, trim_whitespace=False)
         segments = serializers.ListField(child=serializers.DictField(), required=False, default=list,
@@ -88,6 +101,8 @@ class JobCompleteView(WorkerView):
         model = serializers.CharField(max_length=100, required=False, default="", allow_blank=True)
         processing_seconds = serializers.FloatField(required=False, min_value=0, allow_null=True)
 
+    @extend_schema(request=Input, responses={200: schema.CompleteResult, **schema.errors(400, 401, 404, 409, 429)},
+                   summary="Submit a job's result (idempotent)", tags=["worker"])
     def post(self, request, job_id):
         data = _valid(self.Input, request.data)
         worker = services.worker_for_request(key=request.user, client_id=data["worker_id"])
@@ -100,9 +115,12 @@ class JobCompleteView(WorkerView):
 
 
 class JobFailView(WorkerView):
+    @extend_schema_serializer(component_name="Fail")
     class Input(LeaseInput):
         error = serializers.CharField(max_length=2000, required=False, default="", allow_blank=True)
 
+    @extend_schema(request=Input, responses={200: schema.FailResult, **schema.errors(400, 401, 404, 409, 429)},
+                   summary="Report a job failed (idempotent)", tags=["worker"])
     def post(self, request, job_id):
         data = _valid(self.Input, request.data)
         worker = services.worker_for_request(key=request.user, client_id=data["worker_id"])

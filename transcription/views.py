@@ -1,7 +1,9 @@
 from django.conf import settings
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
+from jptranscribe import schema
 from jptranscribe.api import KeyedView
 from jptranscribe.errors import InvalidRequest, NotFound
 from jptranscribe.net import client_ip
@@ -26,6 +28,14 @@ class TranscribeView(KeyedView):
         # Before the body is parsed: an oversized upload is refused while it streams in.
         request._request.upload_handlers = [intake.SizeLimitedUploadHandler(request._request)]
 
+    @extend_schema(
+        request={"multipart/form-data": schema.TranscribeRequest, "application/json": schema.TranscribeRequest},
+        parameters=[OpenApiParameter("Prefer", str, OpenApiParameter.HEADER, required=False,
+                                     description="respond-async: answer 202 at once")],
+        responses={200: schema.Transcription, 202: schema.Pending,
+                   **schema.errors(400, 401, 403, 413, 429, 500)},
+        summary="Transcribe audio",
+    )
     def post(self, request):
         form = self.Input(data=request.data)
         form.is_valid(raise_exception=True)
@@ -50,6 +60,8 @@ class TranscribeView(KeyedView):
 class TranscriptionView(KeyedView):
     """GET /v1/transcriptions/{id} — status and result, for the key that sent the clip only."""
 
+    @extend_schema(responses={200: schema.Transcription, **schema.errors(401, 404, 429)},
+                   summary="A transcription's status and result")
     def get(self, request, job_id):
         job = services.transcription_for_owner(key=request.user, job_id=job_id)
         if job is None:

@@ -1,6 +1,8 @@
+from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
 
+from jptranscribe import schema
 from jptranscribe.api import KeyedView
 from jptranscribe.errors import InvalidRequest, ServiceError
 from translation import services
@@ -19,11 +21,14 @@ class TranslationUnavailableError(ServiceError):
 class TranslateView(KeyedView):
     """POST /v1/translate — Japanese to English on the server; no worker needed."""
 
+    @extend_schema_serializer(component_name="Translate")
     class Input(serializers.Serializer):
         text = serializers.CharField(allow_blank=True, trim_whitespace=False)
         source = serializers.CharField(required=False, default="ja")
         target = serializers.CharField(required=False, default="en")
 
+    @extend_schema(request=Input, responses={200: schema.TranslateResult, **schema.errors(400, 401, 413, 429, 503)},
+                   summary="Translate Japanese text to English")
     def post(self, request):
         form = self.Input(data=request.data)
         form.is_valid(raise_exception=True)
