@@ -1,0 +1,31 @@
+"""Property-based requests against the live server, from openapi.yaml: no response is a 5xx,
+every response matches the schema, every error is in the spec's envelope. Bounded for CI."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.live import LiveServer
+from tests.translation.tiny_model import converted_model, write_opus_mt_release
+
+pytestmark = [pytest.mark.slow]
+SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
+
+
+def test_the_live_api_keeps_its_contract(tmp_path):
+    model = converted_model(write_opus_mt_release(tmp_path / "release"), tmp_path / "model")
+    env = {"JPT_RATE_USER": "100000/m", "JPT_RATE_WORKER": "100000/m", "JPT_KEYS_PER_IP_PER_DAY": "100000",
+           "JPT_TRANSCRIBE_WAIT_SECONDS": "1", "JPT_CLAIM_WAIT_MAX_SECONDS": "1",
+           "JPT_TRANSLATION_MODEL": str(model)}
+    with LiveServer(database_url=os.environ.get("DATABASE_URL"), threads=32, env=env) as server:
+        key = server.mint_key()
+        result = subprocess.run(
+            [str(SCHEMATHESIS), "run", f"{server.url}/openapi.yaml", "--url", server.url,
+             "-H", f"Authorization: Bearer {key}", "--max-examples", "25", "--workers", "2", "--seed", "1",
+             "--checks", "not_a_server_error,response_schema_conformance,status_code_conformance,"
+                         "content_type_conformance"],
+            capture_output=True, text=True, timeout=600,
+        )
+        assert result.returncode == 0, result.stdout[-5000:] + server.read_log()[-2000:]
