@@ -105,7 +105,7 @@ class TranslationModel:
                 max_decoding_length=min(512, max(16, int(longest * 1.5))),
             )
             parts: dict[int, list[str]] = {}
-            for owner, output in zip(owners, outputs):
+            for owner, output in zip(owners, outputs, strict=True):
                 parts.setdefault(owner, []).append(self.target.decode(output.hypotheses[0]))
             for i in todo:
                 results[i] = " ".join(p.strip() for p in parts[i])

@@ -24,7 +24,7 @@ if __package__ in (None, ""):  # run as a script: make the package importable
 from worker_client import models  # noqa: E402
 from worker_client.audio import AudioError  # noqa: E402
 from worker_client.client import (  # noqa: E402
-    VERSION, Backoff, Banned, JobGone, NotRegistered, Retryable, ServerClient, Unauthorized,
+    Backoff, Banned, JobGone, NotRegistered, Retryable, ServerClient, Unauthorized,
 )
 from worker_client.engines import load_engine  # noqa: E402
 
