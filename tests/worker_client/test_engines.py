@@ -87,3 +87,24 @@ def test_vosk_reuses_one_recognizer_per_thread_and_resets_it(vosk_ko, corpus):
     thread.start()
     thread.join()
     assert other["text"] == first
+
+
+def test_whisper_spends_little_on_noise(whisper):
+    """Garbage audio must not send Whisper into slower-than-real-time fallback loops."""
+    import io
+    import time
+    import wave
+
+    import numpy as np
+
+    samples = np.random.default_rng(0).standard_normal(16000 * 30) * 6000
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes(samples.astype(np.int16).tobytes())
+    started = time.perf_counter()
+    result = whisper.transcribe(buf.getvalue())
+    assert time.perf_counter() - started < 30 * 0.3
+    assert len(result.text) < 20, "no invented paragraphs"
