@@ -127,6 +127,17 @@ def cpu_seconds_tree(root_pid):
     return sum(cpu for pid, (ppid, cpu) in process_table().items() if root_pid in (pid, ppid))
 
 
+def transactions(server):
+    """Committed transactions in the bench database so far (each autocommit query is one)."""
+    if not server.db_name:
+        return 0
+    import psycopg
+
+    with psycopg.connect(server.env["DATABASE_URL"].replace("postgres://", "postgresql://")) as conn:
+        return conn.execute("SELECT xact_commit FROM pg_stat_database WHERE datname = %s",
+                            [server.db_name]).fetchone()[0]
+
+
 def postgres_cpu():
     """CPU used so far by PostgreSQL's processes (alive now: backends that exited are not counted)."""
     total = 0.0
@@ -173,9 +184,11 @@ def main():
             p.start()
         time.sleep(max(0.0, start - time.monotonic()))
         server_cpu0, pg_cpu0 = cpu_seconds_tree(server.proc.pid), postgres_cpu()
+        xacts0 = transactions(server)
         time.sleep(max(0.0, deadline - time.monotonic()))
         server_cpu = cpu_seconds_tree(server.proc.pid) - server_cpu0
         pg_cpu = postgres_cpu() - pg_cpu0
+        xacts = transactions(server) - xacts0
         claims, cycles, client_cpu = {}, [], 0.0
         for _ in range(len(procs) * 2):
             kind, rows = out.get()
@@ -202,6 +215,8 @@ def main():
     per_cycle = 1000 / max(1, len(cycles))
     print(f"  CPU per cycle ms  server {server_cpu * per_cycle:5.1f}   PostgreSQL {pg_cpu * per_cycle:5.1f}   "
           f"(clients used {client_cpu:.1f} s over the whole run)")
+    if xacts:
+        print(f"  database transactions per cycle {xacts / max(1, len(cycles)):.1f}")
 
 
 if __name__ == "__main__":
