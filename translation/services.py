@@ -16,7 +16,7 @@ INSTALL_HINT = "run `python manage.py translation_model fetch` (or `translation_
 
 
 class TranslationUnavailable(Exception):
-    pass
+    """No model installed: the message says how to install one, and is fit for users."""
 
 
 @dataclass
@@ -53,6 +53,8 @@ def get_model() -> TranslationModel:
 
 
 def translate(text: str) -> Translation:
+    """English for Japanese `text`, sentence by sentence, with its line breaks kept.
+    Validating the text (empty, over MAX_CHARS, language pair) is the caller's job."""
     model = get_model()
     parts = split_text(text)
     sentences = [s for part in parts if isinstance(part, list) for s in part]
@@ -62,6 +64,7 @@ def translate(text: str) -> Translation:
 
 
 def status() -> dict:
+    """For /v1/health: what is installed, read from disk, so that it never loads the model."""
     path = model_path()
     if not is_model_dir(path):
         return {"available": False, "model": None}

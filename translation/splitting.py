@@ -13,7 +13,7 @@ CLOSERS = set(OPENERS.values())
 _BREAKS = re.compile(r"(\r?\n+)")
 
 
-def split_sentences(line: str) -> list[str]:
+def split_sentences(line: str, *, quotes=True) -> list[str]:
     sentences, current, depth = [], "", []
 
     def end_here():
@@ -24,7 +24,7 @@ def split_sentences(line: str) -> list[str]:
     for i, ch in enumerate(line):
         current += ch
         following = line[i + 1:i + 2]
-        if ch in OPENERS:
+        if quotes and ch in OPENERS:
             depth.append(OPENERS[ch])
         elif depth and ch == depth[-1]:
             depth.pop()
@@ -32,11 +32,15 @@ def split_sentences(line: str) -> list[str]:
             if not depth and current[-2:-1] in ENDERS and (not following or following.isspace()
                                                              or following in OPENERS):
                 end_here()
-        elif ch in ENDERS and not depth:
+        elif not depth and (ch in ENDERS or (ch in CLOSERS and current[-2:-1] in ENDERS)):
             if following and (following in ENDERS or following in CLOSERS):
                 continue  # "！？" or "。」": the sentence ends after them
             end_here()
-    if current.strip():
+    if depth:
+        # A quote never closed (a typo, or a transcript cut mid-quote) would make the rest
+        # of the line one long sentence: split that rest as if it had no quotes.
+        sentences += split_sentences(current, quotes=False)
+    elif current.strip():
         sentences.append(current.strip())
     return [s for s in sentences if s]
 

@@ -27,3 +27,11 @@ def test_line_and_paragraph_breaks_survive_the_round_trip():
     parts = split_text("一行目です。二文目。\n\n二段落目です。\n三行目")
     assert parts == [["一行目です。", "二文目。"], "\n\n", ["二段落目です。"], "\n", ["三行目"]]
     assert join_text(parts) == "一行目です。 二文目。\n\n二段落目です。\n三行目"
+
+
+def test_a_quote_left_open_does_not_swallow_the_line():
+    assert split_sentences("前の文。「閉じない引用。次の文。最後！") == ["前の文。", "「閉じない引用。", "次の文。", "最後！"]
+
+
+def test_a_stray_closing_quote_after_a_sentence_end_ends_it():
+    assert split_sentences("そうだ。」次に行こう。") == ["そうだ。」", "次に行こう。"]

@@ -1,68 +1,138 @@
 """The translation pipeline on a real (tiny, random-weight) CTranslate2 model."""
+import math
 import threading
+from types import SimpleNamespace
 
 import pytest
 
-from translation import services
+from translation import engine, services
+
+
+class SpyTranslator:
+    """The real translator, remembering what each translate_batch call was given."""
+
+    def __init__(self, translator):
+        self.translator = translator
+        self.calls = []
+
+    def translate_batch(self, source, **options):
+        self.calls.append((source, options))
+        return self.translator.translate_batch(source, **options)
+
+
+class EchoTranslator:
+    """Answers every piece with its own tokens: a random model's answers all look alike,
+    an echo shows which answer went where."""
+
+    def translate_batch(self, source, **options):
+        return [SimpleNamespace(hypotheses=[tokens]) for tokens in source]
+
+
+@pytest.fixture
+def spy(with_model, monkeypatch):
+    """The model as it is, but counting calls, with a cache that earlier tests did not fill."""
+    spy = SpyTranslator(with_model.translator)
+    monkeypatch.setattr(with_model, "translator", spy)
+    monkeypatch.setattr(with_model, "cache", engine.SentenceCache(64))
+    return spy
+
+
+@pytest.fixture
+def echo(with_model, monkeypatch):
+    monkeypatch.setattr(with_model, "translator", EchoTranslator())
+    monkeypatch.setattr(with_model, "cache", engine.SentenceCache(0))
+
+
+def run_in_threads(function, arguments):
+    results, errors = {}, []
+
+    def call(argument):
+        try:
+            results[argument] = function(argument)
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=call, args=(argument,)) for argument in arguments]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    return results
 
 
 def test_without_a_model_it_says_how_to_install_one(settings, tmp_path):
     settings.JPT_TRANSLATION_MODEL = str(tmp_path / "nothing")
-    with pytest.raises(services.TranslationUnavailable, match="translation_model fetch"):
+    with pytest.raises(services.TranslationUnavailable, match="python manage.py translation_model fetch"):
         services.translate("こんにちは。")
     assert services.status() == {"available": False, "model": None}
 
 
-def test_one_request_is_one_batch_call(with_model):
-    before = with_model.batches
+def test_one_request_is_one_batch_call(with_model, spy):
     result = services.translate("今日はいい天気ですね。配信を始めます。駅はどこですか？")
-    assert with_model.batches == before + 1
+    assert len(spy.calls) == 1 and len(spy.calls[0][0]) == 3
     assert result.text and result.model == "opus-mt-tiny"
 
 
-def test_paragraphs_come_back_where_they_were(with_model):
-    result = services.translate("今日はいい天気ですね。\n\n配信を始めます。\nありがとうございます。")
-    first, rest = result.text.split("\n\n")
-    assert first and len(rest.split("\n")) == 2
+def test_the_call_is_split_over_the_model_replicas(with_model, spy, settings):
+    services.translate("".join(f"{i}番目の文です。" for i in range(10)))
+    assert spy.calls[0][1]["max_batch_size"] == math.ceil(10 / settings.JPT_TRANSLATION_INTER_THREADS)
 
 
-def test_repeated_sentences_come_from_the_cache(with_model):
-    services.translate("また明日会いましょう。")
-    before = with_model.batches
+def test_paragraphs_come_back_where_they_were(echo):
+    result = services.translate("今日はいい天気ですね。配信を始めます。\n\nありがとうございます。\n駅はどこですか。")
+    assert result.text == "今日はいい天気ですね。 配信を始めます。\n\nありがとうございます。\n駅はどこですか。"
+
+
+def test_repeated_sentences_come_from_the_cache(with_model, spy):
+    first = services.translate("また明日会いましょう。")
+    calls = len(spy.calls)
     again = services.translate("また明日会いましょう。")
-    assert with_model.batches == before, "no model call for a cached sentence"
-    assert again.text == services.translate("また明日会いましょう。").text
+    assert len(spy.calls) == calls, "no model call for a cached sentence"
+    assert again.text == first.text
 
 
-def test_a_long_sentence_is_cut_not_truncated(with_model, settings):
-    with_model.max_input_tokens = 8
-    try:
-        sentence = "、".join(["新しいコンピューターを買いました"] * 6) + "。"
-        chunks = with_model.chunks(sentence)
-        assert len(chunks) > 1 and all(len(c) <= 8 for c in chunks)
-        assert sum(chunks, []) == with_model.source.encode(sentence, out_type=str), "nothing is dropped"
-        assert services.translate(sentence).text
-    finally:
-        with_model.max_input_tokens = settings.JPT_TRANSLATION_MAX_INPUT_TOKENS
+def test_a_sentence_repeated_in_one_request_is_translated_once(with_model, spy):
+    result = services.translate("はい、わかりました。\nはい、わかりました。\nコーヒーを一杯ください。")
+    assert len(spy.calls[0][0]) == 2
+    first, second, _ = result.text.split("\n")
+    assert first == second
 
 
-def test_concurrent_requests_share_one_model(with_model):
-    results, errors = [], []
+def test_a_long_sentence_is_cut_not_truncated(with_model, monkeypatch, spy):
+    monkeypatch.setattr(with_model, "max_input_tokens", 8)
+    sentence = "、".join(["新しいコンピューターを買いました"] * 6) + "。"
+    chunks = with_model.chunks(sentence)
+    assert len(chunks) > 1 and all(len(c) <= 8 for c in chunks)
+    assert sum(chunks, []) == with_model.source.encode(sentence, out_type=str), "nothing is dropped"
+    assert services.translate(sentence).text
+    assert spy.calls[0][0] == chunks, "every piece goes to the model"
 
-    def call(i):
-        try:
-            results.append(services.translate(f"日本語を勉強しています。{i}回目です。").text)
-        except Exception as exc:  # noqa: BLE001
-            errors.append(exc)
 
-    threads = [threading.Thread(target=call, args=(i,)) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors and len(results) == 8
+def test_the_pieces_of_a_cut_sentence_are_put_back_in_order(echo, with_model, monkeypatch):
+    monkeypatch.setattr(with_model, "max_input_tokens", 8)
+    sentence = "、".join(["新しいコンピューターを買いました"] * 6) + "。"
+    assert services.translate(sentence).text.replace(" ", "") == sentence
+
+
+def test_decoding_leaves_room_for_english_longer_than_the_japanese(with_model, spy):
+    services.translate("新しいコンピューターを買いました、週末は映画を見に行きます。")
+    source, options = spy.calls[0]
+    assert options["max_decoding_length"] >= engine.LENGTH_FACTOR * max(len(piece) for piece in source)
+
+
+def test_concurrent_requests_share_one_model(with_model, spy):
+    texts = [f"日本語を勉強しています。{i}回目です。" for i in range(8)]
+    run_in_threads(services.translate, texts)
     assert services.get_model() is with_model
+    assert 1 <= len(spy.calls) <= len(texts), "no request needs more than one call"
+
+
+def test_concurrent_requests_each_get_their_own_answer(echo):
+    texts = [f"{'日本語を勉強しています。' * (i % 3 + 1)}{i}回目です。" for i in range(16)]
+    results = run_in_threads(services.translate, texts)
+    assert {text: result.text.replace(" ", "") for text, result in results.items()} == {t: t for t in texts}
 
 
 def test_status_names_the_installed_model(with_model):
-    assert services.status()["available"] is True
+    assert services.status() == {"available": True, "model": "opus-mt-tiny", "version": ""}
