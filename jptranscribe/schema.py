@@ -88,31 +88,31 @@ class Warning(serializers.Serializer):
     message = serializers.CharField()
 
 
-class Transcription(serializers.Serializer):
+class _TranscriptionBasics(serializers.Serializer):
+    """What every answer about a transcription carries."""
+
     id = serializers.CharField()
+    duration_seconds = serializers.FloatField()
+    processed_by = serializers.ChoiceField(["self", "server_demo", "pool"])
+    route_reason = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
+class Transcription(_TranscriptionBasics):
     status = serializers.ChoiceField(["queued", "processing", "completed", "failed", "cancelled"])
     language = serializers.CharField()
     text = serializers.CharField()
     translation = serializers.CharField(allow_null=True)
-    duration_seconds = serializers.FloatField()
-    processed_by = serializers.ChoiceField(["self", "server_demo", "pool"])
-    route_reason = serializers.CharField()
     model = serializers.CharField()
     segments = Segment(many=True)
     warnings = Warning(many=True)
-    created_at = serializers.DateTimeField()
     completed_at = serializers.DateTimeField(allow_null=True)
     error = ErrorBody(required=False, help_text="only when status is failed or cancelled")
 
 
-class Pending(serializers.Serializer):
-    id = serializers.CharField()
+class Pending(_TranscriptionBasics):
     status = serializers.ChoiceField(["queued", "processing"])
     status_url = serializers.URLField()
-    duration_seconds = serializers.FloatField()
-    processed_by = serializers.ChoiceField(["self", "server_demo", "pool"])
-    route_reason = serializers.CharField()
-    created_at = serializers.DateTimeField()
 
 
 class TranslateResult(serializers.Serializer):
