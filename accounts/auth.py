@@ -1,7 +1,7 @@
 from django.core.cache import cache
 from rest_framework import authentication, exceptions
 
-from accounts.models import ApiKey, cached_key_name, hash_key
+from accounts.models import BROWSER_KEY_HASH, ApiKey, cached_key_name, hash_key
 
 # Keys are read on every request; the shared cache saves that query. Every change to a key
 # goes through a service that calls ApiKey.forget_cached(), so revoking is immediate.
@@ -21,12 +21,16 @@ def key_for_bearer(raw_key: str):
 
 
 class BearerKeyAuthentication(authentication.BaseAuthentication):
-    """`Authorization: Bearer jpt_…`; every failure is the same 401 to the caller."""
+    """`Authorization: Bearer jpt_…`; every failure is the same 401 to the caller.
+
+    Anonymous calls through the browser proxy (/api) act under the browser key. Only the
+    proxy marks a request so, after its CSRF check: on /v1 no header means no key. Revoking
+    the browser key in the admin switches the web demo off."""
 
     def authenticate(self, request):
         header = request.META.get("HTTP_AUTHORIZATION", "")
         if not header:
-            return None
+            return self.authenticate_browser(request)
         scheme, _, raw_key = header.partition(" ")
         if scheme.lower() != "bearer" or not raw_key.strip():
             raise exceptions.AuthenticationFailed("Malformed Authorization header: use 'Bearer jpt_…'.")
@@ -35,5 +39,23 @@ class BearerKeyAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
         return key, key
 
+    def authenticate_browser(self, request):
+        if not getattr(request._request, "via_browser_proxy", False):
+            return None
+        key = browser_key_cached()
+        if key.is_revoked:
+            raise exceptions.AuthenticationFailed("The web demo is switched off; use the API with your own key.")
+        return key, None
+
     def authenticate_header(self, request):
         return 'Bearer realm="api"'
+
+
+def browser_key_cached():
+    from accounts.services import browser_key
+
+    key = cache.get(cached_key_name(BROWSER_KEY_HASH))
+    if key is None:
+        key = browser_key()
+        cache.set(cached_key_name(BROWSER_KEY_HASH), key, KEY_CACHE_SECONDS)
+    return key

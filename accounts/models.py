@@ -11,6 +11,10 @@ from django.utils import timezone
 KEY_ALPHABET = string.ascii_letters + string.digits
 KEY_BODY_LENGTH = 40  # ~238 bits: a hash without salt is enough at this entropy
 PREFIX_LENGTH = 12  # "jpt_" + 8 characters, shown in the dashboard and the admin
+# The key that anonymous visitors of the web pages act under, through the browser proxy.
+# Its stored "hash" is no SHA-256 digest, so no bearer token can ever match it.
+BROWSER_KEY_HASH = "browser-proxy"
+BROWSER_KEY_PREFIX = "jpt_browser"
 
 
 def hash_key(raw_key: str) -> str:
@@ -70,6 +74,10 @@ class ApiKey(models.Model):
             note=note,
         )
         return key, raw_key
+
+    @property
+    def is_browser(self):
+        return self.hashed_key == BROWSER_KEY_HASH
 
     @property
     def is_revoked(self):

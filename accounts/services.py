@@ -5,7 +5,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts import quotas
-from accounts.models import ApiKey, hash_key
+from accounts.models import BROWSER_KEY_HASH, BROWSER_KEY_PREFIX, ApiKey, hash_key
 from jptranscribe.errors import RateLimited
 
 
@@ -63,4 +63,15 @@ def server_key_ensure(raw_key: str) -> ApiKey:
     elif not key.is_server or key.revoked_at:
         ApiKey.objects.filter(pk=key.pk).update(is_server=True, revoked_at=None)
         key.forget_cached()
+    return key
+
+
+def browser_key() -> ApiKey:
+    """The key that anonymous page visitors act under through /api: demos only, limits per IP.
+
+    It has no raw value, so nobody can send it as a bearer token."""
+    key, _ = ApiKey.objects.get_or_create(
+        hashed_key=BROWSER_KEY_HASH,
+        defaults={"prefix": BROWSER_KEY_PREFIX, "note": "anonymous visitors of the web pages"},
+    )
     return key

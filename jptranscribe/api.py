@@ -4,6 +4,7 @@ from django_ratelimit.core import get_usage
 from rest_framework.views import APIView
 
 from jptranscribe.errors import RateLimited
+from jptranscribe.net import client_ip
 
 
 class PublicView(APIView):
@@ -22,7 +23,7 @@ class KeyedView(APIView):
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
         usage = get_usage(
-            request._request, group=self.rate_group, key=lambda group, req: str(request.user.pk),
+            request._request, group=self.rate_group, key=lambda group, req: rate_subject(request),
             rate=self.rate(), increment=True,
         )
         self._rate_usage = usage
@@ -39,6 +40,13 @@ class KeyedView(APIView):
             response["X-RateLimit-Limit"] = str(usage["limit"])
             response["X-RateLimit-Remaining"] = str(max(0, usage["limit"] - usage["count"]))
         return response
+
+
+def rate_subject(request) -> str:
+    """Limits count per key; web visitors share the browser key, so theirs count per IP."""
+    if request.user.is_browser:
+        return f"browser:{client_ip(request)}"
+    return str(request.user.pk)
 
 
 class WorkerView(KeyedView):

@@ -54,6 +54,27 @@ class RateLimited(ServiceError):
         super().__init__(message, headers={"Retry-After": str(max(1, int(retry_after)))})
 
 
+# Every error a caller can get: the README's table and the /docs/ page show exactly these.
+ERROR_TABLE = [
+    (400, 'invalid_request', 'bad or missing fields, both or neither of `file`/`url`, `language` other than `ja`, clip over 90 s, a URL that is not public https or cannot be fetched, chunked uploads'),
+    (400, 'invalid_audio', 'empty, not WAV/MP3/M4A/FLAC/OGG, or no decodable audio (a corrupt MP3 is this, not an empty transcript)'),
+    (401, 'unauthorized', 'missing, malformed, unknown or revoked key'),
+    (403, 'worker_required', "no route fits; the message says what to do (run a worker, wait for tomorrow's demos, or how many seconds of credit are missing)"),
+    (403, 'worker_banned', 'an operator stopped this key from running workers'),
+    (403, 'csrf_failed', "a call to the browser proxy /api that did not come from this site's pages (programs call /v1 with a key)"),
+    (404, 'not_found', "unknown path, or a transcription/job that is not yours (others' ids are indistinguishable from missing ones)"),
+    (405, 'method_not_allowed', 'wrong HTTP method'),
+    (409, 'worker_not_registered', 'a pool call from a worker that has not sent a heartbeat (or whose registration expired): heartbeat, then retry'),
+    (409, 'lease_lost', 'a worker touches a job it no longer holds (lease expired, re-assigned, or already finished)'),
+    (413, 'file_too_large', 'upload or fetched URL over 10 MB; refused while streaming, before the body is read'),
+    (413, 'text_too_long', '`POST /v1/translate` text over 5,000 characters'),
+    (415, 'invalid_request', 'unsupported Content-Type'),
+    (429, 'rate_limited', 'over a limit; `Retry-After` says when to retry'),
+    (500, 'internal_error', 'a server error, or a transcription that failed after 3 attempts: retry'),
+    (503, 'translation_unavailable', '`POST /v1/translate` with no translation model installed; the message names the install command'),
+]
+
+
 def error_body(code, message):
     return {"error": {"code": code, "message": message}}
 

@@ -153,3 +153,8 @@ class CompleteResult(serializers.Serializer):
 
 class FailResult(serializers.Serializer):
     status = serializers.ChoiceField(["queued", "failed"])
+
+
+def public_api_only(endpoints):
+    """The contract describes /v1; the browser proxy under /api mirrors it."""
+    return [endpoint for endpoint in endpoints if endpoint[0].startswith("/v1/")]

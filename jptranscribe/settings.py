@@ -63,10 +63,12 @@ INSTALLED_APPS = [
     "pool",
     "transcription",
     "translation",
+    "web",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -151,7 +153,12 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = VAR_DIR / "static"
+# The app servers serve the few static files themselves, straight from the apps, so no
+# collectstatic step is needed; set STATIC_ROOT only to collect them for a CDN or proxy.
+STATIC_ROOT = os.environ.get("STATIC_ROOT") or None
+WHITENOISE_USE_FINDERS = True
+# The browser proxy answers a failed CSRF check in the API's error envelope.
+CSRF_FAILURE_VIEW = "web.proxy.csrf_failure"
 
 # Uploads over this many bytes go to a temporary file instead of memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
@@ -180,6 +187,8 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": "/v1",
+    # /api is the same API for the web pages; the contract is /v1.
+    "PREPROCESSING_HOOKS": ["jptranscribe.schema.public_api_only"],
 }
 
 LOGGING = {

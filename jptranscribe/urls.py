@@ -7,6 +7,7 @@ from jptranscribe.views import HealthView
 from pool.views import ClaimView, HeartbeatView, JobAudioView, JobCompleteView, JobFailView
 from transcription.views import TranscribeView, TranscriptionView
 from translation.views import TranslateView
+from web.urls import browser_api, pages
 
 v1 = [
     path("keys", KeysView.as_view()),
@@ -24,9 +25,12 @@ v1 = [
 
 urlpatterns = [
     path("v1/", include(v1)),
+    # The same API for the web pages' own calls (same origin, CSRF-checked, no key in any page).
+    path("api/v1/", include(browser_api)),
     # The contract clients are generated from; `openapi.yaml` in the repository is the same file.
     path("openapi.yaml", SpectacularAPIView.as_view(), name="openapi"),
     path("admin/", admin.site.urls),
+    path("", include(pages)),
 ]
 
 handler400 = "jptranscribe.errors.json_400"

@@ -1,0 +1,104 @@
+"""The /docs/ page: endpoints read from the same OpenAPI schema as /openapi.yaml, examples here.
+
+A test fails when an endpoint has no example, so the page cannot fall behind the API.
+"""
+import functools
+import re
+
+from drf_spectacular.generators import SchemaGenerator
+
+from jptranscribe.errors import ERROR_TABLE
+
+# (method, path) -> (what it is for, curl with {base} and {key} to fill in)
+EXAMPLES = {
+    ("POST", "/v1/keys"): (
+        "Create a free API key. No key needed. 5 keys per IP per day.",
+        'curl -X POST {base}/v1/keys \\\n  -H "Content-Type: application/json" \\\n  -d \'{{}}\'',
+    ),
+    ("GET", "/v1/account"): (
+        "Your workers, pool credits, demos left today and the pool's figures.",
+        'curl {base}/v1/account \\\n  -H "Authorization: Bearer {key}"',
+    ),
+    ("GET", "/v1/health"): (
+        "Public status and pool figures. No key needed.",
+        "curl {base}/v1/health",
+    ),
+    ("POST", "/v1/transcribe"): (
+        "Upload Japanese audio (WAV, MP3, M4A, FLAC, OGG; up to 10 MB and 90 s) or give a public https URL. "
+        "The call waits for the text (up to 120 s), or answers 202 with a status URL; "
+        "send `Prefer: respond-async` for 202 at once.",
+        'curl -X POST {base}/v1/transcribe \\\n  -H "Authorization: Bearer {key}" \\\n'
+        '  -F "file=@sample.wav" \\\n  -F "language=ja" \\\n  -F "translate=true"',
+    ),
+    ("GET", "/v1/transcriptions/{job_id}"): (
+        "A transcription's status and, once done, its result. Only the key that sent the clip sees it.",
+        'curl {base}/v1/transcriptions/tx_abc123 \\\n  -H "Authorization: Bearer {key}"',
+    ),
+    ("POST", "/v1/translate"): (
+        "Japanese to English without audio. Always runs on the server, no worker needed.",
+        'curl -X POST {base}/v1/translate \\\n  -H "Authorization: Bearer {key}" \\\n'
+        '  -H "Content-Type: application/json" \\\n'
+        '  -d \'{{"text": "今日はいい天気ですね。", "source": "ja", "target": "en"}}\'',
+    ),
+    ("POST", "/v1/worker/heartbeat"): (
+        "Register or refresh a worker (registration lasts ~15 min; online for routing while seen in the last 90 s).",
+        'curl -X POST {base}/v1/worker/heartbeat \\\n  -H "Authorization: Bearer {key}" \\\n'
+        '  -H "Content-Type: application/json" \\\n'
+        '  -d \'{{"worker_id": "my-pc", "name": "My PC", "engine": "vosk", "model": "vosk-small-ja"}}\'',
+    ),
+    ("POST", "/v1/pool/claim"): (
+        "Wait up to ~25 s for the next job; answers with a job and its lease, or `null`.",
+        'curl -X POST {base}/v1/pool/claim \\\n  -H "Authorization: Bearer {key}" \\\n'
+        '  -H "Content-Type: application/json" \\\n  -d \'{{"worker_id": "my-pc", "wait_seconds": 25}}\'',
+    ),
+    ("GET", "/v1/pool/jobs/{job_id}/audio"): (
+        "The audio of a job this worker holds.",
+        'curl -o clip.audio "{base}/v1/pool/jobs/tx_abc123/audio?worker_id=my-pc&lease_id=LEASE" \\\n'
+        '  -H "Authorization: Bearer {key}"',
+    ),
+    ("POST", "/v1/pool/jobs/{job_id}/complete"): (
+        "Hand in the text of a job this worker holds. Safe to repeat.",
+        'curl -X POST {base}/v1/pool/jobs/tx_abc123/complete \\\n  -H "Authorization: Bearer {key}" \\\n'
+        '  -H "Content-Type: application/json" \\\n'
+        '  -d \'{{"worker_id": "my-pc", "lease_id": "LEASE", "text": "こんにちは", "model": "vosk-small-ja"}}\'',
+    ),
+    ("POST", "/v1/pool/jobs/{job_id}/fail"): (
+        "Give a held job back (it is re-queued at once). Safe to repeat.",
+        'curl -X POST {base}/v1/pool/jobs/tx_abc123/fail \\\n  -H "Authorization: Bearer {key}" \\\n'
+        '  -H "Content-Type: application/json" \\\n'
+        '  -d \'{{"worker_id": "my-pc", "lease_id": "LEASE", "error": "decoder crashed"}}\'',
+    ),
+}
+
+
+@functools.lru_cache(maxsize=1)
+def api_schema() -> dict:
+    """Built from the code once per process: the same document /openapi.yaml serves."""
+    return SchemaGenerator().get_schema(request=None, public=True)
+
+
+def endpoints(base: str, key: str = "jpt_YOUR_KEY") -> list[dict]:
+    found = []
+    for path, operations in api_schema()["paths"].items():
+        for method, operation in operations.items():
+            summary, curl = EXAMPLES[(method.upper(), path)]
+            found.append({
+                "method": method.upper(),
+                "path": path,
+                "title": operation.get("summary", ""),
+                "summary": summary,
+                "curl": curl.format(base=base, key=key),
+                "public": {} in operation.get("security", [{}]) or not operation.get("security"),
+                "worker": path.startswith(("/v1/pool/", "/v1/worker/")),
+                "anchor": re.sub(r"[^a-z0-9]+", "-", f"{method} {path}".lower()).strip("-"),
+            })
+    return sorted(found, key=lambda e: (e["worker"], ORDER.index(e["path"]) if e["path"] in ORDER else 99))
+
+
+ORDER = ["/v1/keys", "/v1/account", "/v1/transcribe", "/v1/transcriptions/{job_id}", "/v1/translate",
+         "/v1/health", "/v1/worker/heartbeat", "/v1/pool/claim", "/v1/pool/jobs/{job_id}/audio",
+         "/v1/pool/jobs/{job_id}/complete", "/v1/pool/jobs/{job_id}/fail"]
+
+
+def error_table() -> list[dict]:
+    return [{"status": status, "code": code, "when": when} for status, code, when in ERROR_TABLE]

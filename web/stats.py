@@ -1,0 +1,64 @@
+"""The public figures behind /status/: one JSON document the page polls, as any monitor can."""
+from datetime import timedelta
+from statistics import median
+
+from django.core.cache import cache
+from django.db.models import Count, Min, Sum
+from django.db.models.functions import TruncHour
+from django.utils import timezone
+
+from pool.models import Job
+from pool.services import pool_stats
+
+CACHE_NAME = "jpt:status-figures"
+CACHE_SECONDS = 5  # every app server shares one computation per 5 s, however many pages poll
+WAIT_SAMPLE = 2000  # the median wait is taken over the most recent jobs, not the whole day
+HOURS = 24
+
+
+def status_figures() -> dict:
+    figures = cache.get(CACHE_NAME)
+    if figures is None:
+        figures = compute_status_figures(timezone.now())
+        cache.set(CACHE_NAME, figures, CACHE_SECONDS)
+    return figures
+
+
+def compute_status_figures(now) -> dict:
+    this_hour = now.replace(minute=0, second=0, microsecond=0)
+    first_hour = this_hour - timedelta(hours=HOURS - 1)
+    since = now - timedelta(hours=HOURS)
+    # created_at bounds the scan with an index; no job waits an hour, so none is missed.
+    done = Job.objects.filter(status=Job.Status.COMPLETED, finished_at__gte=since,
+                              created_at__gte=since - timedelta(hours=1))
+
+    totals = done.aggregate(jobs=Count("pk"), audio=Sum("duration_seconds"))
+    per_hour = {
+        row["hour"]: row
+        for row in done.filter(finished_at__gte=first_hour)
+        .annotate(hour=TruncHour("finished_at")).values("hour")
+        .annotate(jobs=Count("pk"), audio=Sum("duration_seconds")).order_by()
+    }
+    hours = []
+    for i in range(HOURS):
+        start = first_hour + timedelta(hours=i)
+        row = per_hour.get(start, {})
+        hours.append({"hour": start.isoformat().replace("+00:00", "Z"), "jobs_done": row.get("jobs", 0),
+                      "audio_minutes": round(float(row.get("audio") or 0) / 60, 2)})
+
+    waits = [
+        (started - created).total_seconds()
+        for created, started in done.annotate(started=Min("attempt_log__started_at"))
+        .order_by("-finished_at").values_list("created_at", "started")[:WAIT_SAMPLE]
+        if started is not None
+    ]
+    return {
+        "generated_at": now.isoformat().replace("+00:00", "Z"),
+        "pool": pool_stats(),
+        "last_24h": {
+            "jobs_done": totals["jobs"],
+            "audio_hours": round(float(totals["audio"] or 0) / 3600, 3),
+            "median_wait_seconds": round(median(waits), 2) if waits else None,
+        },
+        "hours": hours,
+    }
