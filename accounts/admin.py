@@ -3,7 +3,7 @@ from django.contrib import admin, messages
 from django.db.models import Sum
 from django.shortcuts import render
 
-from accounts import credits, services
+from accounts import credits, services, usage
 from accounts.models import ApiKey, CreditEntry
 
 
@@ -14,8 +14,8 @@ class CreditForm(forms.Form):
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
-    list_display = ["prefix", "created_at", "last_used_at", "revoked_at", "is_server", "workers_banned_at",
-                    "balance"]
+    list_display = ["prefix", "created_at", "last_used_at", "requests_today", "revoked_at", "is_server",
+                    "workers_banned_at", "balance"]
     list_filter = ["is_server", ("revoked_at", admin.EmptyFieldListFilter),
                    ("workers_banned_at", admin.EmptyFieldListFilter)]
     search_fields = ["=prefix", "prefix"]
@@ -27,6 +27,22 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False  # keys are minted through the API, which shows the raw key once
+
+    def get_changelist_instance(self, request):
+        changelist = super().get_changelist_instance(request)
+        # One cache round trip for the whole page, not one per row (the page's rows are
+        # evaluated once and kept, so the counts stay on the instances that get rendered).
+        keys = list(changelist.result_list)
+        counts = usage.requests_today([key.pk for key in keys])
+        for key in keys:
+            key.requests_today_count = counts[key.pk]
+        return changelist
+
+    @admin.display(description="requests today")
+    def requests_today(self, key):
+        if not hasattr(key, "requests_today_count"):
+            return usage.requests_today([key.pk])[key.pk]
+        return key.requests_today_count
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(_balance=Sum("credit_entries__seconds"))

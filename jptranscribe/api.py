@@ -3,6 +3,7 @@ from django.conf import settings
 from django_ratelimit.core import get_usage
 from rest_framework.views import APIView
 
+from accounts import usage as usage_counter
 from jptranscribe.errors import RateLimited
 from jptranscribe.net import client_ip
 
@@ -27,6 +28,7 @@ class KeyedView(APIView):
             rate=self.rate(), increment=True,
         )
         self._rate_usage = usage
+        usage_counter.request_counted(request.user.pk)
         if usage and usage["should_limit"]:
             raise RateLimited(
                 f"Rate limit of {self.rate()} per key exceeded; retry in {usage['time_left']} s.",

@@ -70,3 +70,11 @@ def test_the_ledger_cannot_be_edited(staff, alice):
     staff.post(f"/admin/accounts/creditentry/{entry.pk}/change/", {"seconds": "500"})
     entry.refresh_from_db()
     assert float(entry.seconds) == 5.0
+
+
+def test_the_key_list_shows_requests_today(staff, alice, bob):
+    for _ in range(3):
+        assert alice.get("/v1/account").status_code == 200
+    page = staff.get("/admin/accounts/apikey/").content.decode()
+    row = page[page.index(alice.raw_key[:12]):]
+    assert '<td class="field-requests_today">3</td>' in row[:row.index("</tr>")]

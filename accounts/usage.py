@@ -1,0 +1,26 @@
+"""Requests per key per day, for the admin: a counter in the shared cache, not a table write
+per request. Kept two days so yesterday's figure survives midnight for a while."""
+from django.core.cache import cache
+from django.utils import timezone
+
+KEEP_SECONDS = 2 * 24 * 3600
+
+
+def _name(key_pk, day) -> str:
+    return f"jpt:requests:{day.isoformat()}:{key_pk}"
+
+
+def request_counted(key_pk):
+    name = _name(key_pk, timezone.now().date())
+    cache.add(name, 0, KEEP_SECONDS)
+    try:
+        cache.incr(name)
+    except ValueError:  # evicted between add and incr: start again
+        cache.set(name, 1, KEEP_SECONDS)
+
+
+def requests_today(key_pks) -> dict:
+    """{key pk: requests today} in one cache round trip."""
+    day = timezone.now().date()
+    found = cache.get_many([_name(pk, day) for pk in key_pks])
+    return {pk: found.get(_name(pk, day), 0) for pk in key_pks}
