@@ -28,7 +28,9 @@
     document.getElementById("try-text").textContent = body.text || "(no speech found)";
     var translation = body.translation;
     if (translation == null) {
-      translation = body.warnings && body.warnings.length ? body.warnings.join(" ") : "(not asked for)";
+      translation = body.warnings && body.warnings.length
+        ? body.warnings.map(function (w) { return w.message; }).join(" ")
+        : "(not asked for)";
     }
     document.getElementById("try-translation").textContent = translation;
     document.getElementById("try-meta").textContent = body.duration_seconds + " s of audio · " +

@@ -1,0 +1,215 @@
+"""The pages in a real browser (Playwright driving Debian's Chromium) against the real server.
+
+Screenshots of every page at desktop and phone width land in var/screenshots/ for review.
+"""
+import os
+import re
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.live import ROOT, LiveServer
+from tests.speech.cer import character_error_rate
+from tests.speech.corpus import load_corpus
+from tests.workers import WorkerProcess
+from worker_client import models
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = os.environ.get("JPT_CHROMIUM", "/usr/bin/chromium")
+SHOTS = ROOT / "var" / "screenshots"
+DESKTOP = {"width": 1280, "height": 900}
+PHONE = {"width": 390, "height": 844}
+PAGES = {"home": "/", "get-key": "/get-key/", "worker": "/worker/", "status": "/status/", "docs": "/docs/"}
+KEYS_PER_DAY = 3
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    if not Path(CHROMIUM).exists():
+        message = f"no Chromium at {CHROMIUM}: `apt-get install chromium` (bin/test does it as root)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM,
+                                             args=["--headless", "--no-sandbox", "--disable-gpu"])
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def server():
+    env = {"JPT_KEYS_PER_IP_PER_DAY": str(KEYS_PER_DAY), "JPT_RATE_USER": "1000/m",
+           "JPT_HEARTBEAT_INTERVAL_SECONDS": "1", "JPT_WAKEUP_POLL_SECONDS": "1"}
+    with LiveServer(database_url=None, workers=1, threads=32, env=env) as live:
+        yield live
+
+
+@pytest.fixture
+def page(chromium):
+    context = chromium.new_context(viewport=DESKTOP)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def key_in_database(server, **kw) -> str:
+    """A key made straight in the database, so the page tests' minting limit is theirs alone."""
+    args = ", ".join(f"{k}={v!r}" for k, v in kw.items())
+    out = server.manage("shell", "-c", f"from accounts.models import ApiKey; print(ApiKey.mint({args})[1])")
+    return out.stdout.strip().splitlines()[-1]
+
+
+def test_a_visitor_mints_a_key_and_uses_it_from_a_program(server, page):
+    page.goto(server.url + "/get-key/")
+    page.get_by_role("button", name="Mint a key").click()
+    page.locator("#minted").wait_for(state="visible")
+    raw_key = page.locator("#minted-key").inner_text().strip()
+    assert re.fullmatch(r"jpt_[A-Za-z0-9]{40}", raw_key)
+    assert page.get_by_text("shown this once").is_visible()
+    assert page.locator("#next-worker").inner_text().count(raw_key) == 1
+
+    account = requests.get(server.url + "/v1/account", headers={"Authorization": f"Bearer {raw_key}"}, timeout=10)
+    assert account.status_code == 200 and account.json()["key_prefix"] == raw_key[:12]
+
+    page.reload()
+    assert raw_key not in page.content()
+
+
+def test_the_daily_key_limit_is_explained_when_hit(server, page):
+    page.goto(server.url + "/get-key/")
+    button = page.get_by_role("button", name="Mint a key")
+    for _ in range(KEYS_PER_DAY):  # the previous test minted one: this runs past the limit
+        button.click()
+        page.wait_for_function("!document.getElementById('mint').disabled")
+    error = page.locator("#mint-error")
+    error.wait_for(state="visible")
+    assert f"{KEYS_PER_DAY} new keys per IP per day" in error.inner_text()
+    assert "so that keys stay free for everyone" in error.inner_text()
+
+
+def test_the_status_page_shows_a_worker_come_online_without_reloading(server, page):
+    page.goto(server.url + "/status/")
+    online = page.locator("#workers-online")
+    assert online.inner_text() == "0"
+    page.evaluate("window.notReloaded = true")
+
+    key = key_in_database(server)
+    beat = requests.post(server.url + "/v1/worker/heartbeat", json={"worker_id": "status-test"},
+                         headers={"Authorization": f"Bearer {key}"}, timeout=10)
+    assert beat.status_code == 200
+    page.wait_for_function("document.getElementById('workers-online').textContent === '1'", timeout=20_000)
+    assert page.evaluate("window.notReloaded") is True
+    assert page.locator("#chart svg rect").count() == 24
+    requests.post(server.url + "/v1/worker/heartbeat", json={"worker_id": "status-test", "status": "offline"},
+                  headers={"Authorization": f"Bearer {key}"}, timeout=10)
+
+
+@pytest.fixture(scope="module")
+def demo_worker(server, tmp_path_factory):
+    models_dir = tmp_path_factory.mktemp("models")
+    models.fetch("whisper-base", models_dir, offline_only=True)
+    worker = WorkerProcess(server.url, key_in_database(server, is_server=True), models_dir, "server-demo")
+    worker.wait_for("accepted by the server")
+    yield worker
+    worker.stop()
+
+
+def short_clips():
+    corpus = load_corpus()
+    return sorted((clip for clip in corpus.values() if clip["duration"] <= 10), key=lambda c: c["duration"])
+
+
+def test_the_try_it_form_returns_japanese_text_for_a_real_clip(server, page, demo_worker):
+    clips = short_clips()
+    page.goto(server.url + "/")
+    page.locator("#demos-left").filter(has_text="3 demos left").wait_for()
+    for used, clip in enumerate(clips[:3], start=1):
+        page.set_input_files("#try-file", str(clip["path"]))
+        page.get_by_role("button", name="Transcribe").click()
+        page.locator("#try-status.success, #try-status.error").wait_for(timeout=90_000)
+        assert page.locator("#try-status").get_attribute("class") == "success", page.locator("#try-status").inner_text()
+        text = page.locator("#try-text").inner_text()
+        assert character_error_rate(clip["text"], text) < 0.25, (clip["text"], text)
+        assert "server demo" in page.locator("#try-meta").inner_text().lower()
+        # No translation model on this machine: the page says why instead of failing.
+        assert "translation" in page.locator("#try-translation").inner_text().lower()
+        page.locator("#demos-left").filter(has_text=f"{3 - used} demo").wait_for()
+
+    page.set_input_files("#try-file", str(clips[0]["path"]))
+    page.get_by_role("button", name="Transcribe").click()
+    status = page.locator("#try-status.error")
+    status.wait_for(timeout=30_000)
+    assert "demo" in status.inner_text().lower()
+    assert status.get_by_role("link", name="run a worker").is_visible()
+
+
+def test_staff_grant_credits_and_revoke_a_key_in_the_admin(server, page):
+    server.manage("shell", "-c", "from django.contrib.auth.models import User; "
+                                 "User.objects.create_superuser('ops', 'ops@example.com', 'a-long-password-1')")
+    key = key_in_database(server)
+    api = {"Authorization": f"Bearer {key}"}
+
+    page.goto(server.url + "/admin/login/")
+    page.fill("#id_username", "ops")
+    page.fill("#id_password", "a-long-password-1")
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url("**/admin/")
+
+    def act(action):
+        page.goto(f"{server.url}/admin/accounts/apikey/?q={key[:12]}")
+        page.locator("input.action-select").first.check()
+        page.select_option("select[name=action]", action)
+        page.get_by_role("button", name="Go").click()
+
+    act("grant_credits")
+    page.fill("#id_seconds", "120")
+    page.fill("#id_reason", "welcome to the pool")
+    page.get_by_role("button", name="Apply").click()
+    page.get_by_text("Credits changed for 1 keys").wait_for()
+    assert requests.get(server.url + "/v1/account", headers=api, timeout=10).json()["credits_seconds"] == 120.0
+
+    act("revoke")
+    page.get_by_text("Revoked 1 keys").wait_for()
+    refused = requests.get(server.url + "/v1/account", headers=api, timeout=10)
+    assert refused.status_code == 401 and refused.json()["error"]["code"] == "unauthorized"
+    page.screenshot(path=str(screenshot_path("admin-keys", "desktop")), full_page=True)
+
+
+def screenshot_path(name, size) -> Path:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    return SHOTS / f"{name}-{size}.png"
+
+
+@pytest.mark.parametrize("size", ["desktop", "phone"])
+def test_every_page_fits_the_screen_and_is_saved_for_review(server, chromium, size):
+    context = chromium.new_context(viewport=DESKTOP if size == "desktop" else PHONE,
+                                   is_mobile=size == "phone", has_touch=size == "phone")
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    for name, path in PAGES.items():
+        page.goto(server.url + path)
+        page.wait_for_load_state("networkidle")
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= page.viewport_size["width"], f"{path} scrolls sideways at {size} width ({width} px)"
+        page.screenshot(path=str(screenshot_path(name, size)), full_page=True)
+    context.close()
+    assert errors == []
+
+
+def test_pages_read_without_javascript(server, chromium):
+    context = chromium.new_context(viewport=PHONE, java_script_enabled=False)
+    page = context.new_page()
+    for path, says in [("/", "Quick start"), ("/worker/", "How credits work"), ("/status/", "workers online"),
+                       ("/docs/", "Error codes"), ("/get-key/", "Mint a key")]:
+        page.goto(server.url + path)
+        assert page.get_by_text(says).first.is_visible(), path
+    page.goto(server.url + "/status/")
+    assert page.locator("#chart svg rect").count() == 24
+    context.close()
