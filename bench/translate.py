@@ -147,10 +147,13 @@ def serve(model_dir: Path, requests_count: int):
     from tests.live import LiveServer, children_of
 
     env = {"JPT_TRANSLATION_MODEL": str(model_dir), "JPT_TRANSLATION_EAGER": "True", "JPT_RATE_USER": "1000000/m",
-           "JPT_TRANSLATION_CACHE_SIZE": "0", "LOG_LEVEL": "WARNING"}
+           "JPT_TRANSLATION_CACHE_SIZE": "0", "LOG_LEVEL": "WARNING",
+           # As in the engine figures: stop near where a real model would (the default bound is 3x).
+           "JPT_TRANSLATION_LENGTH_FACTOR": "1.5"}
     with LiveServer(workers=1, threads=32, env=env) as server:
         bench_http(server.url, server.mint_key(), requests_count)
-        print("  (the server stops random weights at 3x the source only, the engine figures at 1.5x)")
+        print("  (the server stops each call at 1.5x its longest sentence; the engine figures stop each "
+              "sentence at 1.5x its own length)")
         peaks = [int(line.split()[1]) for pid in [server.proc.pid, *children_of(server.proc.pid)]
                  for line in Path(f"/proc/{pid}/status").read_text().splitlines() if line.startswith("VmHWM:")]
         print(f"  server peak RSS                   {max(peaks) / 1024:6.0f} MB")

@@ -145,7 +145,7 @@ def read_meta(path: Path) -> dict:
 
 class TranslationModel:
     def __init__(self, path: Path, *, inter_threads=2, intra_threads=1, max_input_tokens=256, cache_size=1024,
-                 beam_size=1, max_shared_pieces=MAX_SHARED_PIECES):
+                 beam_size=1, max_shared_pieces=MAX_SHARED_PIECES, length_factor=LENGTH_FACTOR):
         self.path = Path(path)
         self.translator = ctranslate2.Translator(str(self.path), device="cpu", compute_type="int8",
                                                  inter_threads=inter_threads, intra_threads=intra_threads)
@@ -156,6 +156,7 @@ class TranslationModel:
         self.replicas = inter_threads
         self.max_input_tokens = max_input_tokens
         self.beam_size = beam_size
+        self.length_factor = length_factor
         self.cache = SentenceCache(cache_size)
         self.shared = SharedBatches(self._translate_pieces, slots=inter_threads, max_pieces=max_shared_pieces)
 
@@ -207,7 +208,7 @@ class TranslationModel:
             # Sorted by length and split evenly, so that every replica works on the call.
             "max_batch_size": math.ceil(len(pieces) / self.replicas),
             "max_decoding_length": min(MAX_DECODING_LENGTH,
-                                       max(MIN_DECODING_LENGTH_CAP, math.ceil(longest * LENGTH_FACTOR))),
+                                       max(MIN_DECODING_LENGTH_CAP, math.ceil(longest * self.length_factor))),
         }
 
     def _translate_pieces(self, pieces: list[list[str]]) -> list[str]:

@@ -48,6 +48,7 @@ def get_model() -> TranslationModel:
                 intra_threads=settings.JPT_TRANSLATION_INTRA_THREADS,
                 max_input_tokens=settings.JPT_TRANSLATION_MAX_INPUT_TOKENS,
                 cache_size=settings.JPT_TRANSLATION_CACHE_SIZE, beam_size=settings.JPT_TRANSLATION_BEAM_SIZE,
+                length_factor=settings.JPT_TRANSLATION_LENGTH_FACTOR,
             )
     return _model
 

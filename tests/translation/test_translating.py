@@ -136,3 +136,13 @@ def test_concurrent_requests_each_get_their_own_answer(echo):
 
 def test_status_names_the_installed_model(with_model):
     assert services.status() == {"available": True, "model": "opus-mt-tiny", "version": ""}
+
+
+def test_the_decoding_bound_is_a_setting(tiny_model_dir):
+    """Operators (and the bench, whose random weights never stop) can bound decoding tighter."""
+    model = engine.TranslationModel(tiny_model_dir, length_factor=1.5, cache_size=0)
+    pieces = model.chunks("新しいコンピューターを買いました、週末は映画を見に行きます。")
+    options = model.decoding_options(pieces)
+    assert options["max_decoding_length"] == max(engine.MIN_DECODING_LENGTH_CAP, math.ceil(1.5 * len(pieces[0])))
+    outputs = model.translator.translate_batch(pieces, **options)
+    assert len(outputs[0].hypotheses[0]) <= options["max_decoding_length"]
