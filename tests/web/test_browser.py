@@ -76,6 +76,7 @@ def test_a_visitor_mints_a_key_and_uses_it_from_a_program(server, page):
     assert re.fullmatch(r"jpt_[A-Za-z0-9]{40}", raw_key)
     assert page.get_by_text("shown this once").is_visible()
     assert page.locator("#next-worker").inner_text().count(raw_key) == 1
+    page.screenshot(path=str(screenshot_path("get-key-minted", "desktop")), full_page=True)
 
     account = requests.get(server.url + "/v1/account", headers={"Authorization": f"Bearer {raw_key}"}, timeout=10)
     assert account.status_code == 200 and account.json()["key_prefix"] == raw_key[:12]
