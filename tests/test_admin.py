@@ -78,3 +78,35 @@ def test_the_key_list_shows_requests_today(staff, alice, bob):
     page = staff.get("/admin/accounts/apikey/").content.decode()
     row = page[page.index(alice.raw_key[:12]):]
     assert '<td class="field-requests_today">3</td>' in row[:row.index("</tr>")]
+
+
+def make_rows(n, offset=0):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from accounts.models import ApiKey
+    from pool.models import Worker
+
+    for i in range(offset, offset + n):
+        key, _ = ApiKey.mint()
+        worker = Worker.objects.create(key=key, client_id=f"w{i}", expires_at=timezone.now() + timedelta(minutes=15))
+        Job.objects.create(key=key, route="pool_self", route_reason="test", duration_seconds=1, audio_format="WAV",
+                           worker=worker)
+        CreditEntry.objects.create(key=key, kind="granted", seconds=5, reason="test")
+
+
+@pytest.mark.parametrize("path", ["accounts/apikey", "accounts/creditentry", "pool/worker", "pool/job"])
+def test_list_pages_cost_the_same_queries_for_few_rows_or_many(staff, path):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def queries():
+        with CaptureQueriesContext(connection) as captured:
+            assert staff.get(f"/admin/{path}/").status_code == 200
+        return len(captured)
+
+    make_rows(3)
+    few = queries()
+    make_rows(40, offset=3)
+    assert queries() == few, f"/admin/{path}/ queries per row"
