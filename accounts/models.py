@@ -5,7 +5,7 @@ from decimal import Decimal
 
 from django.core.cache import cache
 from django.db import models
-from django.db.models import Q, Sum
+from django.db.models import Q
 from django.utils import timezone
 
 KEY_ALPHABET = string.ascii_letters + string.digits
@@ -98,7 +98,9 @@ class ApiKey(models.Model):
         cache.delete(self.cache_key)
 
     def credit_balance(self) -> Decimal:
-        return CreditEntry.objects.filter(key=self).aggregate(s=Sum("seconds"))["s"] or Decimal("0")
+        from accounts.credits import credits_balance
+
+        return credits_balance(self)
 
 
 class CreditEntry(models.Model):

@@ -2,7 +2,7 @@ import secrets
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import models
+from django.db import connection, models
 from django.db.models import Q
 from django.utils import timezone
 
@@ -17,12 +17,17 @@ def new_lease_id():
     return secrets.token_urlsafe(16)
 
 
+def online_since():
+    return timezone.now() - timedelta(seconds=settings.JPT_WORKER_ONLINE_SECONDS)
+
+
 class WorkerQuerySet(models.QuerySet):
     def online(self):
-        """Seen recently, not signed off, not banned: only these count for routing."""
-        since = timezone.now() - timedelta(seconds=settings.JPT_WORKER_ONLINE_SECONDS)
-        return self.filter(last_seen_at__gte=since, signed_off_at__isnull=True, key__workers_banned_at__isnull=True,
-                           key__revoked_at__isnull=True)
+        """Seen recently, not signed off, not banned: only these count for routing.
+
+        `workers_online` below is the same rule in SQL, for routing's hot path."""
+        return self.filter(last_seen_at__gte=online_since(), signed_off_at__isnull=True,
+                           key__workers_banned_at__isnull=True, key__revoked_at__isnull=True)
 
 
 class Worker(models.Model):
@@ -67,6 +72,22 @@ class Worker(models.Model):
     @property
     def real_time_factor(self):
         return self.processing_seconds / self.audio_seconds if self.audio_seconds else None
+
+
+def workers_online(key: ApiKey) -> tuple[bool, bool]:
+    """(this key has a worker online, the server demo worker is online): `online()` in one plain query,
+    since every transcription asks (the ORM's query building costs ten times the query)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT COALESCE(SUM(CASE WHEN w.key_id = %s THEN 1 ELSE 0 END), 0),"
+            f" COALESCE(SUM(CASE WHEN k.is_server THEN 1 ELSE 0 END), 0)"
+            f" FROM {Worker._meta.db_table} w JOIN {ApiKey._meta.db_table} k ON k.id = w.key_id"
+            f" WHERE w.last_seen_at >= %s AND w.signed_off_at IS NULL"
+            f" AND k.workers_banned_at IS NULL AND k.revoked_at IS NULL",
+            [key.pk, connection.ops.adapt_datetimefield_value(online_since())],
+        )
+        own, demo = cursor.fetchone()
+    return own > 0, demo > 0
 
 
 class Job(models.Model):

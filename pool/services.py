@@ -42,6 +42,32 @@ class LeaseLost(ServiceError):
     code = "lease_lost"
 
 
+JOB_TABLE = Job._meta.db_table
+WORKER_TABLE = Worker._meta.db_table
+ATTEMPT_TABLE = JobAttempt._meta.db_table
+AUDIO_TABLE = JobAudio._meta.db_table
+
+
+# The hot path (claim, audio, complete) runs plain SQL that SQLite and PostgreSQL both speak.
+def _execute(sql, params) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount
+
+
+def _first(rows):
+    return next(iter(rows), None)
+
+
+def _dt(value):
+    """A datetime as the database column takes it (SQLite stores naive UTC text)."""
+    return connection.ops.adapt_datetimefield_value(value)
+
+
+def _for_update():
+    return " FOR UPDATE" if connection.features.has_select_for_update else ""
+
+
 # --- Workers ------------------------------------------------------------------
 
 
@@ -71,15 +97,21 @@ def worker_heartbeat(*, key: ApiKey, client_id: str, name="", engine="", model="
 
 
 def worker_for_request(*, key: ApiKey, client_id: str) -> Worker:
-    """The registered worker a pool call speaks for; refreshes its last-seen time."""
+    """The registered worker a pool call speaks for; refreshes its last-seen time.
+
+    Every worker call starts here, so it is plain SQL (the ORM's query building
+    costs ten times the query). The worker's key is the caller's own key.
+    """
     if key.workers_banned_at:
         raise WorkerBanned("This key may no longer run workers. Contact the operators.")
-    worker = Worker.objects.filter(key=key, client_id=client_id).select_related("key").first()
+    worker = _first(Worker.objects.raw(f"SELECT * FROM {WORKER_TABLE} WHERE key_id = %s AND client_id = %s",
+                                       [key.pk, client_id]))
     if worker is None or not worker.is_registered:
         raise WorkerNotRegistered("Unknown or expired worker: send a heartbeat first.")
+    worker.key = key
     now = timezone.now()
     if (now - worker.last_seen_at).total_seconds() > 5:
-        Worker.objects.filter(pk=worker.pk).update(last_seen_at=now)
+        _execute(f"UPDATE {WORKER_TABLE} SET last_seen_at = %s WHERE id = %s", [_dt(now), worker.pk])
         worker.last_seen_at = now
     return worker
 
@@ -112,7 +144,8 @@ def job_submit(*, key: ApiKey, route: str, route_reason: str, audio: bytes, cont
     if job_id:
         job.id = job_id
     job.save(force_insert=True)
-    JobAudio.objects.create(job=job, data=audio, content_type=content_type)
+    _execute(f"INSERT INTO {AUDIO_TABLE} (job_id, data, content_type) VALUES (%s, %s, %s)",
+             [job.id, audio, content_type])
     wakeup.announce(_queue_channel(job))
     return job
 
@@ -141,8 +174,8 @@ def _claim_statement(worker: Worker):
     on this worker); the demo worker takes demo jobs only. On PostgreSQL the pick
     skips rows another claimer has locked; SQLite serialises writers anyway.
     """
-    job_table = Job._meta.db_table
-    attempt_table = JobAttempt._meta.db_table
+    job_table = JOB_TABLE
+    attempt_table = ATTEMPT_TABLE
     if worker.key.is_server:
         where, order, params = "route = 'server_demo'", "queued_at", []
     else:
@@ -154,7 +187,7 @@ def _claim_statement(worker: Worker):
         order = "CASE WHEN route = 'pool_self' THEN 0 ELSE 1 END, queued_at"
         params = [worker.key_id, worker.id]
     skip_locked = " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
-    worker_table = Worker._meta.db_table
+    worker_table = WORKER_TABLE
     key_table = ApiKey._meta.db_table
     sql = (
         f"UPDATE {job_table} SET status = 'leased', worker_id = %s, lease_id = %s, lease_expires_at = %s,"
@@ -176,9 +209,11 @@ def _claim_once(worker: Worker) -> Job | None:
     lease_id = new_lease_id()
     expires = now + timedelta(seconds=settings.JPT_LEASE_SECONDS)
     with transaction.atomic():
-        job = next(iter(Job.objects.raw(sql, [worker.id, lease_id, expires, *where_params, worker.id])), None)
+        job = _first(Job.objects.raw(sql, [worker.id, lease_id, _dt(expires), *where_params, worker.id]))
         if job is not None:
-            JobAttempt.objects.create(job=job, worker=worker, lease_id=lease_id, started_at=now)
+            _execute(f"INSERT INTO {ATTEMPT_TABLE} (job_id, worker_id, lease_id, started_at, outcome, error)"
+                     f" VALUES (%s, %s, %s, %s, %s, '')",
+                     [job.id, worker.id, lease_id, _dt(now), JobAttempt.Outcome.RUNNING])
     return job
 
 
@@ -211,8 +246,8 @@ def _held_job(*, worker: Worker, job_id: str, lease_id: str, lock=False) -> Job:
 
     A stranger learns nothing: a job it never held is simply not found.
     """
-    qs = Job.objects.select_for_update() if lock else Job.objects
-    job = qs.filter(pk=job_id).first()
+    job = _first(Job.objects.raw(f"SELECT * FROM {JOB_TABLE} WHERE id = %s" + (_for_update() if lock else ""),
+                                 [job_id]))
     if job is None:
         raise NotFound("No such job.")
     if job.worker_id == worker.id and job.lease_id == lease_id and lease_id:
@@ -223,9 +258,14 @@ def _held_job(*, worker: Worker, job_id: str, lease_id: str, lock=False) -> Job:
 
 
 def job_audio(*, worker: Worker, job_id: str, lease_id: str) -> JobAudio:
-    audio = JobAudio.objects.select_related("job").filter(
-        job_id=job_id, job__worker=worker, job__lease_id=lease_id, job__status=Status.LEASED
-    ).first()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT a.data, a.content_type FROM {AUDIO_TABLE} a JOIN {JOB_TABLE} j ON j.id = a.job_id"
+            f" WHERE a.job_id = %s AND j.worker_id = %s AND j.lease_id = %s AND j.status = %s",
+            [job_id, worker.id, lease_id, Status.LEASED],
+        )
+        row = cursor.fetchone()
+    audio = JobAudio(job_id=job_id, data=row[0], content_type=row[1]) if row else None
     if audio is None:
         # Say why, without telling a stranger anything.
         _held_job(worker=worker, job_id=job_id, lease_id=lease_id)
@@ -253,18 +293,19 @@ def job_complete(*, worker: Worker, job_id: str, lease_id: str, text: str, segme
         job.model = model or worker.model
         job.finished_at = now
         job.lease_expires_at = None
-        job.save(update_fields=["status", "text", "segments", "model", "finished_at", "lease_expires_at"])
+        _execute(f"UPDATE {JOB_TABLE} SET status = %s, text = %s, segments = %s, model = %s, finished_at = %s,"
+                 f" lease_expires_at = NULL WHERE id = %s",
+                 [job.status, job.text, Job._meta.get_field("segments").get_db_prep_save(segments, connection),
+                  job.model, _dt(now), job.id])
         _end_attempt(job, JobAttempt.Outcome.COMPLETED, "")
-        JobAudio.objects.filter(job=job).delete()
+        _execute(f"DELETE FROM {AUDIO_TABLE} WHERE job_id = %s", [job.id])
         if job.route == Route.POOL_CREDIT:
             credits.credits_settle(job_ref=job.id)
         if earns:
             credits.credits_earn(key=worker.key, amount=job.duration_seconds, job_ref=job.id)
-        Worker.objects.filter(pk=worker.pk).update(
-            jobs_done=F("jobs_done") + 1,
-            audio_seconds=F("audio_seconds") + float(job.duration_seconds),
-            processing_seconds=F("processing_seconds") + float(processing_seconds or 0),
-        )
+        _execute(f"UPDATE {WORKER_TABLE} SET jobs_done = jobs_done + 1, audio_seconds = audio_seconds + %s,"
+                 f" processing_seconds = processing_seconds + %s WHERE id = %s",
+                 [float(job.duration_seconds), float(processing_seconds or 0), worker.pk])
         wakeup.announce(f"done:{job.id}")
     return job, float(job.duration_seconds) if earns else 0.0
 
@@ -289,9 +330,8 @@ def job_fail(*, worker: Worker, job_id: str, lease_id: str, error: str) -> Job:
 
 
 def _end_attempt(job: Job, outcome, error: str):
-    JobAttempt.objects.filter(lease_id=job.lease_id, outcome=JobAttempt.Outcome.RUNNING).update(
-        outcome=outcome, ended_at=timezone.now(), error=error[:500]
-    )
+    _execute(f"UPDATE {ATTEMPT_TABLE} SET outcome = %s, ended_at = %s, error = %s WHERE lease_id = %s AND outcome = %s",
+             [outcome, _dt(timezone.now()), error[:500], job.lease_id, JobAttempt.Outcome.RUNNING])
 
 
 def _requeue(job: Job):

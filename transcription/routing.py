@@ -12,13 +12,12 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, Q
 
 from accounts import credits, quotas
 from accounts.models import ApiKey
 from jptranscribe.errors import ServiceError
 from pool import services as pool
-from pool.models import Job, Worker, new_job_id
+from pool.models import Job, Worker, new_job_id, workers_online
 
 Route = Job.Route
 
@@ -39,21 +38,13 @@ def _own_worker_online(key: ApiKey) -> bool:
     return Worker.objects.online().filter(key=key).exists()
 
 
-def _workers_online(key: ApiKey) -> tuple[bool, bool]:
-    """(this key has a worker online, the server demo worker is online), in one query."""
-    counts = Worker.objects.online().aggregate(
-        own=Count("pk", filter=Q(key=key)), demo=Count("pk", filter=Q(key__is_server=True))
-    )
-    return counts["own"] > 0, counts["demo"] > 0
-
-
 def _decide(*, key: ApiKey, duration: float, ip: str, job_id: str, allow_self=True) -> Decision | str:
     """Pick a route, taking the demo or holding credits as needed. Returns why not, if none fits.
 
     Call inside a transaction. The key row is locked before credits are read, so
     concurrent requests of one key cannot spend the same credits twice.
     """
-    own_online, demo_online = _workers_online(key)
+    own_online, demo_online = workers_online(key)
     if allow_self and own_online:
         return Decision(Route.POOL_SELF, "Your worker is online — job runs on your CPU")
 
@@ -89,9 +80,9 @@ def _why_not(*, key, duration, demo_online) -> str:
             "Run worker.py with this key (see /worker/) to transcribe on your own CPU and earn credits.")
 
 
-def transcription_submit(*, key: ApiKey, audio, translate: bool, ip: str) -> Job:
+def transcription_submit(*, key: ApiKey, audio, translate: bool, ip: str, job_id: str | None = None) -> Job:
     """Route a checked clip and queue it, all or nothing."""
-    job_id = new_job_id()
+    job_id = job_id or new_job_id()
     with transaction.atomic():
         decision = _decide(key=key, duration=audio.duration_seconds, ip=ip, job_id=job_id)
         if isinstance(decision, str):
