@@ -7,26 +7,48 @@ from django.conf import settings
 
 from pool import services as pool
 from pool import wakeup
-from pool.models import Job
-from transcription.routing import reroute_if_stranded
+from pool.models import Job, new_job_id
+from transcription.routing import reroute_if_stranded, transcription_submit
 
 PUBLIC_STATUS = {"queued": "queued", "leased": "processing", "completed": "completed", "failed": "failed",
                  "cancelled": "cancelled"}
 
 
-def transcription_wait(job: Job, timeout: float) -> Job:
-    """Block until the job ends or `timeout` passes, holding no database connection while asleep."""
+def transcription_submit_and_wait(*, key, audio, translate: bool, ip: str, timeout: float) -> Job:
+    """Route and queue a clip, then wait for it to end (or `timeout` to pass).
+
+    The wake-up is registered before the job exists, so nothing can finish it
+    unseen and the fresh job needs no first look in the database.
+    """
+    job_id = new_job_id()
+    with wakeup.hub.listening([f"done:{job_id}"]) as done:
+        job = transcription_submit(key=key, audio=audio, translate=translate, ip=ip, job_id=job_id)
+        return _wait(job, done, timeout)
+
+
+def _wait(job: Job, done, timeout: float) -> Job:
     deadline = time.monotonic() + max(0.0, timeout)
     while True:
-        with wakeup.hub.listening([f"done:{job.id}"]) as done:
+        if done.is_set():
+            done.clear()  # before looking: a change after this sets it again
             # Nobody else may be looking: keep the pool moving from here too.
             pool.pool_maintenance()
-            job = reroute_if_stranded(Job.objects.select_related("key").get(pk=job.pk))
-            remaining = deadline - time.monotonic()
-            if job.is_finished or remaining <= 0 or wakeup.hub.closing:
+            job = reroute_if_stranded(_reload(job))
+            if job.is_finished:
                 return job
-            wakeup.release_connection()
-            done.wait(min(remaining, settings.JPT_WAKEUP_POLL_SECONDS))
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or wakeup.hub.closing:
+            return job
+        wakeup.release_connection()
+        if not done.wait(min(remaining, settings.JPT_WAKEUP_POLL_SECONDS)):
+            done.set()  # the slow poll: look again anyway
+
+
+def _reload(job: Job) -> Job:
+    """The job's row again, with the key it already has (plain SQL: waiting requests ask often)."""
+    fresh = Job.objects.raw(f"SELECT * FROM {Job._meta.db_table} WHERE id = %s", [job.pk])[0]
+    fresh.key = job.key
+    return fresh
 
 
 def transcription_for_owner(*, key, job_id: str) -> Job | None:

@@ -47,12 +47,14 @@ class TranscribeView(KeyedView):
 
         raw = intake.read_upload(data["file"]) if "file" in data else intake.read_url(data["url"])
         audio = intake.check_audio(raw)
-        job = routing.transcription_submit(key=request.user, audio=audio, translate=data["translate"],
-                                           ip=client_ip(request))
-
         wants_async = "respond-async" in request.headers.get("Prefer", "").lower()
-        if not wants_async:
-            job = services.transcription_wait(job, settings.JPT_TRANSCRIBE_WAIT_SECONDS)
+        if wants_async:
+            job = routing.transcription_submit(key=request.user, audio=audio, translate=data["translate"],
+                                               ip=client_ip(request))
+        else:
+            job = services.transcription_submit_and_wait(key=request.user, audio=audio, translate=data["translate"],
+                                                         ip=client_ip(request),
+                                                         timeout=settings.JPT_TRANSCRIBE_WAIT_SECONDS)
         return job_response(request, job, accepted_headers={"Preference-Applied": "respond-async"}
                             if wants_async else {})
 
