@@ -33,7 +33,7 @@ def _wait(job: Job, done, timeout: float) -> Job:
             done.clear()  # before looking: a change after this sets it again
             # Nobody else may be looking: keep the pool moving from here too.
             pool.pool_maintenance()
-            job = reroute_if_stranded(_reload(job))
+            job = reroute_if_stranded(pool.job_reload(job))
             if job.is_finished:
                 return job
         remaining = deadline - time.monotonic()
@@ -42,13 +42,6 @@ def _wait(job: Job, done, timeout: float) -> Job:
         wakeup.release_connection()
         if not done.wait(min(remaining, settings.JPT_WAKEUP_POLL_SECONDS)):
             done.set()  # the slow poll: look again anyway
-
-
-def _reload(job: Job) -> Job:
-    """The job's row again, with the key it already has (plain SQL: waiting requests ask often)."""
-    fresh = Job.objects.raw(f"SELECT * FROM {Job._meta.db_table} WHERE id = %s", [job.pk])[0]
-    fresh.key = job.key
-    return fresh
 
 
 def transcription_for_owner(*, key, job_id: str) -> Job | None:
