@@ -329,35 +329,38 @@ def job_complete(*, worker: Worker, job_id: str, lease_id: str, text: str, segme
 
     Returns the job and the seconds credited to the worker's owner.
     """
+    model = model or worker.model
     with transaction.atomic():
-        job = _held_job(worker=worker, job_id=job_id, lease_id=lease_id, lock=True)
-        earns = job.key_id != worker.key_id and not worker.key.is_server
-        if job.status == Status.COMPLETED:
-            return job, float(job.duration_seconds) if earns else 0.0
-        if job.status != Status.LEASED:
-            raise LeaseLost("This job has already ended.")
-        now = timezone.now()
-        job.status = Status.COMPLETED
-        job.text = text
-        job.segments = segments
-        job.model = model or worker.model
-        job.finished_at = now
-        job.lease_expires_at = None
-        _execute(f"UPDATE {JOB_TABLE} SET status = %s, text = %s, segments = %s, model = %s, finished_at = %s,"
-                 f" lease_expires_at = NULL WHERE id = %s",
-                 [job.status, job.text, Job._meta.get_field("segments").get_db_prep_save(segments, connection),
-                  job.model, _dt(now), job.id])
+        # The usual case in one statement: the job moves only if this worker holds it with this lease.
+        job = _load(Job, f"UPDATE {JOB_TABLE} SET status = %s, text = %s, segments = %s, model = %s,"
+                         f" finished_at = %s, lease_expires_at = NULL"
+                         f" WHERE id = %s AND worker_id = %s AND lease_id = %s AND lease_id <> '' AND status = %s"
+                         f" RETURNING *",
+                    [Status.COMPLETED, text, Job._meta.get_field("segments").get_db_prep_save(segments, connection),
+                     model, _dt(timezone.now()), job_id, worker.id, lease_id, Status.LEASED])
+        if job is None:
+            # A repeated call, or one that may not: say which.
+            job = _held_job(worker=worker, job_id=job_id, lease_id=lease_id, lock=True)
+            if job.status != Status.COMPLETED:
+                raise LeaseLost("This job has already ended.")
+            return job, _credited(job, worker)
         _end_attempt(job, JobAttempt.Outcome.COMPLETED, "")
         _execute(f"DELETE FROM {AUDIO_TABLE} WHERE job_id = %s", [job.id])
         if job.route == Route.POOL_CREDIT:
             credits.credits_settle(job_ref=job.id)
-        if earns:
+        if _credited(job, worker):
             credits.credits_earn(key=worker.key, amount=job.duration_seconds, job_ref=job.id)
         _execute(f"UPDATE {WORKER_TABLE} SET jobs_done = jobs_done + 1, audio_seconds = audio_seconds + %s,"
                  f" processing_seconds = processing_seconds + %s WHERE id = %s",
                  [float(job.duration_seconds), float(processing_seconds or 0), worker.pk])
         wakeup.announce(f"done:{job.id}")
-    return job, float(job.duration_seconds) if earns else 0.0
+    return job, _credited(job, worker)
+
+
+def _credited(job: Job, worker: Worker) -> float:
+    """Seconds the worker's owner earns for this job: others' audio only, and never the demo worker."""
+    earns = job.key_id != worker.key_id and not worker.key.is_server
+    return float(job.duration_seconds) if earns else 0.0
 
 
 def job_fail(*, worker: Worker, job_id: str, lease_id: str, error: str) -> Job:

@@ -1,0 +1,67 @@
+"""The hot path's plain SQL says the same as the ORM it stands in for."""
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+
+from accounts import credits
+from accounts.models import ApiKey
+from pool import services as pool
+from pool.models import Job, Worker, workers_online
+
+pytestmark = [pytest.mark.django_db, pytest.mark.postgres]
+
+
+def orm_online(key):
+    online = Worker.objects.online()
+    return online.filter(key=key).exists(), online.filter(key__is_server=True).exists()
+
+
+def test_the_sql_online_rule_agrees_with_the_queryset():
+    now = timezone.now()
+    keys = {name: ApiKey.mint()[0] for name in ("own", "aged", "signed_off", "banned", "revoked", "nobody")}
+    server = ApiKey.mint(is_server=True)[0]
+    later = now + timedelta(minutes=15)
+    for name in ("own", "aged", "signed_off", "banned", "revoked"):
+        Worker.objects.create(key=keys[name], client_id="w", expires_at=later)
+    Worker.objects.filter(key=keys["aged"]).update(last_seen_at=now - timedelta(seconds=91))
+    Worker.objects.filter(key=keys["signed_off"]).update(signed_off_at=now)
+    ApiKey.objects.filter(pk=keys["banned"].pk).update(workers_banned_at=now)
+    ApiKey.objects.filter(pk=keys["revoked"].pk).update(revoked_at=now)
+    for key in keys.values():
+        assert workers_online(key) == orm_online(key) == (key == keys["own"], False)
+    demo = Worker.objects.create(key=server, client_id="demo", expires_at=later)
+    assert workers_online(keys["nobody"]) == orm_online(keys["nobody"]) == (False, True)
+    Worker.objects.filter(pk=demo.pk).update(last_seen_at=now - timedelta(seconds=91))
+    assert workers_online(server) == orm_online(server) == (False, False)
+
+
+def test_a_worker_and_a_job_load_as_the_orm_loads_them():
+    key = ApiKey.mint()[0]
+    credits.credits_grant(key=key, amount=10, reason="test")
+    worker = pool.worker_heartbeat(key=key, client_id="w1", model="m")
+    loaded = pool.worker_for_request(key=key, client_id="w1")
+    stored = Worker.objects.get(pk=worker.pk)
+    assert (loaded.pk, loaded.key_id, loaded.model, loaded.expires_at, loaded.last_seen_at) == (
+        stored.pk, stored.key_id, stored.model, stored.expires_at, stored.last_seen_at)
+    assert loaded.name == stored.name  # left out of the query: loaded on access
+    job = pool.job_submit(key=key, route=Job.Route.POOL_SELF, route_reason="r", audio=b"RIFF", content_type="audio/wav",
+                          audio_format="WAV", duration_seconds=1.25, translate=True, client_ip="192.0.2.1")
+    fresh = pool.job_reload(job)
+    orm = Job.objects.get(pk=job.pk)
+    for field in Job._meta.concrete_fields:
+        assert getattr(fresh, field.attname) == getattr(orm, field.attname), field.name
+    assert fresh.duration_seconds == Decimal("1.250") and fresh.segments == [] and fresh.translate is True
+
+
+def test_the_balance_is_the_sum_of_the_ledger():
+    key = ApiKey.mint()[0]
+    assert credits.credits_balance(key) == Decimal("0")
+    for amount in (0.1, 0.2, 1000.333):
+        credits.credits_grant(key=key, amount=amount, reason="test")
+    credits.credits_reserve(key=key, amount=0.3, job_ref="tx_1")
+    assert credits.credits_balance(key) == Decimal("1000.333")
+    credits.credits_refund(job_ref="tx_1", reason="test")
+    credits.credits_refund(job_ref="tx_1", reason="again")
+    assert credits.credits_balance(key) == key.credit_balance() == Decimal("1000.633")
