@@ -76,6 +76,9 @@ def _why_not(*, key, duration, demo_online) -> str:
     else:
         demo = (f"your {settings.JPT_DEMOS_PER_IP_PER_DAY} free server demos for today are used "
                 "(they come back at 00:00 UTC)")
+    if key.is_browser:  # a visitor of the pages, with no key of its own
+        return (f"The web demo cannot take this clip: {demo}. Mint a free key (/get-key/) and run worker.py "
+                "(/worker/) to transcribe without these limits.")
     return (f"No worker of yours is online, {demo}, and you need {needed:g} more seconds of pool credit. "
             "Run worker.py with this key (see /worker/) to transcribe on your own CPU and earn credits.")
 

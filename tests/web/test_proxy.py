@@ -93,6 +93,9 @@ def test_visitors_share_the_servers_demo_quota_per_ip_not_per_browser(browser, d
     refused = same_ip.transcribe()
     assert refused.status_code == 403
     assert refused.json()["error"]["code"] == "worker_required"
+    message = refused.json()["error"]["message"]
+    assert "3 free server demos for today are used" in message and "Mint a free key" in message
+    assert "credit" not in message, "a visitor has no credits to earn"
     assert Browser(ip="203.0.113.51").transcribe().status_code == 202
 
 
