@@ -53,7 +53,7 @@
     var code = r.body.error ? r.body.error.code : "";
     if (code === "worker_required") {
       say("error", jpt.errorMessage(r.body) + " ",
-          '<a href="/get-key/">Mint a key</a> and <a href="/worker/">run a worker</a> to transcribe without limits.');
+          '<a href="/get-key/">Get a key</a> · <a href="/worker/">Run a worker</a>');
     } else {
       say("error", jpt.errorMessage(r.body));
     }
