@@ -4,11 +4,29 @@ from pool import services
 from pool.models import Job, JobAttempt, Worker
 
 
+class OnlineFilter(admin.SimpleListFilter):
+    """The same rule routing uses: seen recently, not signed off, not banned."""
+
+    title = "online now"
+    parameter_name = "online"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Online"), ("no", "Offline")]
+
+    def queryset(self, request, queryset):
+        online = Worker.objects.online().values("pk")
+        if self.value() == "yes":
+            return queryset.filter(pk__in=online)
+        if self.value() == "no":
+            return queryset.exclude(pk__in=online)
+        return queryset
+
+
 @admin.register(Worker)
 class WorkerAdmin(admin.ModelAdmin):
     list_display = ["__str__", "online", "last_seen_at", "engine", "model", "version", "jobs_done", "jobs_failed",
                     "rtf"]
-    list_filter = ["engine", "key__is_server"]
+    list_filter = [OnlineFilter, "engine", "key__is_server"]
     search_fields = ["=key__prefix", "name", "client_id"]
     list_select_related = ["key"]
     readonly_fields = [f.name for f in Worker._meta.fields]

@@ -110,3 +110,14 @@ def test_list_pages_cost_the_same_queries_for_few_rows_or_many(staff, path):
     few = queries()
     make_rows(40, offset=3)
     assert queries() == few, f"/admin/{path}/ queries per row"
+
+
+def test_the_worker_list_filters_who_is_online_now(staff, alice, bob):
+    from pool.services import worker_heartbeat
+
+    online_worker(alice, "alice-pc")
+    worker_heartbeat(key=bob.key, client_id="bob-pc", going_offline=True)
+    online = staff.get("/admin/pool/worker/?online=yes").content.decode()
+    offline = staff.get("/admin/pool/worker/?online=no").content.decode()
+    assert "alice-pc" in online and "bob-pc" not in online
+    assert "bob-pc" in offline and "alice-pc" not in offline
