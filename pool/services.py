@@ -60,12 +60,19 @@ def _load(model, sql, params):
     """The first row of `sql` as a `model` instance (None without one): what `Model.objects.raw()`
     does, minus the per-call set-up that cost more than the query. Columns the statement
     leaves out are deferred, and load on access like any deferred field."""
+    columns, row = _fetch(sql, params)
+    return _instance(model, columns, row) if row is not None else None
+
+
+def _fetch(sql, params):
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
-        if row is None:
-            return None
-        columns = tuple(col[0] for col in cursor.description)
+        return (tuple(col[0] for col in cursor.description) if row is not None else ()), row
+
+
+def _instance(model, columns, row):
+    """The row's columns that are `model`'s fields, as an instance (other columns are ignored)."""
     attnames, layout = _row_layout(model, columns, connection.vendor)
     values = []
     for pos, convs, col in layout:
@@ -116,8 +123,7 @@ def _for_update():
 def worker_heartbeat(*, key: ApiKey, client_id: str, name="", engine="", model="", version="",
                      going_offline=False) -> Worker:
     """Register or refresh a worker and extend the lease of the job it holds."""
-    if key.workers_banned_at:
-        raise WorkerBanned("This key may no longer run workers. Contact the operators.")
+    _refuse_banned(key)
     now = timezone.now()
     fields = {"name": name, "engine": engine, "model": model, "version": version, "last_seen_at": now}
     if going_offline:
@@ -138,18 +144,30 @@ def worker_heartbeat(*, key: ApiKey, client_id: str, name="", engine="", model="
     return worker
 
 
+# What pool calls use of their worker; the other fields are deferred.
+WORKER_COLUMNS = "w.id, w.key_id, w.client_id, w.model, w.last_seen_at, w.expires_at, w.signed_off_at"
+
+
 def worker_for_request(*, key: ApiKey, client_id: str) -> Worker:
     """The registered worker a pool call speaks for; refreshes its last-seen time.
 
     Every worker call starts here, so it is plain SQL (the ORM's query building
     costs ten times the query). The worker's key is the caller's own key.
     """
-    if key.workers_banned_at:
-        raise WorkerBanned("This key may no longer run workers. Contact the operators.")
-    worker = _load(Worker, f"SELECT id, key_id, client_id, model, last_seen_at, expires_at, signed_off_at"
-                           f" FROM {WORKER_TABLE} WHERE key_id = %s AND client_id = %s", [key.pk, client_id])
+    _refuse_banned(key)
+    worker = _load(Worker, f"SELECT {WORKER_COLUMNS} FROM {WORKER_TABLE} w WHERE w.key_id = %s AND w.client_id = %s",
+                   [key.pk, client_id])
     if worker is None or not worker.is_registered:
         raise WorkerNotRegistered("Unknown or expired worker: send a heartbeat first.")
+    return _seen(worker, key)
+
+
+def _refuse_banned(key: ApiKey):
+    if key.workers_banned_at:
+        raise WorkerBanned("This key may no longer run workers. Contact the operators.")
+
+
+def _seen(worker: Worker, key: ApiKey) -> Worker:
     worker.key = key
     now = timezone.now()
     if (now - worker.last_seen_at).total_seconds() > 5:
@@ -307,20 +325,24 @@ def job_reload(job: Job) -> Job:
     return fresh
 
 
-def job_audio(*, worker: Worker, job_id: str, lease_id: str) -> JobAudio:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT a.data, a.content_type FROM {AUDIO_TABLE} a JOIN {JOB_TABLE} j ON j.id = a.job_id"
-            f" WHERE a.job_id = %s AND j.worker_id = %s AND j.lease_id = %s AND j.status = %s",
-            [job_id, worker.id, lease_id, Status.LEASED],
-        )
-        row = cursor.fetchone()
-    audio = JobAudio(job_id=job_id, data=row[0], content_type=row[1]) if row else None
-    if audio is None:
+def job_audio(*, key: ApiKey, client_id: str, job_id: str, lease_id: str) -> JobAudio:
+    """The audio of a job the caller's worker holds: one query finds the worker through the job,
+    and only when that finds nothing does the long way round say why."""
+    _refuse_banned(key)
+    columns, row = _fetch(
+        f"SELECT {WORKER_COLUMNS}, a.data, a.content_type FROM {AUDIO_TABLE} a"
+        f" JOIN {JOB_TABLE} j ON j.id = a.job_id JOIN {WORKER_TABLE} w ON w.id = j.worker_id"
+        f" WHERE a.job_id = %s AND j.lease_id = %s AND j.status = %s AND w.key_id = %s AND w.client_id = %s",
+        [job_id, lease_id, Status.LEASED, key.pk, client_id],
+    )
+    worker = _instance(Worker, columns[:-2], row) if row is not None else None
+    if worker is None or not worker.is_registered:
         # Say why, without telling a stranger anything.
+        worker = worker_for_request(key=key, client_id=client_id)
         _held_job(worker=worker, job_id=job_id, lease_id=lease_id)
         raise LeaseLost("This job has already ended.")
-    return audio
+    _seen(worker, key)
+    return JobAudio(job_id=job_id, data=row[-2], content_type=row[-1])
 
 
 def job_complete(*, worker: Worker, job_id: str, lease_id: str, text: str, segments: list, model: str,

@@ -85,8 +85,8 @@ class JobAudioView(WorkerView):
         **schema.errors(400, 401, 404, 409, 429)}, summary="Download a held job's audio", tags=["worker"])
     def get(self, request, job_id):
         data = _valid(LeaseInput, request.query_params)
-        worker = services.worker_for_request(key=request.user, client_id=data["worker_id"])
-        audio = services.job_audio(worker=worker, job_id=job_id, lease_id=data["lease_id"])
+        audio = services.job_audio(key=request.user, client_id=data["worker_id"], job_id=job_id,
+                                   lease_id=data["lease_id"])
         response = HttpResponse(bytes(audio.data), content_type=audio.content_type)
         response["Cache-Control"] = "no-store"
         return response

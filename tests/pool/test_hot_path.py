@@ -9,6 +9,7 @@ from accounts import credits
 from accounts.models import ApiKey
 from pool import services as pool
 from pool.models import Job, Worker, workers_online
+from tests.conftest import claim_job, online_worker, wav_bytes
 
 pytestmark = [pytest.mark.django_db, pytest.mark.postgres]
 
@@ -65,3 +66,31 @@ def test_the_balance_is_the_sum_of_the_ledger():
     credits.credits_refund(job_ref="tx_1", reason="test")
     credits.credits_refund(job_ref="tx_1", reason="again")
     assert credits.credits_balance(key) == key.credit_balance() == Decimal("1000.633")
+
+
+class TestAudioInOneQuery:
+    def test_the_holder_gets_the_audio_and_counts_as_seen(self, alice):
+        clip = wav_bytes(1)
+        online_worker(alice)
+        alice.transcribe(clip)
+        job = claim_job(alice)
+        Worker.objects.update(last_seen_at=timezone.now() - timedelta(seconds=60))
+        response = alice.audio(job)
+        assert response.status_code == 200 and response.content == clip
+        assert (timezone.now() - Worker.objects.get().last_seen_at).total_seconds() < 5
+
+    def test_a_holder_whose_registration_ran_out_is_told_to_heartbeat(self, alice):
+        online_worker(alice)
+        alice.transcribe()
+        job = claim_job(alice)
+        Worker.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
+        response = alice.audio(job)
+        assert response.status_code == 409 and response.json()["error"]["code"] == "worker_not_registered"
+
+    def test_a_banned_holder_gets_nothing(self, alice):
+        online_worker(alice)
+        alice.transcribe()
+        job = claim_job(alice)
+        ApiKey.objects.filter(pk=alice.key.pk).update(workers_banned_at=timezone.now())
+        alice.key.forget_cached()
+        assert alice.audio(job).json()["error"]["code"] == "worker_banned"
