@@ -11,12 +11,13 @@ def _name(key_pk, day) -> str:
 
 
 def request_counted(key_pk):
+    """One cache call on all but a key's first request of the day."""
     name = _name(key_pk, timezone.now().date())
-    cache.add(name, 0, KEEP_SECONDS)
     try:
         cache.incr(name)
-    except ValueError:  # evicted between add and incr: start again
-        cache.set(name, 1, KEEP_SECONDS)
+    except ValueError:  # the first today (a race here loses a count at most)
+        if not cache.add(name, 1, KEEP_SECONDS):
+            cache.incr(name)
 
 
 def requests_today(key_pks) -> dict:

@@ -1,0 +1,44 @@
+"""The Redis cache backend keeps Django's contract with fewer round trips."""
+import pytest
+from django.core.cache import caches
+
+from accounts import usage
+
+pytestmark = pytest.mark.postgres  # the PostgreSQL leg of `make test` runs with Redis as the cache
+
+
+@pytest.fixture
+def redis_cache():
+    from jptranscribe.cache import RedisCache
+
+    cache = caches["default"]
+    if not isinstance(cache, RedisCache):
+        pytest.skip("the cache is not Redis here (JPT_CACHE_URL unset); the PostgreSQL leg runs this")
+    cache.clear()
+    yield cache
+    cache.clear()
+
+
+def test_incr_counts_an_existing_key_and_keeps_its_expiry(redis_cache):
+    redis_cache.set("n", 1, 60)
+    assert redis_cache.incr("n") == 2
+    assert redis_cache.incr("n", 5) == 7
+    assert redis_cache.get("n") == 7
+    assert 0 < redis_cache._cache.get_client().ttl(redis_cache.make_key("n")) <= 60
+
+
+def test_incr_of_a_missing_key_fails_and_creates_nothing(redis_cache):
+    with pytest.raises(ValueError):
+        redis_cache.incr("missing")
+    assert redis_cache.get("missing") is None
+
+
+def test_one_client_serves_every_call(redis_cache):
+    assert redis_cache._cache.get_client() is redis_cache._cache.get_client(write=True)
+
+
+def test_requests_are_counted_per_key_per_day(redis_cache):
+    for _ in range(3):
+        usage.request_counted(41)
+    usage.request_counted(42)
+    assert usage.requests_today([41, 42, 43]) == {41: 3, 42: 1, 43: 0}
