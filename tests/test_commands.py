@@ -55,3 +55,16 @@ def test_sweep_requeues_expired_leases_and_deletes_old_jobs(alice, settings):
     assert Job.objects.get(pk=job["id"]).status == "queued"
     assert not Job.objects.filter(pk=old).exists()
     assert JobAudio.objects.count() == 1
+
+
+def test_sweep_deletes_expired_browser_sessions(db):
+    from django.contrib.sessions.backends.db import SessionStore
+    from django.contrib.sessions.models import Session
+
+    for expiry in (-60, 3600):
+        session = SessionStore()
+        session["browser_jobs"] = ["tx_x"]
+        session.set_expiry(timezone.now() + timedelta(seconds=expiry))
+        session.save()
+    assert "expired sessions deleted: 1" in run("sweep")
+    assert Session.objects.count() == 1

@@ -1,6 +1,7 @@
 from datetime import timedelta
 
 from django.conf import settings
+from django.contrib.sessions.models import Session
 from django.core.management.base import BaseCommand
 from django.utils import timezone
 
@@ -10,7 +11,8 @@ from transcription.routing import reroute_if_stranded
 
 
 class Command(BaseCommand):
-    help = "Expire leases and stale jobs, re-route stranded ones, delete orphaned audio and old jobs."
+    help = ("Expire leases and stale jobs, re-route stranded ones, delete orphaned audio, old jobs and "
+            "expired browser sessions.")
 
     def handle(self, *args, **options):
         expired_leases = pool.jobs_expire_leases()
@@ -23,7 +25,9 @@ class Command(BaseCommand):
         orphans, _ = JobAudio.objects.filter(job__status__in=Job.FINISHED).delete()
         cutoff = timezone.now() - timedelta(days=settings.JPT_FINISHED_JOB_RETENTION_DAYS)
         old, _ = Job.objects.filter(status__in=Job.FINISHED, finished_at__lt=cutoff).delete()
+        # Web visitors get a session (the jobs their browser started): they pile up otherwise.
+        sessions, _ = Session.objects.filter(expire_date__lt=timezone.now()).delete()
         self.stdout.write(
             f"leases expired: {expired_leases}, stale jobs failed: {expired_queued}, stranded re-routed: {stranded}, "
-            f"orphaned audio deleted: {orphans}, old jobs deleted: {old}"
+            f"orphaned audio deleted: {orphans}, old jobs deleted: {old}, expired sessions deleted: {sessions}"
         )
