@@ -49,6 +49,12 @@ SECRET_KEY = _secret_key()
 DEBUG = envbool("DEBUG", False)
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1],testserver")
 CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS")
+# Behind a proxy that terminates TLS: believe its X-Forwarded-Proto (so the browser proxy's
+# CSRF check compares https origins) and send cookies over HTTPS only.
+JPT_BEHIND_HTTPS_PROXY = envbool("JPT_BEHIND_HTTPS_PROXY", False)
+if JPT_BEHIND_HTTPS_PROXY:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
 
 INSTALLED_APPS = [
     "django.contrib.admin",

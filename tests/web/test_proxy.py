@@ -142,3 +142,14 @@ def test_staff_switch_the_web_demo_off_by_revoking_the_browser_key(browser):
     response = browser.get("/api/v1/account")
     assert response.status_code == 401
     assert "switched off" in response.json()["error"]["message"]
+
+
+def test_behind_an_https_proxy_the_pages_own_calls_pass_and_others_do_not(browser, settings):
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    https = {"HTTP_X_FORWARDED_PROTO": "https", "HTTP_HOST": "testserver", "HTTP_REFERER": "https://testserver/get-key/"}
+    assert browser.post("/api/v1/keys", HTTP_ORIGIN="https://testserver", **https).status_code == 201
+    refused = browser.post("/api/v1/keys", HTTP_ORIGIN="http://testserver", **https)
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "csrf_failed"
+    no_origin = browser.post("/api/v1/keys", HTTP_X_FORWARDED_PROTO="https", HTTP_HOST="testserver",
+                             HTTP_REFERER="https://evil.example/")
+    assert no_origin.status_code == 403
