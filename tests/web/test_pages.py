@@ -141,3 +141,19 @@ class TestStatusFigures:
         page = visitor.get("/status/").content.decode()
         assert re.search(r'data-figure="pool.workers_online">1<', page)
         assert page.count("<rect ") == 24
+
+
+def test_an_unknown_page_is_a_404_page_and_an_unknown_api_path_is_json(visitor):
+    page = visitor.get("/no-such-page/")
+    assert page.status_code == 404 and "Nothing here" in page.content.decode()
+    api = visitor.get("/v1/no-such-endpoint")
+    assert api.status_code == 404 and api.json()["error"]["code"] == "not_found"
+    proxied = visitor.get("/api/v1/no-such-endpoint")
+    assert proxied.status_code == 404 and proxied.json()["error"]["code"] == "not_found"
+
+
+def test_the_server_error_page_renders_without_a_request_context(rf):
+    from jptranscribe.errors import json_500
+
+    page = json_500(rf.get("/status/"))
+    assert page.status_code == 500 and b"Something broke on our side" in page.content
