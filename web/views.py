@@ -29,7 +29,17 @@ def limits():
         "max_seconds": settings.JPT_MAX_CLIP_SECONDS,
         "max_mb": settings.JPT_MAX_UPLOAD_BYTES // 1_048_576,
         "keys_per_day": settings.JPT_KEYS_PER_IP_PER_DAY,
+        "requests": readable_rate(settings.JPT_RATE_USER),
     }
+
+
+def readable_rate(rate: str) -> str:
+    """django-ratelimit's "30/m" as "30 per minute"."""
+    count, _, unit = rate.partition("/")
+    period = {"s": "second", "m": "minute", "h": "hour", "d": "day"}.get(unit[-1:].lower(), unit)
+    if unit[:-1].isdigit():
+        period = f"{unit[:-1]} {period}s"
+    return f"{count} per {period}"
 
 
 @require_GET

@@ -157,3 +157,10 @@ def test_the_server_error_page_renders_without_a_request_context(rf):
 
     page = json_500(rf.get("/status/"))
     assert page.status_code == 500 and b"Something broke on our side" in page.content
+
+
+def test_the_limits_shown_are_the_ones_in_force(visitor, settings):
+    settings.JPT_RATE_USER = "50/m"
+    settings.JPT_DEMOS_PER_IP_PER_DAY = 4
+    page = visitor.get("/docs/").content.decode()
+    assert "50 per minute per API key" in page and "4 clips / IP / day" in page
