@@ -17,9 +17,19 @@ def api_base(request) -> str:
     return settings.JPT_PUBLIC_BASE_URL or request.build_absolute_uri("/").rstrip("/")
 
 
+# The pages load only their own scripts and styles and talk only to this site.
+CONTENT_SECURITY_POLICY = "; ".join([
+    "default-src 'self'", "script-src 'self'", "style-src 'self'", "img-src 'self' data:",
+    "connect-src 'self'", "object-src 'none'", "base-uri 'none'", "frame-ancestors 'none'",
+    "form-action 'self'",
+])
+
+
 def page(request, template, status=200, **context):
     context.setdefault("base", api_base(request))
-    return render(request, f"web/{template}", {"limits": limits(), **context}, status=status)
+    response = render(request, f"web/{template}", {"limits": limits(), **context}, status=status)
+    response["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+    return response
 
 
 def limits():

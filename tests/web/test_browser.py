@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from playwright.sync_api import expect
 
 from tests.live import ROOT, LiveServer
 from tests.speech.cer import character_error_rate
@@ -90,7 +91,7 @@ def test_the_daily_key_limit_is_explained_when_hit(server, page):
     button = page.get_by_role("button", name="Mint a key")
     for _ in range(KEYS_PER_DAY):  # the previous test minted one: this runs past the limit
         button.click()
-        page.wait_for_function("!document.getElementById('mint').disabled")
+        expect(button).to_be_enabled()
     error = page.locator("#mint-error")
     error.wait_for(state="visible")
     assert f"{KEYS_PER_DAY} new keys per IP per day" in error.inner_text()
@@ -107,7 +108,7 @@ def test_the_status_page_shows_a_worker_come_online_without_reloading(server, pa
     beat = requests.post(server.url + "/v1/worker/heartbeat", json={"worker_id": "status-test"},
                          headers={"Authorization": f"Bearer {key}"}, timeout=10)
     assert beat.status_code == 200
-    page.wait_for_function("document.getElementById('workers-online').textContent === '1'", timeout=20_000)
+    expect(online).to_have_text("1", timeout=20_000)
     assert page.evaluate("window.notReloaded") is True
     assert page.locator("#chart svg rect").count() == 24
     requests.post(server.url + "/v1/worker/heartbeat", json={"worker_id": "status-test", "status": "offline"},
@@ -212,6 +213,8 @@ def test_every_page_fits_the_screen_and_is_saved_for_review(server, chromium, si
     page = context.new_page()
     errors = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    # A Content-Security-Policy refusal is only a console error: count those too.
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
     for name, path in PAGES.items():
         page.goto(server.url + path)
         page.wait_for_load_state("networkidle")

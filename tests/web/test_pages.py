@@ -164,3 +164,12 @@ def test_the_limits_shown_are_the_ones_in_force(visitor, settings):
     settings.JPT_DEMOS_PER_IP_PER_DAY = 4
     page = visitor.get("/docs/").content.decode()
     assert "50 per minute per API key" in page and "4 clips / IP / day" in page
+
+
+@pytest.mark.parametrize("path", ["/", "/get-key/", "/worker/", "/status/", "/docs/"])
+def test_pages_run_no_inline_code(visitor, path):
+    response = visitor.get(path)
+    assert "script-src 'self'" in response["Content-Security-Policy"]
+    page = response.content.decode()
+    assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", page), "inline <script> would be blocked"
+    assert " style=" not in page and " onclick=" not in page

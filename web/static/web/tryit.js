@@ -133,4 +133,5 @@
   }
 
   showDemosLeft();
+  jpt.liveFigures();
 })();
