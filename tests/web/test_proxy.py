@@ -7,7 +7,7 @@ from accounts.models import ApiKey
 from tests.clips import wav_bytes
 from tests.conftest import claim_job, upload
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.postgres]  # routing and limits: both databases
 
 PAGE_IP = "198.51.100.80"
 
