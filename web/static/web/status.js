@@ -27,5 +27,10 @@
     var box = document.getElementById("chart");
     box.replaceChildren(svg);
   }
-  jpt.liveFigures(function (figures) { draw(figures.hours); });
+  jpt.liveFigures(function (figures) {
+    draw(figures.hours);
+    var updated = document.getElementById("generated-at");
+    updated.dateTime = figures.generated_at;
+    updated.textContent = new Date(figures.generated_at).toLocaleTimeString();
+  });
 })();
