@@ -2,22 +2,33 @@ from django.core.cache import cache
 from rest_framework import authentication, exceptions
 
 from accounts.models import BROWSER_KEY_HASH, ApiKey, cached_key_name, hash_key
+from accounts.services import browser_key
 
 # Keys are read on every request; the shared cache saves that query. Every change to a key
 # goes through a service that calls ApiKey.forget_cached(), so revoking is immediate.
 KEY_CACHE_SECONDS = 60
 
 
-def key_for_bearer(raw_key: str):
-    name = cached_key_name(hash_key(raw_key))
+def cached_key(hashed_key: str, load):
+    """The key from the shared cache, or from `load()` (then cached; None is not)."""
+    name = cached_key_name(hashed_key)
     key = cache.get(name)
     if key is None:
+        key = load()
+        if key is not None:
+            cache.set(name, key, KEY_CACHE_SECONDS)
+    return key
+
+
+def key_for_bearer(raw_key: str):
+    def load():
         key = ApiKey.objects.for_bearer(raw_key)
         if key is not None:
             # Last use is recorded when the key is (re)loaded: accurate to the cache period.
             key.touch()
-            cache.set(name, key, KEY_CACHE_SECONDS)
-    return key
+        return key
+
+    return cached_key(hash_key(raw_key), load)
 
 
 class BearerKeyAuthentication(authentication.BaseAuthentication):
@@ -42,20 +53,10 @@ class BearerKeyAuthentication(authentication.BaseAuthentication):
     def authenticate_browser(self, request):
         if not getattr(request._request, "via_browser_proxy", False):
             return None
-        key = browser_key_cached()
+        key = cached_key(BROWSER_KEY_HASH, browser_key)
         if key.is_revoked:
             raise exceptions.AuthenticationFailed("The web demo is switched off; use the API with your own key.")
         return key, None
 
     def authenticate_header(self, request):
         return 'Bearer realm="api"'
-
-
-def browser_key_cached():
-    from accounts.services import browser_key
-
-    key = cache.get(cached_key_name(BROWSER_KEY_HASH))
-    if key is None:
-        key = browser_key()
-        cache.set(cached_key_name(BROWSER_KEY_HASH), key, KEY_CACHE_SECONDS)
-    return key

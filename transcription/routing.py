@@ -67,7 +67,6 @@ def _decide(*, key: ApiKey, duration: float, ip: str, job_id: str, allow_self=Tr
 
 
 def _why_not(*, key, duration, demo_online) -> str:
-    needed = float(credits.seconds(duration) - max(credits.credits_balance(key), Decimal("0")))
     demo_max = settings.JPT_DEMO_MAX_SECONDS
     if duration > demo_max:
         demo = f"the free server demo takes clips up to {demo_max:g} s (this one is {duration:g} s)"
@@ -79,6 +78,7 @@ def _why_not(*, key, duration, demo_online) -> str:
     if key.is_browser:  # a visitor of the pages, with no key of its own
         return (f"The web demo cannot take this clip: {demo}. Mint a free key (/get-key/) and run worker.py "
                 "(/worker/) to transcribe without these limits.")
+    needed = float(credits.seconds(duration) - max(credits.credits_balance(key), Decimal("0")))
     return (f"No worker of yours is online, {demo}, and you need {needed:g} more seconds of pool credit. "
             "Run worker.py with this key (see /worker/) to transcribe on your own CPU and earn credits.")
 

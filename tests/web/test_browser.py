@@ -62,13 +62,6 @@ def page(chromium):
     context.close()
 
 
-def key_in_database(server, **kw) -> str:
-    """A key made straight in the database, so the page tests' minting limit is theirs alone."""
-    args = ", ".join(f"{k}={v!r}" for k, v in kw.items())
-    out = server.manage("shell", "-c", f"from accounts.models import ApiKey; print(ApiKey.mint({args})[1])")
-    return out.stdout.strip().splitlines()[-1]
-
-
 def test_a_visitor_mints_a_key_and_uses_it_from_a_program(server, page):
     page.goto(server.url + "/get-key/")
     page.get_by_role("button", name="Mint a key").click()
@@ -104,7 +97,7 @@ def test_the_status_page_shows_a_worker_come_online_without_reloading(server, pa
     assert online.inner_text() == "0"
     page.evaluate("window.notReloaded = true")
 
-    key = key_in_database(server)
+    key = server.db_key()
     beat = requests.post(server.url + "/v1/worker/heartbeat", json={"worker_id": "status-test"},
                          headers={"Authorization": f"Bearer {key}"}, timeout=10)
     assert beat.status_code == 200
@@ -119,7 +112,7 @@ def test_the_status_page_shows_a_worker_come_online_without_reloading(server, pa
 def demo_worker(server, tmp_path_factory):
     models_dir = tmp_path_factory.mktemp("models")
     models.fetch("whisper-base", models_dir, offline_only=True)
-    worker = WorkerProcess(server.url, key_in_database(server, is_server=True), models_dir, "server-demo")
+    worker = WorkerProcess(server.url, server.db_key(is_server=True), models_dir, "server-demo")
     worker.wait_for("accepted by the server")
     yield worker
     worker.stop()
@@ -172,7 +165,7 @@ def test_the_try_it_form_returns_japanese_text_for_a_real_clip(server, page, dem
 def test_staff_grant_credits_and_revoke_a_key_in_the_admin(server, page):
     server.manage("shell", "-c", "from django.contrib.auth.models import User; "
                                  "User.objects.create_superuser('ops', 'ops@example.com', 'a-long-password-1')")
-    key = key_in_database(server)
+    key = server.db_key()
     api = {"Authorization": f"Bearer {key}"}
 
     page.goto(server.url + "/admin/login/")
