@@ -3,11 +3,11 @@ from django.conf import settings
 from django.http import JsonResponse
 from django.shortcuts import render
 from django.views.decorators.cache import cache_control
-from django.views.decorators.csrf import ensure_csrf_cookie
+from django.views.decorators.csrf import csrf_exempt, ensure_csrf_cookie
 from django.views.decorators.http import require_GET, require_http_methods
 
 from accounts import services as accounts
-from jptranscribe.errors import ServiceError
+from jptranscribe.errors import ServiceError, error_body
 from jptranscribe.net import client_ip
 from web import docs, stats
 
@@ -98,10 +98,13 @@ def chart_bars(hours):
     return bars
 
 
-@require_GET
+@csrf_exempt  # read-only; other methods get the API's 405, not a CSRF page
 @cache_control(max_age=5)
 def status_json(request):
     """The figures /status/ draws, for any monitor: pool now, the last 24 h, per hour."""
+    if request.method not in ("GET", "HEAD"):
+        return JsonResponse(error_body("method_not_allowed", f'Method "{request.method}" not allowed.'),
+                            status=405, headers={"Allow": "GET, HEAD"})
     return JsonResponse(stats.status_figures())
 
 

@@ -174,3 +174,9 @@ def test_pages_run_no_inline_code(visitor, path):
     page = response.content.decode()
     assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", page), "inline <script> would be blocked"
     assert " style=" not in page and " onclick=" not in page
+
+
+def test_the_status_figures_refuse_other_methods_in_the_api_envelope(visitor):
+    response = visitor.post("/status.json")
+    assert response.status_code == 405 and response["Allow"] == "GET, HEAD"
+    assert response.json()["error"]["code"] == "method_not_allowed"
