@@ -17,33 +17,37 @@ import threading
 import time
 from pathlib import Path
 
-import requests
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.clips import wav_bytes  # noqa: E402
-from bench.figures import percentile  # noqa: E402
+from bench.figures import Client, multipart, percentile  # noqa: E402
 from tests.live import LiveServer, process_table  # noqa: E402
 
 CLIP = wav_bytes(1.0, rate=8000)
+UPLOAD, UPLOAD_TYPE = multipart({}, {"file": ("a.wav", CLIP)})
+
+
+def checked(answer):
+    status, body = answer
+    if status != 200:
+        raise RuntimeError(f"{status}: {body!r:.200}")
+    return body
 
 
 def worker_process(url, keys, deadline, out):
     claimed = []
 
     def run(key, worker_id):
-        s = requests.Session()
-        s.headers["Authorization"] = f"Bearer {key}"
-        s.post(f"{url}/v1/worker/heartbeat", json={"worker_id": worker_id}, timeout=10).raise_for_status()
+        s = Client(url, key)
+        checked(s.call("POST", "/v1/worker/heartbeat", json={"worker_id": worker_id}))
         while time.monotonic() < deadline:
-            job = s.post(f"{url}/v1/pool/claim", json={"worker_id": worker_id, "wait_seconds": 2},
-                         timeout=30).json()["job"]
+            job = checked(s.call("POST", "/v1/pool/claim", json={"worker_id": worker_id, "wait_seconds": 2}))["job"]
             if not job:
                 continue
             claimed.append((job["id"], time.monotonic()))
             params = {"worker_id": worker_id, "lease_id": job["lease_id"]}
-            s.get(url + job["audio_url"], params=params, timeout=10).raise_for_status()
-            s.post(f"{url}/v1/pool/jobs/{job['id']}/complete",
-                   json={**params, "text": "テスト", "segments": [], "model": "bench"}, timeout=10).raise_for_status()
+            checked(s.call("GET", f"{job['audio_url']}?worker_id={worker_id}&lease_id={job['lease_id']}"))
+            checked(s.call("POST", f"/v1/pool/jobs/{job['id']}/complete",
+                           json={**params, "text": "テスト", "segments": [], "model": "bench"}))
 
     threads = [threading.Thread(target=run, args=(key, f"bench-{os.getpid()}-{i}")) for i, key in enumerate(keys)]
     for t in threads:
@@ -58,16 +62,15 @@ def submitter_process(url, keys, start, deadline, out):
     done = []
 
     def run(key):
-        s = requests.Session()
-        s.headers["Authorization"] = f"Bearer {key}"
+        s = Client(url, key)
         while time.monotonic() < deadline:
             t0 = time.monotonic()
-            r = s.post(f"{url}/v1/transcribe", files={"file": ("a.wav", CLIP)}, timeout=60)
+            status, body = s.call("POST", "/v1/transcribe", body=UPLOAD, headers={"Content-Type": UPLOAD_TYPE})
             t1 = time.monotonic()
-            if r.status_code == 200 and t0 >= start:
-                done.append((r.json()["id"], t0, t1))
-            elif r.status_code != 200:
-                print("submit failed:", r.status_code, r.text[:200], file=sys.stderr)
+            if status == 200 and t0 >= start:
+                done.append((body["id"], t0, t1))
+            elif status != 200:
+                print("submit failed:", status, repr(body)[:200], file=sys.stderr)
 
     threads = [threading.Thread(target=run, args=(key,)) for key in keys]
     for t in threads:
@@ -84,29 +87,27 @@ def light_load_dispatch(url, submit_key, worker_key, samples=200):
     claimed, stop = {}, threading.Event()
 
     def run(worker_id):
-        s = requests.Session()
-        s.headers["Authorization"] = f"Bearer {worker_key}"
-        s.post(f"{url}/v1/worker/heartbeat", json={"worker_id": worker_id}, timeout=10).raise_for_status()
+        s = Client(url, worker_key)
+        checked(s.call("POST", "/v1/worker/heartbeat", json={"worker_id": worker_id}))
         while not stop.is_set():
-            job = s.post(f"{url}/v1/pool/claim", json={"worker_id": worker_id, "wait_seconds": 1},
-                         timeout=30).json()["job"]
+            job = checked(s.call("POST", "/v1/pool/claim", json={"worker_id": worker_id, "wait_seconds": 1}))["job"]
             if job:
                 claimed[job["id"]] = time.monotonic()
                 params = {"worker_id": worker_id, "lease_id": job["lease_id"]}
-                s.post(f"{url}/v1/pool/jobs/{job['id']}/complete",
-                       json={**params, "text": "テスト", "segments": [], "model": "bench"}, timeout=10)
+                checked(s.call("POST", f"/v1/pool/jobs/{job['id']}/complete",
+                               json={**params, "text": "テスト", "segments": [], "model": "bench"}))
 
     threads = [threading.Thread(target=run, args=(w,)) for w in worker_ids]
     for t in threads:
         t.start()
     time.sleep(1)
-    s = requests.Session()
-    s.headers["Authorization"] = f"Bearer {submit_key}"
+    s = Client(url, submit_key)
     latencies = []
     for _ in range(samples):
         t0 = time.monotonic()
-        job_id = s.post(f"{url}/v1/transcribe", files={"file": ("a.wav", CLIP)},
-                        headers={"Prefer": "respond-async"}, timeout=30).json()["id"]
+        status, body = s.call("POST", "/v1/transcribe", body=UPLOAD,
+                              headers={"Content-Type": UPLOAD_TYPE, "Prefer": "respond-async"})
+        job_id = body["id"]
         while job_id not in claimed and time.monotonic() - t0 < 10:
             time.sleep(0.0005)
         latencies.append((claimed.get(job_id, time.monotonic()) - t0) * 1000)

@@ -115,6 +115,13 @@ if DATABASE_URL:
             "max_size": envint("JPT_DB_POOL_MAX", 20),
             "timeout": envint("JPT_DB_POOL_TIMEOUT", 20),
         }
+        # Parameters travel apart from the SQL (binary audio is not escaped into text), and
+        # psycopg prepares a statement after a few runs on a connection, so PostgreSQL stops
+        # parsing and planning the pool's hot queries on every call.
+        # (Behind PgBouncer in transaction mode, set JPT_DB_PREPARE_THRESHOLD=off.)
+        _db["OPTIONS"]["server_side_binding"] = envbool("JPT_DB_SERVER_SIDE_BINDING", True)
+        _prepare = os.environ.get("JPT_DB_PREPARE_THRESHOLD", "5")
+        _db["OPTIONS"]["prepare_threshold"] = None if _prepare in ("off", "") else int(_prepare)
         _db["TEST"] = {"NAME": os.environ.get("JPT_TEST_DB_NAME", "test_jptranscribe")}
 else:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
