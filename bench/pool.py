@@ -1,9 +1,10 @@
 """Pool throughput and dispatch latency against the real server (gunicorn on PostgreSQL).
 
 Submitters POST clips to /v1/transcribe and wait for the answer; simulated workers
-long-poll /v1/pool/claim, fetch the audio and complete with a stand-in transcript.
-A full cycle is submit -> claim -> audio -> complete -> response. Dispatch latency
-is from the moment a submitter starts its POST until a worker holds the job.
+long-poll /v1/pool/claim (asking for the audio in the answer, as the worker client does)
+and complete with a stand-in transcript. A full cycle is submit -> claim -> complete ->
+response (with --fetch-audio, the audio is a request of its own). Dispatch latency is from
+the moment a submitter starts its POST until a worker holds the job.
 
     .venv/bin/python bench/pool.py [--workers 8] [--submitters 16] [--seconds 20]
 """
@@ -33,19 +34,21 @@ def checked(answer):
     return body
 
 
-def worker_process(url, keys, deadline, out):
+def worker_process(url, keys, deadline, inline_audio, out):
     claimed = []
 
     def run(key, worker_id):
         s = Client(url, key)
         checked(s.call("POST", "/v1/worker/heartbeat", json={"worker_id": worker_id}))
         while time.monotonic() < deadline:
-            job = checked(s.call("POST", "/v1/pool/claim", json={"worker_id": worker_id, "wait_seconds": 2}))["job"]
+            job = checked(s.call("POST", "/v1/pool/claim", json={"worker_id": worker_id, "wait_seconds": 2,
+                                                                 "inline_audio": inline_audio}))["job"]
             if not job:
                 continue
             claimed.append((job["id"], time.monotonic()))
             params = {"worker_id": worker_id, "lease_id": job["lease_id"]}
-            checked(s.call("GET", f"{job['audio_url']}?worker_id={worker_id}&lease_id={job['lease_id']}"))
+            if job.get("audio_base64") is None:
+                checked(s.call("GET", f"{job['audio_url']}?worker_id={worker_id}&lease_id={job['lease_id']}"))
             checked(s.call("POST", f"/v1/pool/jobs/{job['id']}/complete",
                            json={**params, "text": "テスト", "segments": [], "model": "bench"}))
 
@@ -164,6 +167,8 @@ def main():
     parser.add_argument("--cache-url", default=os.environ.get("JPT_CACHE_URL", "redis://127.0.0.1:6379/14"),
                         help="shared cache for rate-limit counters ('' for the database cache)")
     parser.add_argument("--sqlite", action="store_true", help="bench the embedded SQLite set-up instead")
+    parser.add_argument("--fetch-audio", action="store_true",
+                        help="workers fetch audio with its own request instead of taking it from the claim")
     args = parser.parse_args()
 
     env = {"JPT_CACHE_URL": args.cache_url, "JPT_RATE_USER": "10000000/m", "JPT_RATE_WORKER": "10000000/m", "JPT_KEYS_PER_IP_PER_DAY": "100000",
@@ -177,7 +182,8 @@ def main():
         out = mp.Queue()
         now = time.monotonic()
         start, deadline = now + args.warmup, now + args.warmup + args.seconds
-        procs = [mp.Process(target=worker_process, args=(server.url, worker_keys[i::args.processes], deadline + 3, out))
+        procs = [mp.Process(target=worker_process, args=(server.url, worker_keys[i::args.processes], deadline + 3,
+                                                        not args.fetch_audio, out))
                  for i in range(args.processes)]
         procs += [mp.Process(target=submitter_process, args=(server.url, submit_keys[i::args.processes], start,
                                                              deadline, out)) for i in range(args.processes)]
@@ -206,8 +212,9 @@ def main():
     dispatch = [(claims[job_id] - t0) * 1000 for job_id, t0, _ in cycles if job_id in claims]
     cycle_ms = [(t1 - t0) * 1000 for _, t0, t1 in cycles]
     mode = "SQLite" if args.sqlite else "PostgreSQL"
-    print(f"pool bench on {mode}: {args.web_workers} gunicorn processes, {args.workers} workers, "
-          f"{args.submitters} submitters, {args.seconds:g} s measured")
+    print(f"pool bench on {mode}: {args.web_workers} gunicorn processes, {args.workers} workers "
+          f"(audio {'fetched' if args.fetch_audio else 'in the claim'}), {args.submitters} submitters, "
+          f"{args.seconds:g} s measured")
     print(f"  job cycles/s      {len(cycles) / args.seconds:8.1f}   ({len(cycles)} cycles)")
     print(f"  cycle latency ms  p50 {statistics.median(cycle_ms):6.1f}   p99 {percentile(cycle_ms, 99):6.1f}")
     print(f"  dispatch ms, saturated  p50 {statistics.median(dispatch):6.1f}   p99 {percentile(dispatch, 99):6.1f}")

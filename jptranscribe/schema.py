@@ -137,6 +137,9 @@ class ClaimedJob(serializers.Serializer):
     lease_seconds = serializers.IntegerField()
     lease_expires_at = serializers.DateTimeField()
     audio_url = serializers.CharField()
+    audio_base64 = serializers.CharField(
+        allow_null=True, help_text="The audio itself when the claim asked for inline_audio and it is at most "
+                                   "1 MiB (server setting); null means: fetch audio_url.")
     duration_seconds = serializers.FloatField()
     language = serializers.CharField()
     route = serializers.ChoiceField(["pool_self", "pool_credit", "server_demo"])

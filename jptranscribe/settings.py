@@ -119,7 +119,7 @@ if DATABASE_URL:
         # psycopg prepares a statement after a few runs on a connection, so PostgreSQL stops
         # parsing and planning the pool's hot queries on every call.
         # (Behind PgBouncer in transaction mode, set JPT_DB_PREPARE_THRESHOLD=off.)
-        _db["OPTIONS"]["server_side_binding"] = envbool("JPT_DB_SERVER_SIDE_BINDING", True)
+        _db["OPTIONS"]["server_side_binding"] = True
         _prepare = os.environ.get("JPT_DB_PREPARE_THRESHOLD", "5")
         _db["OPTIONS"]["prepare_threshold"] = None if _prepare in ("off", "") else int(_prepare)
         _db["TEST"] = {"NAME": os.environ.get("JPT_TEST_DB_NAME", "test_jptranscribe")}
@@ -229,6 +229,8 @@ JPT_TRUSTED_PROXIES = envlist("JPT_TRUSTED_PROXIES")
 
 JPT_TRANSCRIBE_WAIT_SECONDS = envfloat("JPT_TRANSCRIBE_WAIT_SECONDS", 120)
 JPT_CLAIM_WAIT_MAX_SECONDS = envfloat("JPT_CLAIM_WAIT_MAX_SECONDS", 25)
+# A claim that asks gets audio up to this size in its answer, saving the worker a round trip.
+JPT_CLAIM_INLINE_AUDIO_BYTES = envint("JPT_CLAIM_INLINE_AUDIO_BYTES", 1024 * 1024)
 JPT_WORKER_ONLINE_SECONDS = envfloat("JPT_WORKER_ONLINE_SECONDS", 90)
 JPT_WORKER_TTL_SECONDS = envfloat("JPT_WORKER_TTL_SECONDS", 900)
 JPT_HEARTBEAT_INTERVAL_SECONDS = envfloat("JPT_HEARTBEAT_INTERVAL_SECONDS", 20)

@@ -345,6 +345,13 @@ def job_audio(*, key: ApiKey, client_id: str, job_id: str, lease_id: str) -> Job
     return JobAudio(job_id=job_id, data=row[-2], content_type=row[-1])
 
 
+def job_inline_audio(job: Job, *, max_bytes: int) -> bytes | None:
+    """The audio of a job just claimed, for the claim's answer, unless it is over `max_bytes`."""
+    columns, row = _fetch(f"SELECT data FROM {AUDIO_TABLE} WHERE job_id = %s AND length(data) <= %s",
+                          [job.id, max_bytes])
+    return bytes(row[0]) if row is not None else None
+
+
 def job_complete(*, worker: Worker, job_id: str, lease_id: str, text: str, segments: list, model: str,
                  processing_seconds: float | None = None) -> tuple[Job, float]:
     """Store the result and settle credits. Repeating the same call is harmless.

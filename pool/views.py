@@ -1,3 +1,4 @@
+import base64
 import functools
 
 from django.conf import settings
@@ -65,6 +66,9 @@ class ClaimView(WorkerView):
     @extend_schema_serializer(component_name="Claim")
     class Input(WorkerIdInput):
         wait_seconds = serializers.FloatField(required=False, default=25, min_value=0)
+        inline_audio = serializers.BooleanField(
+            required=False, default=False,
+            help_text="Put the audio in the answer (audio_base64) when it is small enough, saving a request.")
 
     @extend_schema(request=Input, responses={200: schema.ClaimResult, **schema.errors(400, 401, 403, 409, 429)},
                    summary="Claim the next job (long-poll)", tags=["worker"])
@@ -74,12 +78,16 @@ class ClaimView(WorkerView):
         job = services.job_claim(worker=worker, wait_seconds=data["wait_seconds"])
         if job is None:
             return Response({"job": None})
+        audio = None
+        if data["inline_audio"]:
+            audio = services.job_inline_audio(job, max_bytes=settings.JPT_CLAIM_INLINE_AUDIO_BYTES)
         return Response({"job": {
             "id": job.id,
             "lease_id": job.lease_id,
             "lease_seconds": int(settings.JPT_LEASE_SECONDS),
             "lease_expires_at": job.lease_expires_at,
             "audio_url": f"/v1/pool/jobs/{job.id}/audio",
+            "audio_base64": base64.b64encode(audio).decode() if audio is not None else None,
             "duration_seconds": float(job.duration_seconds),
             "language": job.language,
             "route": job.route,

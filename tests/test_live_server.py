@@ -114,3 +114,32 @@ def test_hundreds_of_long_polls_do_not_starve_quick_requests(server):
         assert all(f.result() == 200 for f in polls)
     assert statistics.median(latencies) < 0.1, latencies
     assert max(latencies) < 1.0, latencies
+
+
+def test_the_worker_client_takes_small_audio_from_the_claim_and_fetches_large_audio(server):
+    """The worker client's own HTTP code: a 2 s clip arrives inside the claim's answer, and a
+    clip over the inline limit (1 MiB: 40 s of 16 kHz WAV) is fetched from audio_url."""
+    from types import SimpleNamespace
+
+    from worker_client.client import ServerClient
+
+    key = server.mint_key()
+    client = ServerClient(server.url, key, "wc1")
+    client.heartbeat(name="test", engine="stand-in", model="stand-in")
+    small, large = wav_bytes(2), wav_bytes(40)
+    for clip in (small, large):
+        requests.post(f"{server.url}/v1/transcribe", headers={**bearer(key), "Prefer": "respond-async"},
+                      files={"file": ("a.wav", clip)}, timeout=30).raise_for_status()
+
+    job = client.claim(wait_seconds=5)
+    assert job["audio_base64"] is not None
+    client.fail(job, "handed back")  # the server would refuse to send this job's audio now...
+    assert client.audio(job) == small  # ...so the client did not ask for it
+
+    retried = client.claim(wait_seconds=5)  # the small clip again: the older job comes first
+    assert retried["id"] == job["id"]
+    client.complete(retried, SimpleNamespace(text="", segments=[], model="stand-in"), 0.1)
+
+    job = client.claim(wait_seconds=5)
+    assert job["duration_seconds"] == 40 and job["audio_base64"] is None
+    assert client.audio(job) == large

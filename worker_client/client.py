@@ -1,6 +1,7 @@
 """The worker protocol over HTTP, with the retry rules a volunteer's flaky network needs."""
 from __future__ import annotations
 
+import base64
 import random
 import time
 
@@ -96,11 +97,14 @@ class ServerClient:
 
     def claim(self, wait_seconds=25) -> dict | None:
         response = self._call("POST", "/v1/pool/claim", json={"worker_id": self.worker_id,
-                                                               "wait_seconds": wait_seconds},
+                                                               "wait_seconds": wait_seconds, "inline_audio": True},
                               timeout=wait_seconds + 15)
         return response.json()["job"]
 
     def audio(self, job) -> bytes:
+        """The job's audio: from the claim's answer when the server put it there (small clips)."""
+        if job.get("audio_base64"):
+            return base64.b64decode(job["audio_base64"])
         return self._call("GET", job["audio_url"], params={"worker_id": self.worker_id,
                                                            "lease_id": job["lease_id"]}).content
 

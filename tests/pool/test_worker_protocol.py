@@ -1,3 +1,4 @@
+import base64
 from datetime import timedelta
 
 import pytest
@@ -63,6 +64,24 @@ class TestClaiming:
         assert job["lease_seconds"] == 120 and job["duration_seconds"] == 3.0
         assert job["audio_url"] == f"/v1/pool/jobs/{job['id']}/audio"
         assert claim_job(alice) is None, "a job is handed out once"
+
+    def test_a_claim_that_asks_gets_small_audio_in_its_answer(self, alice):
+        online_worker(alice)
+        clip = wav_bytes(2)
+        alice.transcribe(clip)
+        job = alice.post("/v1/pool/claim", {"worker_id": "w1", "wait_seconds": 0, "inline_audio": True}).json()["job"]
+        assert base64.b64decode(job["audio_base64"]) == clip
+        # Still there to fetch too (a retry after a lost answer, say).
+        assert alice.audio(job).content == clip
+
+    def test_audio_over_the_inline_limit_or_not_asked_for_is_fetched_instead(self, alice, settings):
+        settings.JPT_CLAIM_INLINE_AUDIO_BYTES = len(wav_bytes(2)) - 1
+        online_worker(alice)
+        alice.transcribe(wav_bytes(2))
+        alice.transcribe(wav_bytes(1))
+        too_big = alice.post("/v1/pool/claim", {"worker_id": "w1", "wait_seconds": 0, "inline_audio": True})
+        assert too_big.json()["job"]["audio_base64"] is None
+        assert claim_job(alice)["audio_base64"] is None, "not asked for"
 
     def test_own_jobs_come_before_older_pool_jobs(self, alice, bob):
         grant(bob, 100)
