@@ -347,7 +347,7 @@ def job_audio(*, key: ApiKey, client_id: str, job_id: str, lease_id: str) -> Job
 
 def job_inline_audio(job: Job, *, max_bytes: int) -> bytes | None:
     """The audio of a job just claimed, for the claim's answer, unless it is over `max_bytes`."""
-    columns, row = _fetch(f"SELECT data FROM {AUDIO_TABLE} WHERE job_id = %s AND length(data) <= %s",
+    _, row = _fetch(f"SELECT data FROM {AUDIO_TABLE} WHERE job_id = %s AND length(data) <= %s",
                           [job.id, max_bytes])
     return bytes(row[0]) if row is not None else None
 

@@ -1,5 +1,4 @@
 import base64
-import functools
 
 from django.conf import settings
 from django.http import HttpResponse
@@ -9,7 +8,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from jptranscribe import schema
-from jptranscribe.api import WorkerView
+from jptranscribe.api import WorkerView, validated
 from jptranscribe.errors import InvalidRequest
 from pool import services
 
@@ -24,17 +23,6 @@ class LeaseInput(WorkerIdInput):
     lease_id = serializers.CharField(max_length=32)
 
 
-@functools.cache
-def _validator(serializer_class):
-    """One instance per input class, shared by all threads: a new DRF serializer deep-copies
-    every declared field, which cost more than the claim's SQL. Validation keeps no state."""
-    return serializer_class()
-
-
-def _valid(serializer_class, data):
-    return _validator(serializer_class).run_validation(data)
-
-
 class HeartbeatView(WorkerView):
     @extend_schema_serializer(component_name="Heartbeat")
     class Input(WorkerIdInput):
@@ -47,7 +35,7 @@ class HeartbeatView(WorkerView):
     @extend_schema(request=Input, responses={200: schema.HeartbeatResult, **schema.errors(400, 401, 403, 429)},
                    summary="Register or refresh a worker", tags=["worker"])
     def post(self, request):
-        data = _valid(self.Input, request.data)
+        data = validated(self.Input, request.data)
         worker = services.worker_heartbeat(
             key=request.user, client_id=data["worker_id"], name=data["name"], engine=data["engine"],
             model=data["model"], version=data["version"], going_offline=data["status"] == "offline",
@@ -73,7 +61,7 @@ class ClaimView(WorkerView):
     @extend_schema(request=Input, responses={200: schema.ClaimResult, **schema.errors(400, 401, 403, 409, 429)},
                    summary="Claim the next job (long-poll)", tags=["worker"])
     def post(self, request):
-        data = _valid(self.Input, request.data)
+        data = validated(self.Input, request.data)
         worker = services.worker_for_request(key=request.user, client_id=data["worker_id"])
         job = services.job_claim(worker=worker, wait_seconds=data["wait_seconds"])
         if job is None:
@@ -99,7 +87,7 @@ class JobAudioView(WorkerView):
         (200, "application/octet-stream"): OpenApiResponse(OpenApiTypes.BINARY, description="the uploaded audio"),
         **schema.errors(400, 401, 404, 409, 429)}, summary="Download a held job's audio", tags=["worker"])
     def get(self, request, job_id):
-        data = _valid(LeaseInput, request.query_params)
+        data = validated(LeaseInput, request.query_params)
         audio = services.job_audio(key=request.user, client_id=data["worker_id"], job_id=job_id,
                                    lease_id=data["lease_id"])
         response = HttpResponse(bytes(audio.data), content_type=audio.content_type)
@@ -119,7 +107,7 @@ class JobCompleteView(WorkerView):
     @extend_schema(request=Input, responses={200: schema.CompleteResult, **schema.errors(400, 401, 404, 409, 429)},
                    summary="Submit a job's result (idempotent)", tags=["worker"])
     def post(self, request, job_id):
-        data = _valid(self.Input, request.data)
+        data = validated(self.Input, request.data)
         worker = services.worker_for_request(key=request.user, client_id=data["worker_id"])
         job, credited = services.job_complete(
             worker=worker, job_id=job_id, lease_id=data["lease_id"], text=data["text"].strip(),
@@ -137,7 +125,7 @@ class JobFailView(WorkerView):
     @extend_schema(request=Input, responses={200: schema.FailResult, **schema.errors(400, 401, 404, 409, 429)},
                    summary="Report a job failed (idempotent)", tags=["worker"])
     def post(self, request, job_id):
-        data = _valid(self.Input, request.data)
+        data = validated(self.Input, request.data)
         worker = services.worker_for_request(key=request.user, client_id=data["worker_id"])
         job = services.job_fail(worker=worker, job_id=job_id, lease_id=data["lease_id"],
                                 error=data["error"] or "no reason given")

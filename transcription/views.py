@@ -4,7 +4,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from jptranscribe import schema
-from jptranscribe.api import KeyedView
+from jptranscribe.api import KeyedView, validated
 from jptranscribe.errors import InvalidRequest, NotFound
 from jptranscribe.net import client_ip
 from transcription import intake, routing, services
@@ -37,9 +37,7 @@ class TranscribeView(KeyedView):
         summary="Transcribe audio",
     )
     def post(self, request):
-        form = self.Input(data=request.data)
-        form.is_valid(raise_exception=True)
-        data = form.validated_data
+        data = validated(self.Input, request.data)
         if ("file" in data) == ("url" in data):
             raise InvalidRequest("Send exactly one of 'file' (an upload) or 'url'.")
         if data["language"] not in SUPPORTED_LANGUAGES:

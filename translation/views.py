@@ -3,7 +3,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from jptranscribe import schema
-from jptranscribe.api import KeyedView
+from jptranscribe.api import KeyedView, validated
 from jptranscribe.errors import InvalidRequest, ServiceError
 from translation import services
 
@@ -30,9 +30,7 @@ class TranslateView(KeyedView):
     @extend_schema(request=Input, responses={200: schema.TranslateResult, **schema.errors(400, 401, 413, 429, 503)},
                    summary="Translate Japanese text to English")
     def post(self, request):
-        form = self.Input(data=request.data)
-        form.is_valid(raise_exception=True)
-        data = form.validated_data
+        data = validated(self.Input, request.data)
         if (data["source"], data["target"]) != ("ja", "en"):
             raise InvalidRequest("Only source 'ja' to target 'en' is supported.")
         if not data["text"].strip():
