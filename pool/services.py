@@ -47,6 +47,10 @@ JOB_TABLE = Job._meta.db_table
 WORKER_TABLE = Worker._meta.db_table
 ATTEMPT_TABLE = JobAttempt._meta.db_table
 AUDIO_TABLE = JobAudio._meta.db_table
+# Named, never `*`: PostgreSQL refuses to run a prepared `SELECT *` once a migration has added a
+# column ("cached plan must not change result type"), which would break the app servers still
+# running the old code during a rolling deploy until their connections were recycled.
+JOB_COLUMNS = ", ".join(connection.ops.quote_name(f.column) for f in Job._meta.concrete_fields)
 
 
 # The hot path (claim, audio, complete) runs plain SQL that SQLite and PostgreSQL both speak.
@@ -258,7 +262,7 @@ def _claim_statement(worker: Worker):
         # was still open gets nothing.
         f" AND EXISTS (SELECT 1 FROM {worker_table} w JOIN {key_table} k ON k.id = w.key_id"
         f" WHERE w.id = %s AND w.signed_off_at IS NULL AND k.workers_banned_at IS NULL AND k.revoked_at IS NULL)"
-        f" RETURNING *"
+        f" RETURNING {JOB_COLUMNS}"
     )
     return sql, params
 
@@ -306,7 +310,7 @@ def _held_job(*, worker: Worker, job_id: str, lease_id: str, lock=False) -> Job:
 
     A stranger learns nothing: a job it never held is simply not found.
     """
-    job = _load(Job, f"SELECT * FROM {JOB_TABLE} WHERE id = %s" + (_for_update() if lock else ""), [job_id])
+    job = _load(Job, f"SELECT {JOB_COLUMNS} FROM {JOB_TABLE} WHERE id = %s" + (_for_update() if lock else ""), [job_id])
     if job is None:
         raise NotFound("No such job.")
     if job.worker_id == worker.id and job.lease_id == lease_id and lease_id:
@@ -318,7 +322,7 @@ def _held_job(*, worker: Worker, job_id: str, lease_id: str, lock=False) -> Job:
 
 def job_reload(job: Job) -> Job:
     """The job's row read again, keeping the key object it already has."""
-    fresh = _load(Job, f"SELECT * FROM {JOB_TABLE} WHERE id = %s", [job.pk])
+    fresh = _load(Job, f"SELECT {JOB_COLUMNS} FROM {JOB_TABLE} WHERE id = %s", [job.pk])
     if fresh is None:
         raise Job.DoesNotExist(f"No job {job.pk}.")
     fresh.key = job.key
@@ -364,7 +368,7 @@ def job_complete(*, worker: Worker, job_id: str, lease_id: str, text: str, segme
         job = _load(Job, f"UPDATE {JOB_TABLE} SET status = %s, text = %s, segments = %s, model = %s,"
                          f" finished_at = %s, lease_expires_at = NULL"
                          f" WHERE id = %s AND worker_id = %s AND lease_id = %s AND lease_id <> '' AND status = %s"
-                         f" RETURNING *",
+                         f" RETURNING {JOB_COLUMNS}",
                     [Status.COMPLETED, text, Job._meta.get_field("segments").get_db_prep_save(segments, connection),
                      model, _dt(timezone.now()), job_id, worker.id, lease_id, Status.LEASED])
         if job is None:

@@ -94,3 +94,41 @@ class TestAudioInOneQuery:
         ApiKey.objects.filter(pk=alice.key.pk).update(workers_banned_at=timezone.now())
         alice.key.forget_cached()
         assert alice.audio(job).json()["error"]["code"] == "worker_banned"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_hot_statements_survive_a_migration_that_adds_a_column(settings):
+    """A rolling deploy: a new release's migration adds a column while servers running the old
+    code keep their pooled connections, on which psycopg has prepared the pool's statements."""
+    from django.db import connection
+
+    from tests.conftest import mint_caller
+
+    if connection.vendor != "postgresql":
+        pytest.skip("prepared statements are PostgreSQL's")
+    import psycopg
+
+    from pool.wakeup import _conninfo
+
+    settings.JPT_RATE_USER = "1000/m"
+    caller = online_worker(mint_caller())
+
+    def cycle():
+        submitted = caller.transcribe(wav_bytes(1))
+        assert submitted.status_code == 202, submitted.json()
+        job = claim_job(caller)
+        assert caller.complete(job).status_code == 200
+        assert caller.get(f"/v1/transcriptions/{job['id']}").json()["status"] == "completed"
+
+    def alter(sql):
+        with psycopg.connect(**_conninfo(), autocommit=True) as other:
+            other.execute(sql)
+
+    for _ in range(12):  # past psycopg's prepare threshold on each pooled connection
+        cycle()
+    alter(f"ALTER TABLE {Job._meta.db_table} ADD COLUMN added_by_a_later_release integer")
+    try:
+        for _ in range(4):
+            cycle()
+    finally:
+        alter(f"ALTER TABLE {Job._meta.db_table} DROP COLUMN added_by_a_later_release")
