@@ -90,6 +90,19 @@ def _clean_cache(request, settings):
     cache.clear()
 
 
+@pytest.fixture(autouse=True)
+def _one_rate_limit_window(monkeypatch):
+    """Limits count in fixed one-minute windows, so a test's requests could straddle a window's
+    end and see the count start afresh. For the limiter, time stands still within one test."""
+    import time
+    from types import SimpleNamespace
+
+    import django_ratelimit.core
+
+    now = time.time()
+    monkeypatch.setattr(django_ratelimit.core, "time", SimpleNamespace(time=lambda: now))
+
+
 @pytest.fixture
 def alice(db):
     return mint_caller(ip="198.51.100.7")
