@@ -1,4 +1,7 @@
 """Small helpers the bench scripts share."""
+import http.client
+import json as jsonlib
+import urllib.parse
 
 
 def percentile(values, p):
@@ -12,9 +15,6 @@ class Client:
     Real workers and callers run on their own machines; here their cost should be small."""
 
     def __init__(self, base_url, key, timeout=60):
-        import http.client
-        import urllib.parse
-
         parts = urllib.parse.urlsplit(base_url)
         self._connect = lambda: http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
         self._conn = self._connect()
@@ -22,8 +22,6 @@ class Client:
 
     def call(self, method, path, *, json=None, body=None, headers=None):
         """(status, parsed JSON or raw bytes)."""
-        import json as jsonlib
-
         sent = {"Authorization": self._auth, **(headers or {})}
         if json is not None:
             body = jsonlib.dumps(json).encode()
@@ -44,14 +42,9 @@ class Client:
         return response.status, data
 
 
-def multipart(fields: dict, files: dict) -> tuple[bytes, str]:
-    """A multipart/form-data body and its Content-Type, built once and sent many times."""
+def multipart_file(name: str, filename: str, data: bytes) -> tuple[bytes, str]:
+    """A multipart/form-data body holding one file, and its Content-Type: built once, sent many times."""
     boundary = "benchboundary7d1a"
-    out = []
-    for name, value in fields.items():
-        out.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode())
-    for name, (filename, data) in files.items():
-        out.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{filename}"\r\n'
-                   f'Content-Type: application/octet-stream\r\n\r\n'.encode() + data + b"\r\n")
-    out.append(f"--{boundary}--\r\n".encode())
-    return b"".join(out), f"multipart/form-data; boundary={boundary}"
+    body = (f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{filename}"\r\n'
+            f'Content-Type: application/octet-stream\r\n\r\n'.encode() + data + f"\r\n--{boundary}--\r\n".encode())
+    return body, f"multipart/form-data; boundary={boundary}"

@@ -16,15 +16,16 @@ import statistics
 import sys
 import threading
 import time
+import urllib.parse
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.clips import wav_bytes  # noqa: E402
-from bench.figures import Client, multipart, percentile  # noqa: E402
+from bench.figures import Client, multipart_file, percentile  # noqa: E402
 from tests.live import LiveServer, process_table  # noqa: E402
 
 CLIP = wav_bytes(1.0, rate=8000)
-UPLOAD, UPLOAD_TYPE = multipart({}, {"file": ("a.wav", CLIP)})
+UPLOAD, UPLOAD_TYPE = multipart_file("file", "a.wav", CLIP)
 
 
 def checked(answer):
@@ -48,7 +49,7 @@ def worker_process(url, keys, deadline, inline_audio, out):
             claimed.append((job["id"], time.monotonic()))
             params = {"worker_id": worker_id, "lease_id": job["lease_id"]}
             if job.get("audio_base64") is None:
-                checked(s.call("GET", f"{job['audio_url']}?worker_id={worker_id}&lease_id={job['lease_id']}"))
+                checked(s.call("GET", f"{job['audio_url']}?{urllib.parse.urlencode(params)}"))
             checked(s.call("POST", f"/v1/pool/jobs/{job['id']}/complete",
                            json={**params, "text": "テスト", "segments": [], "model": "bench"}))
 

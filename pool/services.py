@@ -238,29 +238,26 @@ def _claim_statement(worker: Worker):
     on this worker); the demo worker takes demo jobs only. On PostgreSQL the pick
     skips rows another claimer has locked; SQLite serialises writers anyway.
     """
-    job_table = JOB_TABLE
-    attempt_table = ATTEMPT_TABLE
     if worker.key.is_server:
         where, order, params = "route = 'server_demo'", "queued_at", []
     else:
         where = (
             f"(route = 'pool_self' AND key_id = %s) OR (route = 'pool_credit' AND NOT EXISTS ("
-            f"SELECT 1 FROM {attempt_table} a WHERE a.job_id = {job_table}.id AND a.worker_id = %s"
+            f"SELECT 1 FROM {ATTEMPT_TABLE} a WHERE a.job_id = {JOB_TABLE}.id AND a.worker_id = %s"
             f" AND a.outcome = 'failed'))"
         )
         order = "CASE WHEN route = 'pool_self' THEN 0 ELSE 1 END, queued_at"
         params = [worker.key_id, worker.id]
     skip_locked = " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
-    worker_table = WORKER_TABLE
     key_table = ApiKey._meta.db_table
     sql = (
-        f"UPDATE {job_table} SET status = 'leased', worker_id = %s, lease_id = %s, lease_expires_at = %s,"
+        f"UPDATE {JOB_TABLE} SET status = 'leased', worker_id = %s, lease_id = %s, lease_expires_at = %s,"
         f" attempts = attempts + 1"
-        f" WHERE id = (SELECT id FROM {job_table} WHERE status = 'queued' AND ({where})"
+        f" WHERE id = (SELECT id FROM {JOB_TABLE} WHERE status = 'queued' AND ({where})"
         f" ORDER BY {order} LIMIT 1{skip_locked}) AND status = 'queued'"
         # A worker that signed off, or whose key was banned or revoked, while its long-poll
         # was still open gets nothing.
-        f" AND EXISTS (SELECT 1 FROM {worker_table} w JOIN {key_table} k ON k.id = w.key_id"
+        f" AND EXISTS (SELECT 1 FROM {WORKER_TABLE} w JOIN {key_table} k ON k.id = w.key_id"
         f" WHERE w.id = %s AND w.signed_off_at IS NULL AND k.workers_banned_at IS NULL AND k.revoked_at IS NULL)"
         f" RETURNING {JOB_COLUMNS}"
     )
@@ -352,7 +349,7 @@ def job_audio(*, key: ApiKey, client_id: str, job_id: str, lease_id: str) -> Job
 def job_inline_audio(job: Job, *, max_bytes: int) -> bytes | None:
     """The audio of a job just claimed, for the claim's answer, unless it is over `max_bytes`."""
     _, row = _fetch(f"SELECT data FROM {AUDIO_TABLE} WHERE job_id = %s AND length(data) <= %s",
-                          [job.id, max_bytes])
+                    [job.id, max_bytes])
     return bytes(row[0]) if row is not None else None
 
 

@@ -17,7 +17,7 @@ from accounts import credits, quotas
 from accounts.models import ApiKey
 from jptranscribe.errors import ServiceError
 from pool import services as pool
-from pool.models import Job, Worker, new_job_id, workers_online
+from pool.models import Job, new_job_id, workers_online
 
 Route = Job.Route
 
@@ -32,10 +32,6 @@ class Decision:
     route: str
     reason: str
     demo_day: object = None
-
-
-def _own_worker_online(key: ApiKey) -> bool:
-    return Worker.objects.online().filter(key=key).exists()
 
 
 def _decide(*, key: ApiKey, duration: float, ip: str, job_id: str, allow_self=True) -> Decision | str:
@@ -103,12 +99,12 @@ def reroute_if_stranded(job: Job) -> Job:
     If nothing else can take it, it fails with a message saying why, instead of
     waiting forever for a worker that is gone.
     """
-    if job.route != Route.POOL_SELF or job.status != Job.Status.QUEUED or _own_worker_online(job.key):
+    if job.route != Route.POOL_SELF or job.status != Job.Status.QUEUED or workers_online(job.key)[0]:
         return job
     with transaction.atomic():
         key = credits.lock_key(job.key)
         job = Job.objects.select_for_update().get(pk=job.pk)
-        if job.route != Route.POOL_SELF or job.status != Job.Status.QUEUED or _own_worker_online(key):
+        if job.route != Route.POOL_SELF or job.status != Job.Status.QUEUED or workers_online(key)[0]:
             return job
         decision = _decide(key=key, duration=float(job.duration_seconds), ip=job.client_ip or "", job_id=job.id,
                            allow_self=False)
