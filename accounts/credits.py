@@ -74,11 +74,18 @@ def _open_hold(job_ref):
 
 
 def credits_settle(*, job_ref: str):
-    """The job succeeded: the hold becomes the charge."""
-    hold = _open_hold(job_ref)
-    if hold:
-        key_id, held = hold
-        _add(key_id=key_id, kind=Kind.CHARGED, amount=0, job_ref=job_ref, reason=f"charged {held} s")
+    """The job succeeded: the hold becomes the charge (a zero row: the hold already took the seconds).
+
+    One statement, as every pool_credit job ends here: nothing happens without an open hold."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {LEDGER} (key_id, kind, seconds, job_ref, reason, actor, created_at)"
+            f" SELECT key_id, %s, 0, job_ref, 'charged the seconds held', '', %s FROM {LEDGER} hold"
+            f" WHERE hold.job_ref = %s AND hold.kind = %s AND NOT EXISTS (SELECT 1 FROM {LEDGER} ended"
+            f" WHERE ended.job_ref = hold.job_ref AND ended.kind IN (%s, %s)) ON CONFLICT DO NOTHING",
+            [Kind.CHARGED, connection.ops.adapt_datetimefield_value(timezone.now()), job_ref, Kind.RESERVED,
+             Kind.CHARGED, Kind.REFUNDED],
+        )
 
 
 def credits_refund(*, job_ref: str, reason: str):

@@ -264,32 +264,58 @@ def _claim_statement(worker: Worker):
     return sql, params
 
 
-def _claim_once(worker: Worker) -> Job | None:
+def _claim_once(worker: Worker, inline_audio_up_to: int = 0) -> Job | None:
     sql, where_params = _claim_statement(worker)
     now = timezone.now()
     lease_id = new_lease_id()
     expires = now + timedelta(seconds=settings.JPT_LEASE_SECONDS)
+    params = [worker.id, lease_id, _dt(expires), *where_params, worker.id]
+    attempt = [worker.id, lease_id, _dt(now), JobAttempt.Outcome.RUNNING]
+    if connection.vendor == "postgresql":
+        # One statement, so one round trip and no transaction around it: the lease, its attempt
+        # row and the audio (when asked for) together.
+        audio = (f", (SELECT data FROM {AUDIO_TABLE} WHERE job_id = claimed.id AND length(data) <= %s)"
+                 if inline_audio_up_to > 0 else ", NULL")
+        columns, row = _fetch(
+            f"WITH claimed AS ({sql}),"
+            f" attempt AS (INSERT INTO {ATTEMPT_TABLE} (job_id, worker_id, lease_id, started_at, outcome, error)"
+            f" SELECT id, %s, %s, %s, %s, '' FROM claimed)"
+            f" SELECT {JOB_COLUMNS}{audio} FROM claimed",
+            [*params, *attempt, *([inline_audio_up_to] if inline_audio_up_to > 0 else [])],
+        )
+        if row is None:
+            return None
+        job = _instance(Job, columns, row)
+        job.inline_audio = bytes(row[-1]) if row[-1] is not None else None
+        return job
     with transaction.atomic():
-        job = _load(Job, sql, [worker.id, lease_id, _dt(expires), *where_params, worker.id])
-        if job is not None:
-            _execute(f"INSERT INTO {ATTEMPT_TABLE} (job_id, worker_id, lease_id, started_at, outcome, error)"
-                     f" VALUES (%s, %s, %s, %s, %s, '')",
-                     [job.id, worker.id, lease_id, _dt(now), JobAttempt.Outcome.RUNNING])
+        job = _load(Job, sql, params)
+        if job is None:
+            return None
+        _execute(f"INSERT INTO {ATTEMPT_TABLE} (job_id, worker_id, lease_id, started_at, outcome, error)"
+                 f" VALUES (%s, %s, %s, %s, %s, '')", [job.id, *attempt])
+    job.inline_audio = None
+    if inline_audio_up_to > 0:
+        _, row = _fetch(f"SELECT data FROM {AUDIO_TABLE} WHERE job_id = %s AND length(data) <= %s",
+                        [job.id, inline_audio_up_to])
+        job.inline_audio = bytes(row[0]) if row is not None else None
     return job
 
 
-def job_claim(*, worker: Worker, wait_seconds: float) -> Job | None:
+def job_claim(*, worker: Worker, wait_seconds: float, inline_audio_up_to: int = 0) -> Job | None:
     """Hand the worker one job, waiting up to `wait_seconds` for one to arrive.
 
-    While waiting, the thread holds no database connection (it goes back to the
-    pool) and sleeps until a wake-up for a channel this worker can serve.
+    The job's `inline_audio` is its audio when that is at most `inline_audio_up_to` bytes
+    (else None), so a small clip needs no request of its own. While waiting, the thread
+    holds no database connection (it goes back to the pool) and sleeps until a wake-up
+    for a channel this worker can serve.
     """
     deadline = time.monotonic() + max(0.0, min(wait_seconds, settings.JPT_CLAIM_WAIT_MAX_SECONDS))
     channels = _claim_channels(worker)
     while True:
         with wakeup.hub.listening(channels) as woken:
             pool_maintenance()
-            job = _claim_once(worker)
+            job = _claim_once(worker, inline_audio_up_to)
             if job is not None:
                 return job
             remaining = deadline - time.monotonic()
@@ -346,13 +372,6 @@ def job_audio(*, key: ApiKey, client_id: str, job_id: str, lease_id: str) -> Job
     return JobAudio(job_id=job_id, data=row[-2], content_type=row[-1])
 
 
-def job_inline_audio(job: Job, *, max_bytes: int) -> bytes | None:
-    """The audio of a job just claimed, for the claim's answer, unless it is over `max_bytes`."""
-    _, row = _fetch(f"SELECT data FROM {AUDIO_TABLE} WHERE job_id = %s AND length(data) <= %s",
-                    [job.id, max_bytes])
-    return bytes(row[0]) if row is not None else None
-
-
 def job_complete(*, worker: Worker, job_id: str, lease_id: str, text: str, segments: list, model: str,
                  processing_seconds: float | None = None) -> tuple[Job, float]:
     """Store the result and settle credits. Repeating the same call is harmless.
@@ -360,29 +379,48 @@ def job_complete(*, worker: Worker, job_id: str, lease_id: str, text: str, segme
     Returns the job and the seconds credited to the worker's owner.
     """
     model = model or worker.model
+    finish = (f"UPDATE {JOB_TABLE} SET status = %s, text = %s, segments = %s, model = %s,"
+              f" finished_at = %s, lease_expires_at = NULL"
+              f" WHERE id = %s AND worker_id = %s AND lease_id = %s AND lease_id <> '' AND status = %s"
+              f" RETURNING {JOB_COLUMNS}")
+    now = _dt(timezone.now())
+    params = [Status.COMPLETED, text, Job._meta.get_field("segments").get_db_prep_save(segments, connection),
+              model, now, job_id, worker.id, lease_id, Status.LEASED]
+    ended = [JobAttempt.Outcome.COMPLETED, now, lease_id, JobAttempt.Outcome.RUNNING]
+    processing_seconds = float(processing_seconds or 0)
     with transaction.atomic():
-        # The usual case in one statement: the job moves only if this worker holds it with this lease.
-        job = _load(Job, f"UPDATE {JOB_TABLE} SET status = %s, text = %s, segments = %s, model = %s,"
-                         f" finished_at = %s, lease_expires_at = NULL"
-                         f" WHERE id = %s AND worker_id = %s AND lease_id = %s AND lease_id <> '' AND status = %s"
-                         f" RETURNING {JOB_COLUMNS}",
-                    [Status.COMPLETED, text, Job._meta.get_field("segments").get_db_prep_save(segments, connection),
-                     model, _dt(timezone.now()), job_id, worker.id, lease_id, Status.LEASED])
+        # The usual case: the job moves only if this worker holds it with this lease.
+        if connection.vendor == "postgresql":
+            # With its attempt, its audio and the worker's figures, in one statement.
+            job = _load(Job, f"WITH done AS ({finish}),"
+                             f" attempt AS (UPDATE {ATTEMPT_TABLE} SET outcome = %s, ended_at = %s, error = ''"
+                             f" WHERE lease_id = %s AND outcome = %s AND EXISTS (SELECT 1 FROM done)),"
+                             f" audio AS (DELETE FROM {AUDIO_TABLE} WHERE job_id IN (SELECT id FROM done)),"
+                             f" counted AS (UPDATE {WORKER_TABLE} SET jobs_done = jobs_done + 1,"
+                             f" audio_seconds = {WORKER_TABLE}.audio_seconds + done.duration_seconds,"
+                             f" processing_seconds = {WORKER_TABLE}.processing_seconds + %s"
+                             f" FROM done WHERE {WORKER_TABLE}.id = %s)"
+                             f" SELECT {JOB_COLUMNS} FROM done",
+                        [*params, *ended, processing_seconds, worker.pk])
+        else:
+            job = _load(Job, finish, params)
+            if job is not None:
+                _execute(f"UPDATE {ATTEMPT_TABLE} SET outcome = %s, ended_at = %s, error = ''"
+                         f" WHERE lease_id = %s AND outcome = %s", ended)
+                _execute(f"DELETE FROM {AUDIO_TABLE} WHERE job_id = %s", [job.id])
+                _execute(f"UPDATE {WORKER_TABLE} SET jobs_done = jobs_done + 1, audio_seconds = audio_seconds + %s,"
+                         f" processing_seconds = processing_seconds + %s WHERE id = %s",
+                         [float(job.duration_seconds), processing_seconds, worker.pk])
         if job is None:
             # A repeated call, or one that may not: say which.
             job = _held_job(worker=worker, job_id=job_id, lease_id=lease_id, lock=True)
             if job.status != Status.COMPLETED:
                 raise LeaseLost("This job has already ended.")
             return job, _credited(job, worker)
-        _end_attempt(job, JobAttempt.Outcome.COMPLETED, "")
-        _execute(f"DELETE FROM {AUDIO_TABLE} WHERE job_id = %s", [job.id])
         if job.route == Route.POOL_CREDIT:
             credits.credits_settle(job_ref=job.id)
         if _credited(job, worker):
             credits.credits_earn(key=worker.key, amount=job.duration_seconds, job_ref=job.id)
-        _execute(f"UPDATE {WORKER_TABLE} SET jobs_done = jobs_done + 1, audio_seconds = audio_seconds + %s,"
-                 f" processing_seconds = processing_seconds + %s WHERE id = %s",
-                 [float(job.duration_seconds), float(processing_seconds or 0), worker.pk])
         wakeup.announce(f"done:{job.id}")
     return job, _credited(job, worker)
 

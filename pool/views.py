@@ -63,19 +63,17 @@ class ClaimView(WorkerView):
     def post(self, request):
         data = validated(self.Input, request.data)
         worker = services.worker_for_request(key=request.user, client_id=data["worker_id"])
-        job = services.job_claim(worker=worker, wait_seconds=data["wait_seconds"])
+        job = services.job_claim(worker=worker, wait_seconds=data["wait_seconds"],
+                                 inline_audio_up_to=settings.JPT_CLAIM_INLINE_AUDIO_BYTES if data["inline_audio"] else 0)
         if job is None:
             return Response({"job": None})
-        audio = None
-        if data["inline_audio"]:
-            audio = services.job_inline_audio(job, max_bytes=settings.JPT_CLAIM_INLINE_AUDIO_BYTES)
         return Response({"job": {
             "id": job.id,
             "lease_id": job.lease_id,
             "lease_seconds": int(settings.JPT_LEASE_SECONDS),
             "lease_expires_at": job.lease_expires_at,
             "audio_url": f"/v1/pool/jobs/{job.id}/audio",
-            "audio_base64": base64.b64encode(audio).decode() if audio is not None else None,
+            "audio_base64": base64.b64encode(job.inline_audio).decode() if job.inline_audio is not None else None,
             "duration_seconds": float(job.duration_seconds),
             "language": job.language,
             "route": job.route,

@@ -6,10 +6,10 @@ import pytest
 from django.utils import timezone
 
 from accounts import credits
-from accounts.models import ApiKey
+from accounts.models import ApiKey, CreditEntry
 from pool import services as pool
-from pool.models import Job, Worker, workers_online
-from tests.conftest import claim_job, online_worker, wav_bytes
+from pool.models import Job, JobAttempt, JobAudio, Worker, workers_online
+from tests.conftest import claim_job, grant, online_worker, wav_bytes
 
 pytestmark = [pytest.mark.django_db, pytest.mark.postgres]
 
@@ -66,6 +66,28 @@ def test_the_balance_is_the_sum_of_the_ledger():
     credits.credits_refund(job_ref="tx_1", reason="test")
     credits.credits_refund(job_ref="tx_1", reason="again")
     assert credits.credits_balance(key) == key.credit_balance() == Decimal("1000.633")
+
+
+def test_a_claim_and_a_completion_record_everything_once(alice, bob):
+    """Claiming and completing are single statements on PostgreSQL: the lease, its attempt, the
+    audio, the worker's figures and the ledger all move with the job, and a repeat moves nothing."""
+    grant(alice, 10)
+    online_worker(bob)
+    assert alice.transcribe(wav_bytes(2.5)).status_code == 202
+    job = claim_job(bob)
+    attempt = JobAttempt.objects.get(job_id=job["id"])
+    assert (attempt.outcome, attempt.lease_id, attempt.worker.client_id) == ("running", job["lease_id"], "w1")
+
+    for _ in range(2):
+        response = bob.complete(job, processing_seconds=0.75)
+        assert response.status_code == 200 and response.json()["credited_seconds"] == 2.5
+    worker = Worker.objects.get(key=bob.key)
+    assert (worker.jobs_done, worker.audio_seconds, worker.processing_seconds) == (1, 2.5, 0.75)
+    assert JobAttempt.objects.get(job_id=job["id"]).outcome == "completed"
+    assert not JobAudio.objects.filter(job_id=job["id"]).exists()
+    ledger = sorted((e.key_id == alice.key.pk, e.kind, e.seconds) for e in CreditEntry.objects.filter(job_ref=job["id"]))
+    assert ledger == [(False, "earned", Decimal("2.5")), (True, "charged", 0), (True, "reserved", Decimal("-2.5"))]
+    assert (alice.key.credit_balance(), bob.key.credit_balance()) == (Decimal("7.5"), Decimal("2.5"))
 
 
 class TestAudioInOneQuery:
