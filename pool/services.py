@@ -101,15 +101,13 @@ def _row_layout(model, columns, vendor):
     return attnames, layout
 
 
-def _insert(obj):
+def _insert_statement(obj):
     """INSERT one new model instance with every field, as `save(force_insert=True)` would for a
     model without an auto primary key or save signals, minus the ORM's query building."""
     fields = obj._meta.concrete_fields
-    _execute(f"INSERT INTO {obj._meta.db_table} ({', '.join(connection.ops.quote_name(f.column) for f in fields)})"
-             f" VALUES ({', '.join(['%s'] * len(fields))})",
-             [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields])
-    obj._state.adding = False
-    obj._state.db = connection.alias
+    sql = (f"INSERT INTO {obj._meta.db_table} ({', '.join(connection.ops.quote_name(f.column) for f in fields)})"
+           f" VALUES ({', '.join(['%s'] * len(fields))})")
+    return sql, [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields]
 
 
 def _dt(value):
@@ -207,9 +205,15 @@ def job_submit(*, key: ApiKey, route: str, route_reason: str, audio: bytes, cont
               duration_seconds=duration_seconds, translate=translate, client_ip=client_ip, demo_day=demo_day)
     if job_id:
         job.id = job_id
-    _insert(job)
-    _execute(f"INSERT INTO {AUDIO_TABLE} (job_id, data, content_type) VALUES (%s, %s, %s)",
-             [job.id, audio, content_type])
+    sql, params = _insert_statement(job)
+    if connection.vendor == "postgresql":  # one statement, one round trip
+        _execute(f"WITH job AS ({sql} RETURNING id) INSERT INTO {AUDIO_TABLE} (job_id, data, content_type)"
+                 f" SELECT id, %s, %s FROM job", [*params, audio, content_type])
+    else:
+        _execute(sql, params)
+        _execute(f"INSERT INTO {AUDIO_TABLE} (job_id, data, content_type) VALUES (%s, %s, %s)",
+                 [job.id, audio, content_type])
+    job._state.adding, job._state.db = False, connection.alias
     wakeup.announce(_queue_channel(job))
     return job
 
