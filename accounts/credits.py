@@ -2,28 +2,40 @@
 
 Holds work like a card payment: routing a pool_credit job reserves (debits) the
 clip's seconds at once so they cannot be spent twice; success settles the hold
-with a zero row, failure refunds it. Callers serialise per key by locking the
-key row (`lock_key`) before reading the balance.
+with a zero row, failure refunds it. Each row that moves seconds also moves the
+key's CreditBalance in the same statement or transaction, and a hold is one
+UPDATE guarded by the balance it needs, so concurrent requests of one key cannot
+spend the same seconds twice.
 """
 from decimal import ROUND_HALF_UP, Decimal
 
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
-from accounts.models import ApiKey, CreditEntry
+from accounts.models import ApiKey, CreditBalance, CreditEntry
 
 Kind = CreditEntry.Kind
 # Every transcription reads and writes the ledger, so these are plain SQL that SQLite and
 # PostgreSQL both speak: the ORM's query building costs ten times the query.
 LEDGER = CreditEntry._meta.db_table
+BALANCE = CreditBalance._meta.db_table
+LEDGER_COLUMNS = "key_id, kind, seconds, job_ref, reason, actor, created_at"
+# Adds a ledger row's seconds to its key's balance, creating the balance at the key's first row.
+BALANCE_ADD = (f"INSERT INTO {BALANCE} (key_id, milliseconds) {{rows}}"
+               f" ON CONFLICT (key_id) DO UPDATE SET milliseconds = {BALANCE}.milliseconds + excluded.milliseconds")
 
 
 def seconds(value) -> Decimal:
     return Decimal(str(value)).quantize(Decimal("0.001"), rounding=ROUND_HALF_UP)
 
 
+def milliseconds(value) -> int:
+    return int(seconds(value) * 1000)
+
+
 def lock_key(key: ApiKey) -> ApiKey:
-    """Lock the key row until the transaction ends (SQLite's write lock is already the whole database)."""
+    """Lock the key row until the transaction ends (SQLite's write lock is already the whole database).
+    For callers that must serialise more than a hold, such as re-routing a job."""
     if connection.features.has_select_for_update:
         with connection.cursor() as cursor:
             cursor.execute(f"SELECT id FROM {ApiKey._meta.db_table} WHERE id = %s FOR UPDATE", [key.pk])
@@ -34,33 +46,57 @@ def lock_key(key: ApiKey) -> ApiKey:
 
 def credits_balance(key: ApiKey) -> Decimal:
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT SUM(seconds) FROM {LEDGER} WHERE key_id = %s", [key.pk])
-        total = cursor.fetchone()[0]
-    return seconds(total) if total is not None else Decimal("0")
+        cursor.execute(f"SELECT milliseconds FROM {BALANCE} WHERE key_id = %s", [key.pk])
+        row = cursor.fetchone()
+    return seconds(Decimal(row[0]) / 1000) if row is not None else Decimal("0")
+
+
+def _now():
+    return connection.ops.adapt_datetimefield_value(timezone.now())
 
 
 def _add(*, key_id, kind, amount, job_ref="", reason=""):
-    """Insert one ledger row; a second one per (job, kind) is silently skipped, so retries are safe."""
+    """Insert one ledger row and move the balance by it; a second row per (job, kind) is
+    silently skipped, balance included, so retries are safe."""
+    amount = seconds(amount)
+    insert = (f"INSERT INTO {LEDGER} ({LEDGER_COLUMNS}) VALUES (%s, %s, %s, %s, %s, '', %s)"
+              f" ON CONFLICT DO NOTHING")
+    params = [key_id, kind, amount, job_ref, reason, _now()]
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {LEDGER} (key_id, kind, seconds, job_ref, reason, actor, created_at)"
-            f" VALUES (%s, %s, %s, %s, %s, '', %s) ON CONFLICT DO NOTHING",
-            [key_id, kind, seconds(amount), job_ref, reason,
-             connection.ops.adapt_datetimefield_value(timezone.now())],
-        )
+        if not amount:
+            cursor.execute(insert, params)
+        elif connection.vendor == "postgresql":  # one statement, one round trip
+            cursor.execute(f"WITH entry AS ({insert} RETURNING key_id) "
+                           + BALANCE_ADD.format(rows="SELECT key_id, %s FROM entry"), [*params, milliseconds(amount)])
+        else:
+            cursor.execute(insert, params)
+            if cursor.rowcount == 1:
+                cursor.execute(BALANCE_ADD.format(rows="VALUES (%s, %s)"), [key_id, milliseconds(amount)])
 
 
 def credits_reserve(*, key: ApiKey, amount, job_ref: str) -> Decimal | None:
     """Hold `amount` seconds for a job if the balance covers it; returns the balance left, or None.
 
-    Call with the key row locked.
-    """
+    The guarded UPDATE takes the balance row's lock and re-reads it, so a concurrent hold
+    waits for this one and then sees what it left."""
     amount = seconds(amount)
-    balance = credits_balance(key)
-    if balance < amount:
-        return None
-    _add(key_id=key.pk, kind=Kind.RESERVED, amount=-amount, job_ref=job_ref, reason="held for job")
-    return balance - amount
+    hold = (f"UPDATE {BALANCE} SET milliseconds = milliseconds - %s WHERE key_id = %s AND milliseconds >= %s"
+            f" RETURNING milliseconds")
+    hold_params = [milliseconds(amount), key.pk, milliseconds(amount)]
+    # No ON CONFLICT: a second hold for one job is a bug, and must not take seconds without its row.
+    entry = f"INSERT INTO {LEDGER} ({LEDGER_COLUMNS}) SELECT %s, %s, %s, %s, 'held for job', '', %s"
+    entry_params = [key.pk, Kind.RESERVED, -amount, job_ref, _now()]
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(f"WITH held AS ({hold}), entry AS ({entry} FROM held) SELECT milliseconds FROM held",
+                           [*hold_params, *entry_params])
+            row = cursor.fetchone()
+        else:
+            cursor.execute(hold, hold_params)
+            row = cursor.fetchone()
+            if row is not None:
+                cursor.execute(entry, entry_params)
+    return seconds(Decimal(row[0]) / 1000) if row is not None else None
 
 
 def _open_hold(job_ref):
@@ -79,11 +115,11 @@ def credits_settle(*, job_ref: str):
     One statement, as every pool_credit job ends here: nothing happens without an open hold."""
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {LEDGER} (key_id, kind, seconds, job_ref, reason, actor, created_at)"
+            f"INSERT INTO {LEDGER} ({LEDGER_COLUMNS})"
             f" SELECT key_id, %s, 0, job_ref, 'charged the seconds held', '', %s FROM {LEDGER} hold"
             f" WHERE hold.job_ref = %s AND hold.kind = %s AND NOT EXISTS (SELECT 1 FROM {LEDGER} ended"
             f" WHERE ended.job_ref = hold.job_ref AND ended.kind IN (%s, %s)) ON CONFLICT DO NOTHING",
-            [Kind.CHARGED, connection.ops.adapt_datetimefield_value(timezone.now()), job_ref, Kind.RESERVED,
+            [Kind.CHARGED, _now(), job_ref, Kind.RESERVED,
              Kind.CHARGED, Kind.REFUNDED],
         )
 
@@ -104,5 +140,9 @@ def credits_grant(*, key: ApiKey, amount, reason: str, actor: str = "") -> Credi
     """An operator's grant (positive) or deduction (negative); always with a reason."""
     if not reason.strip():
         raise ValueError("A grant needs a reason.")
-    return CreditEntry.objects.create(key=key, kind=Kind.GRANTED, seconds=seconds(amount), reason=reason,
-                                      actor=actor)
+    with transaction.atomic():
+        entry = CreditEntry.objects.create(key=key, kind=Kind.GRANTED, seconds=seconds(amount), reason=reason,
+                                           actor=actor)
+        with connection.cursor() as cursor:
+            cursor.execute(BALANCE_ADD.format(rows="VALUES (%s, %s)"), [key.pk, milliseconds(amount)])
+    return entry

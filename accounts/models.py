@@ -137,6 +137,20 @@ class CreditEntry(models.Model):
         return f"{self.kind} {self.seconds} s ({self.key.prefix})"
 
 
+class CreditBalance(models.Model):
+    """A key's ledger summed, kept in step by every ledger row that moves seconds (same transaction).
+
+    Routing reads and holds credits with one guarded UPDATE of this row instead of locking the
+    key and summing a ledger that grows with every job. Whole milliseconds, so both databases
+    add and compare exactly. The ledger stays the record: a test checks that the two agree."""
+
+    key = models.OneToOneField(ApiKey, primary_key=True, on_delete=models.CASCADE, related_name="+")
+    milliseconds = models.BigIntegerField(default=0)
+
+    def __str__(self):
+        return f"{self.milliseconds / 1000:g} s"
+
+
 class DailyQuota(models.Model):
     """A per-day counter shared by every process: demos per IP, keys per IP."""
 

@@ -37,8 +37,7 @@ class Decision:
 def _decide(*, key: ApiKey, duration: float, ip: str, job_id: str, allow_self=True) -> Decision | str:
     """Pick a route, taking the demo or holding credits as needed. Returns why not, if none fits.
 
-    Call inside a transaction. The key row is locked before credits are read, so
-    concurrent requests of one key cannot spend the same credits twice.
+    Call inside a transaction: a hold of credits or a demo stands or falls with the job.
     """
     own_online, demo_online = workers_online(key)
     if allow_self and own_online:
@@ -53,7 +52,6 @@ def _decide(*, key: ApiKey, duration: float, ip: str, job_id: str, allow_self=Tr
             return Decision(Route.SERVER_DEMO,
                             f"No worker online — free server demo ({left} of {demo_limit} left today)", day)
 
-    key = credits.lock_key(key)
     balance = credits.credits_reserve(key=key, amount=duration, job_ref=job_id)
     if balance is not None:
         return Decision(Route.POOL_CREDIT,

@@ -8,11 +8,11 @@ from django.db import connection
 from django.db.models import Sum
 
 from accounts.credits import credits_grant
-from accounts.models import ApiKey, CreditEntry
+from accounts.models import ApiKey, CreditBalance, CreditEntry
 from pool import services as pool
 from pool.models import Job, JobAttempt
 from transcription.intake import CheckedAudio
-from transcription.routing import transcription_submit
+from transcription.routing import WorkerRequired, transcription_submit
 
 JOBS = 500
 CLAIMERS = 8
@@ -84,3 +84,42 @@ def test_eight_claimers_complete_500_jobs_exactly_once(settings):
     for worker in workers:
         worker.refresh_from_db()
         assert worker.key.credit_balance() == Decimal("1.5") * worker.jobs_done
+    assert_balances_match_the_ledger()
+
+
+def assert_balances_match_the_ledger():
+    ledger = {row["key_id"]: row["s"] for row in CreditEntry.objects.values("key_id").annotate(s=Sum("seconds"))}
+    kept = {b.key_id: Decimal(b.milliseconds) / 1000 for b in CreditBalance.objects.all()}
+    assert kept == ledger
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.postgres
+def test_concurrent_requests_of_one_key_cannot_spend_the_same_seconds_twice():
+    """10 s of credit, 8 threads sending 1.5 s clips at once: exactly 6 are held, the rest are refused."""
+    key = ApiKey.mint()[0]
+    credits_grant(key=key, amount=10, reason="test")
+    clip = CheckedAudio(data=b"RIFF-test", content_type="audio/wav", format="WAV", duration_seconds=1.5)
+    outcomes, start = Counter(), threading.Barrier(8)
+
+    def submit():
+        try:
+            start.wait()
+            for _ in range(3):
+                try:
+                    transcription_submit(key=key, audio=clip, translate=False, ip="192.0.2.1")
+                    outcomes["held"] += 1
+                except WorkerRequired:
+                    outcomes["refused"] += 1
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=submit) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert outcomes == {"held": 6, "refused": 18}
+    assert key.credit_balance() == Decimal("1.000")
+    assert Job.objects.filter(key=key).count() == 6
+    assert_balances_match_the_ledger()

@@ -66,6 +66,9 @@ def test_the_balance_is_the_sum_of_the_ledger():
     credits.credits_refund(job_ref="tx_1", reason="test")
     credits.credits_refund(job_ref="tx_1", reason="again")
     assert credits.credits_balance(key) == key.credit_balance() == Decimal("1000.633")
+    assert credits.credits_reserve(key=key, amount=1000.634, job_ref="tx_2") is None, "one millisecond short"
+    assert credits.credits_reserve(key=key, amount=1000.633, job_ref="tx_3") == Decimal("0")
+    assert credits.credits_balance(key) == Decimal("0")
 
 
 def test_a_claim_and_a_completion_record_everything_once(alice, bob):
