@@ -6,9 +6,12 @@ model's `inter_threads` replicas.
 """
 from __future__ import annotations
 
+import atexit
+import gc
 import json
 import math
 import threading
+import weakref
 from collections import OrderedDict
 from pathlib import Path
 from typing import Callable
@@ -159,6 +162,7 @@ class TranslationModel:
         self.length_factor = length_factor
         self.cache = SentenceCache(cache_size)
         self.shared = SharedBatches(self._translate_pieces, slots=inter_threads, max_pieces=max_shared_pieces)
+        _loaded.add(self)
 
     @property
     def calls(self) -> int:
@@ -200,17 +204,40 @@ class TranslationModel:
                 self.cache.put(sentence, known[sentence])
         return [known[sentence] for sentence in sentences]  # type: ignore[misc]
 
+    def decoding_cap(self, length: int) -> int:
+        """Most tokens a piece of `length` source tokens may decode to."""
+        return min(MAX_DECODING_LENGTH, max(MIN_DECODING_LENGTH_CAP, math.ceil(length * self.length_factor)))
+
     def decoding_options(self, pieces: list[list[str]]) -> dict:
-        """translate_batch options for one call."""
-        longest = max(len(piece) for piece in pieces)
-        return {
+        """translate_batch options for one call.
+
+        Each piece stops at its own bound, not at the longest piece's: a short sentence that
+        babbles is cut where it should be, and a batch does not decode every sentence as long
+        as its longest. Greedy search reports each step to a callback, which says when."""
+        caps = [self.decoding_cap(len(piece)) for piece in pieces]
+        options = {
             "beam_size": self.beam_size,
             # Sorted by length and split evenly, so that every replica works on the call.
             "max_batch_size": math.ceil(len(pieces) / self.replicas),
-            "max_decoding_length": min(MAX_DECODING_LENGTH,
-                                       max(MIN_DECODING_LENGTH_CAP, math.ceil(longest * self.length_factor))),
+            "max_decoding_length": max(caps),
         }
+        if self.beam_size == 1:  # CTranslate2 calls back only in greedy search
+            options["callback"] = lambda step: step.step + 1 >= caps[step.batch_id]
+        return options
 
     def _translate_pieces(self, pieces: list[list[str]]) -> list[str]:
         outputs = self.translator.translate_batch(pieces, **self.decoding_options(pieces))
         return [self.target.decode(output.hypotheses[0]) for output in outputs]
+
+
+_loaded: weakref.WeakSet[TranslationModel] = weakref.WeakSet()
+
+
+@atexit.register
+def _release_translators():
+    """CTranslate2's threads keep the last call's Python callback; freed during interpreter
+    shutdown, it aborts the process ("terminate called without an active exception", about
+    one exit in five here). Freed before shutdown, it does not."""
+    for model in list(_loaded):
+        model.translator = None
+    gc.collect()

@@ -1,6 +1,9 @@
 """The translation pipeline on a real (tiny, random-weight) CTranslate2 model."""
 import math
+import subprocess
+import sys
 import threading
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -146,3 +149,25 @@ def test_the_decoding_bound_is_a_setting(tiny_model_dir):
     assert options["max_decoding_length"] == max(engine.MIN_DECODING_LENGTH_CAP, math.ceil(1.5 * len(pieces[0])))
     outputs = model.translator.translate_batch(pieces, **options)
     assert len(outputs[0].hypotheses[0]) <= options["max_decoding_length"]
+
+
+def test_each_sentence_stops_at_its_own_bound(tiny_model_dir):
+    """A short sentence batched with a long one is not decoded as long as the long one."""
+    model = engine.TranslationModel(tiny_model_dir, length_factor=1.5, cache_size=0)
+    short, long = (model.chunks("週末は映画を見に行きます。" * n)[0] for n in (2, 8))
+    assert len(long) > 2 * len(short) and model.decoding_cap(len(short)) > engine.MIN_DECODING_LENGTH_CAP
+    outputs = model.translator.translate_batch([short, long, short], **model.decoding_options([short, long, short]))
+    lengths = [len(output.hypotheses[0]) for output in outputs]
+    assert lengths[0] == lengths[2] <= model.decoding_cap(len(short)) < lengths[1] <= model.decoding_cap(len(long))
+
+
+def test_a_process_that_translated_exits_cleanly(tiny_model_dir):
+    """CTranslate2 keeps the last call's Python callback in its threads; left to interpreter
+    shutdown, that aborted about one exit in five."""
+    code = (f"import threading; from translation.engine import TranslationModel\n"
+            f"model = TranslationModel({str(tiny_model_dir)!r}, cache_size=0)\n"
+            f"worker = threading.Thread(target=model.translate_sentences, args=(['週末は映画を見に行きます。'] * 3,))\n"
+            f"worker.start(); worker.join()")
+    runs = [subprocess.Popen([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2],
+                             stderr=subprocess.PIPE) for _ in range(10)]
+    assert [(run.wait(120), run.stderr.read().decode()[-300:]) for run in runs] == [(0, "")] * 10
