@@ -119,8 +119,7 @@ def credits_settle(*, job_ref: str):
             f" SELECT key_id, %s, 0, job_ref, 'charged the seconds held', '', %s FROM {LEDGER} hold"
             f" WHERE hold.job_ref = %s AND hold.kind = %s AND NOT EXISTS (SELECT 1 FROM {LEDGER} ended"
             f" WHERE ended.job_ref = hold.job_ref AND ended.kind IN (%s, %s)) ON CONFLICT DO NOTHING",
-            [Kind.CHARGED, _now(), job_ref, Kind.RESERVED,
-             Kind.CHARGED, Kind.REFUNDED],
+            [Kind.CHARGED, _now(), job_ref, Kind.RESERVED, Kind.CHARGED, Kind.REFUNDED],
         )
 
 

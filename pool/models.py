@@ -107,6 +107,9 @@ class Job(models.Model):
 
     FINISHED = (Status.COMPLETED, Status.FAILED, Status.CANCELLED)
 
+    # Not a column: the audio a claim hands over with the job, when the worker asked for it.
+    inline_audio: bytes | None = None
+
     id = models.CharField(primary_key=True, max_length=32, default=new_job_id, editable=False)
     key = models.ForeignKey(ApiKey, on_delete=models.CASCADE, related_name="jobs")
     route = models.CharField(max_length=12, choices=Route.choices)

@@ -53,7 +53,8 @@ AUDIO_TABLE = JobAudio._meta.db_table
 JOB_COLUMNS = ", ".join(connection.ops.quote_name(f.column) for f in Job._meta.concrete_fields)
 
 
-# The hot path (claim, audio, complete) runs plain SQL that SQLite and PostgreSQL both speak.
+# The hot path (submit, claim, audio, complete) runs plain SQL. On PostgreSQL each of its steps is one
+# statement (data-modifying WITH), a round trip each; SQLite, which has no such WITH, runs them one by one.
 def _execute(sql, params) -> int:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
