@@ -145,3 +145,27 @@ def credits_grant(*, key: ApiKey, amount, reason: str, actor: str = "") -> Credi
         with connection.cursor() as cursor:
             cursor.execute(BALANCE_ADD.format(rows="VALUES (%s, %s)"), [key.pk, milliseconds(amount)])
     return entry
+
+
+def credits_reconcile(*, repair: bool) -> list[tuple[int, Decimal, Decimal]]:
+    """Keys whose kept balance differs from their ledger: (key id, kept, ledger), repaired if asked.
+
+    For a rolling deploy across the migration that added the kept balance (servers still on the
+    old code write ledger rows only), or any doubt. Each key is fixed with its balance row
+    locked, and the ledger summed after the lock, so writes running meanwhile are not lost."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT key_id FROM {LEDGER} UNION SELECT key_id FROM {BALANCE}")
+        key_ids = sorted(row[0] for row in cursor.fetchall())
+    differing = []
+    for key_id in key_ids:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(BALANCE_ADD.format(rows="VALUES (%s, 0)"), [key_id])  # exists and is locked
+            cursor.execute(f"SELECT milliseconds FROM {BALANCE} WHERE key_id = %s", [key_id])
+            kept = cursor.fetchone()[0]
+            cursor.execute(f"SELECT COALESCE(SUM(seconds), 0) FROM {LEDGER} WHERE key_id = %s", [key_id])
+            ledger = milliseconds(cursor.fetchone()[0])
+            if kept != ledger:
+                differing.append((key_id, Decimal(kept) / 1000, Decimal(ledger) / 1000))
+                if repair:
+                    cursor.execute(f"UPDATE {BALANCE} SET milliseconds = %s WHERE key_id = %s", [ledger, key_id])
+    return differing

@@ -34,6 +34,23 @@ class TestCreditsCommand:
         output = run("credits", "show", alice.raw_key[:12])
         assert "balance 50 s" in output and "granted" in output and "launch bonus" in output
 
+    @pytest.mark.postgres
+    def test_reconcile_repairs_balances_that_differ_from_the_ledger(self, alice, bob):
+        from accounts.models import CreditEntry
+
+        run("credits", "grant", alice.raw_key, "50", "--reason", "x")
+        run("credits", "grant", bob.raw_key, "7", "--reason", "x")
+        # What a server still on the old code writes during a rolling upgrade: the ledger row alone.
+        CreditEntry.objects.create(key=alice.key, kind="granted", seconds=-20, reason="old server")
+        with pytest.raises(CommandError, match="differ from the ledger"):
+            run("credits", "reconcile", "--check")
+        assert alice.get("/v1/account").json()["credits_seconds"] == 50.0, "a check repairs nothing"
+        output = run("credits", "reconcile")
+        assert f"{alice.key.prefix}: kept 50 s, ledger 30 s (repaired)" in output and "1 balance(s) repaired" in output
+        assert alice.get("/v1/account").json()["credits_seconds"] == 30.0
+        assert bob.get("/v1/account").json()["credits_seconds"] == 7.0
+        assert "0 balance(s) differ" in run("credits", "reconcile", "--check")
+
     def test_an_unknown_key_is_an_error(self, db):
         with pytest.raises(CommandError, match="No key matches"):
             run("credits", "show", "jpt_nothing1")

@@ -6,7 +6,7 @@ from accounts.services import key_resolve
 
 
 class Command(BaseCommand):
-    help = "Grant or deduct pool credits, or show a key's ledger."
+    help = "Grant or deduct pool credits, show a key's ledger, or check kept balances against the ledger."
 
     def add_arguments(self, parser):
         sub = parser.add_subparsers(dest="action", required=True)
@@ -17,8 +17,13 @@ class Command(BaseCommand):
         show = sub.add_parser("show", help="balance and recent ledger rows")
         show.add_argument("key")
         show.add_argument("--rows", type=int, default=20)
+        reconcile = sub.add_parser("reconcile", help="compare every kept balance with its ledger and repair it "
+                                                     "(after a rolling upgrade across accounts migration 0003)")
+        reconcile.add_argument("--check", action="store_true", help="only report; exit 1 if any differ")
 
-    def handle(self, *args, action, key, **options):
+    def handle(self, *args, action, key=None, **options):
+        if action == "reconcile":
+            return self.reconcile(check=options["check"])
         try:
             api_key = key_resolve(key)
         except (ApiKey.DoesNotExist, ApiKey.MultipleObjectsReturned) as exc:
@@ -36,3 +41,13 @@ class Command(BaseCommand):
             for entry in api_key.credit_entries.all()[: options["rows"]]:
                 self.stdout.write(f"  {entry.created_at:%Y-%m-%d %H:%M:%S}  {entry.kind:<8} {float(entry.seconds):>+10g} s"
                                   f"  {entry.job_ref or '-':<24} {entry.reason}")
+
+    def reconcile(self, *, check: bool):
+        differing = credits.credits_reconcile(repair=not check)
+        prefixes = dict(ApiKey.objects.filter(pk__in=[key_id for key_id, _, _ in differing]).values_list("pk", "prefix"))
+        for key_id, kept, ledger in differing:
+            self.stdout.write(f"{prefixes.get(key_id, key_id)}: kept {float(kept):g} s, ledger {float(ledger):g} s"
+                              + ("" if check else " (repaired)"))
+        self.stdout.write(f"{len(differing)} balance(s) {'differ' if check else 'repaired'}; the rest match the ledger.")
+        if check and differing:
+            raise CommandError("Kept balances differ from the ledger: run `credits reconcile` to repair them.")
