@@ -2,7 +2,7 @@
 
 Loaded once per process and shared by all threads. Concurrent requests share
 `translate_batch` calls (see `SharedBatches`), and each call is split evenly over the
-model's `inter_threads` replicas.
+model's `inter_threads` replicas by length.
 """
 from __future__ import annotations
 
@@ -104,6 +104,11 @@ class SharedBatches:
         if request.error is not None:
             raise request.error
         return request.outputs
+
+    @property
+    def in_flight(self) -> int:
+        """Calls running now (a hint: it may change as soon as it is read)."""
+        return self._busy
 
     def _take(self) -> list[_Request]:
         """Waiting requests in order of arrival, the first always, the others while they fit."""
@@ -209,25 +214,50 @@ class TranslationModel:
         return min(MAX_DECODING_LENGTH, max(MIN_DECODING_LENGTH_CAP, math.ceil(length * self.length_factor)))
 
     def decoding_options(self, pieces: list[list[str]]) -> dict:
-        """translate_batch options for one call.
+        """translate_batch options for one call (one replica's share).
 
         Each piece stops at its own bound, not at the longest piece's: a short sentence that
         babbles is cut where it should be, and a batch does not decode every sentence as long
         as its longest. Greedy search reports each step to a callback, which says when."""
         caps = [self.decoding_cap(len(piece)) for piece in pieces]
-        options = {
-            "beam_size": self.beam_size,
-            # Sorted by length and split evenly, so that every replica works on the call.
-            "max_batch_size": math.ceil(len(pieces) / self.replicas),
-            "max_decoding_length": max(caps),
-        }
+        options = {"beam_size": self.beam_size, "max_batch_size": len(pieces), "max_decoding_length": max(caps)}
         if self.beam_size == 1:  # CTranslate2 calls back only in greedy search
             options["callback"] = lambda step: step.step + 1 >= caps[step.batch_id]
         return options
 
+    def shares(self, pieces: list[list[str]]) -> list[list[int]]:
+        """The pieces' indexes, one share a replica: runs of similar length (a batch costs about
+        its longest piece's steps) with about the same total length each.
+
+        CTranslate2 splitting one call would give each replica the same count, so the replica
+        with the long half finishes last while the other waits. Measured on 50 sentences and 2
+        replicas: 85 sentences/s split by count, 93 split by length; dealing pieces out in turn
+        (95) cost 10 % more CPU a sentence, which concurrent requests pay for."""
+        by_length = sorted(range(len(pieces)), key=lambda i: len(pieces[i]))
+        total = sum(len(piece) for piece in pieces)
+        shares, share, taken = [], [], 0
+        for i in by_length:
+            share.append(i)
+            taken += len(pieces[i])
+            if len(shares) < self.replicas - 1 and taken >= total * (len(shares) + 1) / self.replicas:
+                shares.append(share)
+                share = []
+        return shares + [share] if share else shares
+
     def _translate_pieces(self, pieces: list[list[str]]) -> list[str]:
-        outputs = self.translator.translate_batch(pieces, **self.decoding_options(pieces))
-        return [self.target.decode(output.hypotheses[0]) for output in outputs]
+        # A call running alone is split over the replicas for its caller's sake; with another
+        # call running, the replicas are busy anyway, and one batch a call wastes the least CPU.
+        alone = self.shared.in_flight <= 1
+        calls = []
+        for share in self.shares(pieces) if alone else [list(range(len(pieces)))]:
+            source = [pieces[i] for i in share]
+            calls.append((share, self.translator.translate_batch(source, asynchronous=True,
+                                                                 **self.decoding_options(source))))
+        english: list[str] = [""] * len(pieces)
+        for share, results in calls:
+            for i, result in zip(share, results):
+                english[i] = self.target.decode(result.result().hypotheses[0])
+        return english
 
 
 _loaded: weakref.WeakSet[TranslationModel] = weakref.WeakSet()

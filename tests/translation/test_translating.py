@@ -22,13 +22,18 @@ class SpyTranslator:
         self.calls.append((source, options))
         return self.translator.translate_batch(source, **options)
 
+    def pieces(self):
+        """Every piece sent, over all calls (one a replica)."""
+        return [piece for source, _ in self.calls for piece in source]
+
 
 class EchoTranslator:
     """Answers every piece with its own tokens: a random model's answers all look alike,
     an echo shows which answer went where."""
 
-    def translate_batch(self, source, **options):
-        return [SimpleNamespace(hypotheses=[tokens]) for tokens in source]
+    def translate_batch(self, source, asynchronous=False, **options):
+        results = [SimpleNamespace(hypotheses=[tokens]) for tokens in source]
+        return [SimpleNamespace(result=lambda r=r: r) for r in results] if asynchronous else results
 
 
 @pytest.fixture
@@ -71,15 +76,31 @@ def test_without_a_model_it_says_how_to_install_one(settings, tmp_path):
     assert services.status() == {"available": False, "model": None}
 
 
-def test_one_request_is_one_batch_call(with_model, spy):
+def test_one_request_is_one_model_call_with_one_batch_per_replica(with_model, spy, settings):
+    calls = with_model.calls
     result = services.translate("今日はいい天気ですね。配信を始めます。駅はどこですか？")
-    assert len(spy.calls) == 1 and len(spy.calls[0][0]) == 3
+    assert with_model.calls == calls + 1
+    assert len(spy.calls) == min(3, settings.JPT_TRANSLATION_INTER_THREADS)
+    assert sorted(len(source) for source, options in spy.calls) == [1, 2] and all(
+        options["max_batch_size"] == len(source) for source, options in spy.calls)
     assert result.text and result.model == "opus-mt-tiny"
 
 
-def test_the_call_is_split_over_the_model_replicas(with_model, spy, settings):
-    services.translate("".join(f"{i}番目の文です。" for i in range(10)))
-    assert spy.calls[0][1]["max_batch_size"] == math.ceil(10 / settings.JPT_TRANSLATION_INTER_THREADS)
+def test_the_replicas_get_even_shares_of_the_work(with_model, spy, settings):
+    """Split by total length, not by count: the replica with the long sentences gets fewer."""
+    assert settings.JPT_TRANSLATION_INTER_THREADS == 2
+    services.translate("".join(f"{'とても' * i}長い文です。" for i in range(10)))
+    shares = sorted((sorted(len(piece) for piece in source) for source, _ in spy.calls), key=max)
+    assert len(shares) == 2 and sum(map(len, shares)) == 10
+    assert abs(sum(shares[0]) - sum(shares[1])) <= max(shares[0] + shares[1])
+    assert max(shares[0]) <= min(shares[1]), "each replica's batch holds pieces of similar length"
+
+
+def test_with_another_call_running_a_call_is_one_batch(with_model, spy, monkeypatch):
+    """Both replicas are busy then: splitting would only cost CPU."""
+    monkeypatch.setattr(with_model.shared, "_busy", 1)  # the other call; this one makes 2
+    services.translate("".join(f"{'とても' * i}長い文です。" for i in range(10)))
+    assert [len(source) for source, _ in spy.calls] == [10]
 
 
 def test_paragraphs_come_back_where_they_were(echo):
@@ -97,7 +118,7 @@ def test_repeated_sentences_come_from_the_cache(with_model, spy):
 
 def test_a_sentence_repeated_in_one_request_is_translated_once(with_model, spy):
     result = services.translate("はい、わかりました。\nはい、わかりました。\nコーヒーを一杯ください。")
-    assert len(spy.calls[0][0]) == 2
+    assert len(spy.pieces()) == 2
     first, second, _ = result.text.split("\n")
     assert first == second
 
@@ -109,7 +130,7 @@ def test_a_long_sentence_is_cut_not_truncated(with_model, monkeypatch, spy):
     assert len(chunks) > 1 and all(len(c) <= 8 for c in chunks)
     assert sum(chunks, []) == with_model.source.encode(sentence, out_type=str), "nothing is dropped"
     assert services.translate(sentence).text
-    assert spy.calls[0][0] == chunks, "every piece goes to the model"
+    assert sorted(spy.pieces()) == sorted(chunks), "every piece goes to the model"
 
 
 def test_the_pieces_of_a_cut_sentence_are_put_back_in_order(echo, with_model, monkeypatch):
