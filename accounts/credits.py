@@ -33,6 +33,10 @@ def milliseconds(value) -> int:
     return int(seconds(value) * 1000)
 
 
+def _seconds_of(milliseconds_kept: int) -> Decimal:
+    return seconds(Decimal(milliseconds_kept) / 1000)
+
+
 def lock_key(key: ApiKey) -> ApiKey:
     """Lock the key row until the transaction ends (SQLite's write lock is already the whole database).
     For callers that must serialise more than a hold, such as re-routing a job."""
@@ -48,7 +52,7 @@ def credits_balance(key: ApiKey) -> Decimal:
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT milliseconds FROM {BALANCE} WHERE key_id = %s", [key.pk])
         row = cursor.fetchone()
-    return seconds(Decimal(row[0]) / 1000) if row is not None else Decimal("0")
+    return _seconds_of(row[0]) if row is not None else Decimal("0")
 
 
 def _now():
@@ -96,7 +100,7 @@ def credits_reserve(*, key: ApiKey, amount, job_ref: str) -> Decimal | None:
             row = cursor.fetchone()
             if row is not None:
                 cursor.execute(entry, entry_params)
-    return seconds(Decimal(row[0]) / 1000) if row is not None else None
+    return _seconds_of(row[0]) if row is not None else None
 
 
 def _open_hold(job_ref):
@@ -165,7 +169,7 @@ def credits_reconcile(*, repair: bool) -> list[tuple[int, Decimal, Decimal]]:
             cursor.execute(f"SELECT COALESCE(SUM(seconds), 0) FROM {LEDGER} WHERE key_id = %s", [key_id])
             ledger = milliseconds(cursor.fetchone()[0])
             if kept != ledger:
-                differing.append((key_id, Decimal(kept) / 1000, Decimal(ledger) / 1000))
+                differing.append((key_id, _seconds_of(kept), _seconds_of(ledger)))
                 if repair:
                     cursor.execute(f"UPDATE {BALANCE} SET milliseconds = %s WHERE key_id = %s", [ledger, key_id])
     return differing

@@ -51,6 +51,8 @@ AUDIO_TABLE = JobAudio._meta.db_table
 # column ("cached plan must not change result type"), which would break the app servers still
 # running the old code during a rolling deploy until their connections were recycled.
 JOB_COLUMNS = ", ".join(connection.ops.quote_name(f.column) for f in Job._meta.concrete_fields)
+START_ATTEMPT = f"INSERT INTO {ATTEMPT_TABLE} (job_id, worker_id, lease_id, started_at, outcome, error)"
+END_ATTEMPT = f"UPDATE {ATTEMPT_TABLE} SET outcome = %s, ended_at = %s, error = %s WHERE lease_id = %s AND outcome = %s"
 
 
 # The hot path (submit, claim, audio, complete) runs plain SQL. On PostgreSQL each of its steps is one
@@ -283,8 +285,7 @@ def _claim_once(worker: Worker, inline_audio_up_to: int = 0) -> Job | None:
                  if inline_audio_up_to > 0 else ", NULL")
         columns, row = _fetch(
             f"WITH claimed AS ({sql}),"
-            f" attempt AS (INSERT INTO {ATTEMPT_TABLE} (job_id, worker_id, lease_id, started_at, outcome, error)"
-            f" SELECT id, %s, %s, %s, %s, '' FROM claimed)"
+            f" attempt AS ({START_ATTEMPT} SELECT id, %s, %s, %s, %s, '' FROM claimed)"
             f" SELECT {JOB_COLUMNS}{audio} FROM claimed",
             [*params, *attempt, *([inline_audio_up_to] if inline_audio_up_to > 0 else [])],
         )
@@ -297,8 +298,7 @@ def _claim_once(worker: Worker, inline_audio_up_to: int = 0) -> Job | None:
         job = _load(Job, sql, params)
         if job is None:
             return None
-        _execute(f"INSERT INTO {ATTEMPT_TABLE} (job_id, worker_id, lease_id, started_at, outcome, error)"
-                 f" VALUES (%s, %s, %s, %s, %s, '')", [job.id, *attempt])
+        _execute(f"{START_ATTEMPT} VALUES (%s, %s, %s, %s, %s, '')", [job.id, *attempt])
     job.inline_audio = None
     if inline_audio_up_to > 0:
         _, row = _fetch(f"SELECT data FROM {AUDIO_TABLE} WHERE job_id = %s AND length(data) <= %s",
@@ -391,27 +391,25 @@ def job_complete(*, worker: Worker, job_id: str, lease_id: str, text: str, segme
     now = _dt(timezone.now())
     params = [Status.COMPLETED, text, Job._meta.get_field("segments").get_db_prep_save(segments, connection),
               model, now, job_id, worker.id, lease_id, Status.LEASED]
-    ended = [JobAttempt.Outcome.COMPLETED, now, lease_id, JobAttempt.Outcome.RUNNING]
     processing_seconds = float(processing_seconds or 0)
     with transaction.atomic():
         # The usual case: the job moves only if this worker holds it with this lease.
         if connection.vendor == "postgresql":
             # With its attempt, its audio and the worker's figures, in one statement.
             job = _load(Job, f"WITH done AS ({finish}),"
-                             f" attempt AS (UPDATE {ATTEMPT_TABLE} SET outcome = %s, ended_at = %s, error = ''"
-                             f" WHERE lease_id = %s AND outcome = %s AND EXISTS (SELECT 1 FROM done)),"
+                             f" attempt AS ({END_ATTEMPT} AND EXISTS (SELECT 1 FROM done)),"
                              f" audio AS (DELETE FROM {AUDIO_TABLE} WHERE job_id IN (SELECT id FROM done)),"
                              f" counted AS (UPDATE {WORKER_TABLE} SET jobs_done = jobs_done + 1,"
                              f" audio_seconds = {WORKER_TABLE}.audio_seconds + done.duration_seconds,"
                              f" processing_seconds = {WORKER_TABLE}.processing_seconds + %s"
                              f" FROM done WHERE {WORKER_TABLE}.id = %s)"
                              f" SELECT {JOB_COLUMNS} FROM done",
-                        [*params, *ended, processing_seconds, worker.pk])
+                        [*params, JobAttempt.Outcome.COMPLETED, now, "", lease_id, JobAttempt.Outcome.RUNNING,
+                         processing_seconds, worker.pk])
         else:
             job = _load(Job, finish, params)
             if job is not None:
-                _execute(f"UPDATE {ATTEMPT_TABLE} SET outcome = %s, ended_at = %s, error = ''"
-                         f" WHERE lease_id = %s AND outcome = %s", ended)
+                _end_attempt(job, JobAttempt.Outcome.COMPLETED, "")
                 _execute(f"DELETE FROM {AUDIO_TABLE} WHERE job_id = %s", [job.id])
                 _execute(f"UPDATE {WORKER_TABLE} SET jobs_done = jobs_done + 1, audio_seconds = audio_seconds + %s,"
                          f" processing_seconds = processing_seconds + %s WHERE id = %s",
@@ -456,8 +454,7 @@ def job_fail(*, worker: Worker, job_id: str, lease_id: str, error: str) -> Job:
 
 
 def _end_attempt(job: Job, outcome, error: str):
-    _execute(f"UPDATE {ATTEMPT_TABLE} SET outcome = %s, ended_at = %s, error = %s WHERE lease_id = %s AND outcome = %s",
-             [outcome, _dt(timezone.now()), error[:500], job.lease_id, JobAttempt.Outcome.RUNNING])
+    _execute(END_ATTEMPT, [outcome, _dt(timezone.now()), error[:500], job.lease_id, JobAttempt.Outcome.RUNNING])
 
 
 def _requeue(job: Job):
