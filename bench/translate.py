@@ -144,8 +144,10 @@ def bench_http(url: str, key: str, requests_count: int):
           f"p99 {percentile(single, 99):6.1f} ms")
     fifty = [translate(sentences(50, offset=10_000 + 50 * i)) for i in range(3)]
     print(f"  one 50-sentence request           {50 / statistics.median(fifty):6.1f} sentences/s")
-    rate, _, latency = clients(translate, 5, 4)
-    print(f"  {CLIENTS} clients x  5 sentences         {rate:6.1f} sentences/s   ({latency:.0f} ms a request)")
+    for per_request, rounds in ((5, 4), (50, 1)):
+        rate, _, latency = clients(translate, per_request, rounds)
+        print(f"  {CLIENTS} clients x {per_request:2d} sentences         {rate:6.1f} sentences/s   "
+              f"({latency:.0f} ms a request)")
 
 
 def serve(model_dir: Path, requests_count: int):

@@ -1,8 +1,10 @@
 """A CTranslate2 translation model with its SentencePiece tokenizers.
 
 Loaded once per process and shared by all threads. Concurrent requests share
-`translate_batch` calls (see `SharedBatches`), and each call is split evenly over the
-model's `inter_threads` replicas by length.
+`translate_batch` calls (see `SharedBatches`). Under load each call runs on one of the
+model's `inter_threads` replicas. A call that has the machine to itself is split over the
+replicas by length, or, when it is only a few sentences, runs on a second copy of the
+model that puts every thread on one batch.
 """
 from __future__ import annotations
 
@@ -30,6 +32,11 @@ MAX_DECODING_LENGTH = 512
 # Requests waiting for a free call are merged up to this many pieces: small requests gain
 # a lot from sharing, large ones already fill a batch and would only wait for each other.
 MAX_SHARED_PIECES = 64
+# A call running alone with up to this many pieces goes to the copy of the model that puts
+# every core on one batch. Measured with OPUS-MT's size on 2 cores, against one batch a
+# replica: 100 against 148 ms for 1 piece, 197 against 247 for 10, 326 against 346 for 20,
+# even at 50.
+SOLO_MAX_PIECES = 16
 
 
 class SentenceCache:
@@ -74,9 +81,13 @@ class SharedBatches:
     oldest first, as many as fit in `max_pieces`. A lone request never waits for a batch
     window; under load, batches grow by themselves. Eight concurrent clients sending one
     or five sentences each got about twice the throughput (bench/translate.py).
+
+    A request with nothing else in flight or waiting runs *alone*: it takes every slot, so
+    that requests arriving meanwhile wait for it (and then share a call) instead of
+    competing with it for the cores.
     """
 
-    def __init__(self, run: Callable[[list[list[str]]], list[str]], *, slots: int, max_pieces: int):
+    def __init__(self, run: Callable[[list[list[str]], bool], list[str]], *, slots: int, max_pieces: int):
         self._run = run
         self._slots = slots
         self.max_pieces = max_pieces
@@ -98,17 +109,14 @@ class SharedBatches:
                         self._changed.wait()
                     break
                 batch = self._take()
-                self._busy += 1
+                alone = self._busy == 0 and not self._waiting
+                slots = self._slots if alone else 1
+                self._busy += slots
                 self.calls += 1
-            self._run_batch(batch)  # ours, unless others have waited longer
+            self._run_batch(batch, alone, slots)  # ours, unless others have waited longer
         if request.error is not None:
             raise request.error
         return request.outputs
-
-    @property
-    def in_flight(self) -> int:
-        """Calls running now (a hint: it may change as soon as it is read)."""
-        return self._busy
 
     def _take(self) -> list[_Request]:
         """Waiting requests in order of arrival, the first always, the others while they fit."""
@@ -122,9 +130,9 @@ class SharedBatches:
         del self._waiting[:len(batch)]
         return batch
 
-    def _run_batch(self, batch: list[_Request]):
+    def _run_batch(self, batch: list[_Request], alone: bool, slots: int):
         try:
-            outputs = self._run([piece for request in batch for piece in request.pieces])
+            outputs = self._run([piece for request in batch for piece in request.pieces], alone)
             start = 0
             for request in batch:
                 request.outputs = outputs[start:start + len(request.pieces)]
@@ -134,7 +142,7 @@ class SharedBatches:
                 request.error = exc
         finally:
             with self._changed:
-                self._busy -= 1
+                self._busy -= slots
                 for request in batch:
                     request.done = True
                 self._changed.notify_all()
@@ -157,6 +165,12 @@ class TranslationModel:
         self.path = Path(path)
         self.translator = ctranslate2.Translator(str(self.path), device="cpu", compute_type="int8",
                                                  inter_threads=inter_threads, intra_threads=intra_threads)
+        # A lone sentence cannot be split over replicas, and decoding it one token at a time is
+        # bound by reading the weights: every core on it was 1.5-1.6x faster than one (bench/
+        # translate.py). A second copy costs about 70 MB of int8 weights.
+        self.solo = self.translator if inter_threads == 1 else ctranslate2.Translator(
+            str(self.path), device="cpu", compute_type="int8", inter_threads=1,
+            intra_threads=inter_threads * intra_threads)
         self.source = spm.SentencePieceProcessor(model_file=str(self.path / "source.spm"))
         self.target = spm.SentencePieceProcessor(model_file=str(self.path / "target.spm"))
         meta = read_meta(self.path)
@@ -214,7 +228,7 @@ class TranslationModel:
         return min(MAX_DECODING_LENGTH, max(MIN_DECODING_LENGTH_CAP, math.ceil(length * self.length_factor)))
 
     def decoding_options(self, pieces: list[list[str]]) -> dict:
-        """translate_batch options for one call (one replica's share).
+        """translate_batch options for one call.
 
         Each piece stops at its own bound, not at the longest piece's: a short sentence that
         babbles is cut where it should be, and a batch does not decode every sentence as long
@@ -244,15 +258,21 @@ class TranslationModel:
                 share = []
         return shares + [share] if share else shares
 
-    def _translate_pieces(self, pieces: list[list[str]]) -> list[str]:
-        # A call running alone is split over the replicas for its caller's sake; with another
-        # call running, the replicas are busy anyway, and one batch a call wastes the least CPU.
-        alone = self.shared.in_flight <= 1
+    def _translate_pieces(self, pieces: list[list[str]], alone: bool) -> list[str]:
+        """Alone, a few pieces run as one batch on every core, and more pieces as one batch a
+        replica (as fast, and each replica's working memory is already sized for large
+        batches: the solo copy's stays small). With other calls running, one batch on a free
+        replica wastes the least CPU."""
+        everything = [list(range(len(pieces)))]
+        if alone and len(pieces) <= SOLO_MAX_PIECES:
+            translator, shares = self.solo, everything
+        else:
+            translator, shares = self.translator, self.shares(pieces) if alone else everything
         calls = []
-        for share in self.shares(pieces) if alone else [list(range(len(pieces)))]:
+        for share in shares:
             source = [pieces[i] for i in share]
-            calls.append((share, self.translator.translate_batch(source, asynchronous=True,
-                                                                 **self.decoding_options(source))))
+            calls.append((share, translator.translate_batch(source, asynchronous=True,
+                                                            **self.decoding_options(source))))
         english: list[str] = [""] * len(pieces)
         for share, results in calls:
             for i, result in zip(share, results):
@@ -269,5 +289,5 @@ def _release_translators():
     shutdown, it aborts the process ("terminate called without an active exception", about
     one exit in five here). Freed before shutdown, it does not."""
     for model in list(_loaded):
-        model.translator = None
+        model.translator = model.solo = None
     gc.collect()

@@ -13,9 +13,11 @@ class GatedModel:
     def __init__(self):
         self.gate = threading.Event()
         self.calls = []
+        self.alone = []
 
-    def run(self, pieces):
+    def run(self, pieces, alone):
         self.calls.append(pieces)
+        self.alone.append(alone)
         if len(self.calls) == 1:
             assert self.gate.wait(5)
         if any(piece == ["boom"] for piece in pieces):
@@ -48,6 +50,48 @@ def test_a_lone_request_runs_at_once_in_its_own_call():
     shared = SharedBatches(model.run, slots=2, max_pieces=64)
     assert shared.translate([["a"], ["b"]]) == ["A", "B"]
     assert model.calls == [[["a"], ["b"]]] and shared.calls == 1
+    assert model.alone == [True], "with nothing else to do, it may use every core"
+
+
+def test_a_lone_call_takes_every_slot_so_newcomers_wait_for_it():
+    model = GatedModel()
+    shared = SharedBatches(model.run, slots=2, max_pieces=64)
+    results = {}
+    threads = [start(shared, [["first"]], results)]
+    wait_until(lambda: model.calls)
+    threads += [start(shared, [[name]], results) for name in ("b", "c")]
+    wait_until(lambda: len(shared._waiting) == 2)
+    time.sleep(0.05)
+    assert len(model.calls) == 1, "a second slot is not free while a lone call runs"
+    model.gate.set()
+    for thread in threads:
+        thread.join()
+    assert model.calls[1:] == [[["b"], ["c"]]] and model.alone == [True, True]
+    assert results == {"first": ["FIRST"], "b": ["B"], "c": ["C"]}
+
+
+def test_calls_made_while_others_wait_run_on_a_slot_each():
+    class BothAtOnce(GatedModel):
+        """b's call lasts until c's has started: the two overlap, as under load."""
+
+        def run(self, pieces, alone):
+            result = super().run(pieces, alone)
+            if pieces == [["b"]]:
+                wait_until(lambda: len(self.calls) == 3)
+            return result
+
+    model = BothAtOnce()
+    shared = SharedBatches(model.run, slots=2, max_pieces=1)
+    results = {}
+    threads = [start(shared, [["first"]], results)]
+    wait_until(lambda: model.calls)
+    threads += [start(shared, [[name]], results) for name in ("b", "c")]
+    wait_until(lambda: len(shared._waiting) == 2)
+    model.gate.set()
+    for thread in threads:
+        thread.join()
+    assert sorted(model.calls[1:]) == [[["b"]], [["c"]]]
+    assert model.alone == [True, False, False], "b had c waiting behind it, and c had b running"
 
 
 def test_requests_that_wait_for_a_busy_model_share_the_next_call():

@@ -12,18 +12,24 @@ from translation import engine, services
 
 
 class SpyTranslator:
-    """The real translator, remembering what each translate_batch call was given."""
+    """The model's real translators, remembering what each translate_batch call was given
+    and which of them ran it: "solo" (every core on one call) or "replicas"."""
 
-    def __init__(self, translator):
-        self.translator = translator
+    def __init__(self, model):
         self.calls = []
+        self.ran_on = []
+        self.replicas = self._spy("replicas", model.translator)
+        self.solo = self._spy("solo", model.solo)
 
-    def translate_batch(self, source, **options):
-        self.calls.append((source, options))
-        return self.translator.translate_batch(source, **options)
+    def _spy(self, name, translator):
+        def translate_batch(source, **options):
+            self.calls.append((source, options))
+            self.ran_on.append(name)
+            return translator.translate_batch(source, **options)
+        return SimpleNamespace(translate_batch=translate_batch)
 
     def pieces(self):
-        """Every piece sent, over all calls (one a replica)."""
+        """Every piece sent, over all calls."""
         return [piece for source, _ in self.calls for piece in source]
 
 
@@ -39,8 +45,9 @@ class EchoTranslator:
 @pytest.fixture
 def spy(with_model, monkeypatch):
     """The model as it is, but counting calls, with a cache that earlier tests did not fill."""
-    spy = SpyTranslator(with_model.translator)
-    monkeypatch.setattr(with_model, "translator", spy)
+    spy = SpyTranslator(with_model)
+    monkeypatch.setattr(with_model, "translator", spy.replicas)
+    monkeypatch.setattr(with_model, "solo", spy.solo)
     monkeypatch.setattr(with_model, "cache", engine.SentenceCache(64))
     return spy
 
@@ -48,6 +55,7 @@ def spy(with_model, monkeypatch):
 @pytest.fixture
 def echo(with_model, monkeypatch):
     monkeypatch.setattr(with_model, "translator", EchoTranslator())
+    monkeypatch.setattr(with_model, "solo", EchoTranslator())
     monkeypatch.setattr(with_model, "cache", engine.SentenceCache(0))
 
 
@@ -76,31 +84,41 @@ def test_without_a_model_it_says_how_to_install_one(settings, tmp_path):
     assert services.status() == {"available": False, "model": None}
 
 
-def test_one_request_is_one_model_call_with_one_batch_per_replica(with_model, spy, settings):
+def test_a_short_lone_request_is_one_batch_on_every_core(with_model, spy, settings):
+    """Nothing else running: the copy of the model whose threads all work on one batch."""
+    assert settings.JPT_TRANSLATION_INTER_THREADS == 2 and with_model.solo is not with_model.translator
     calls = with_model.calls
     result = services.translate("今日はいい天気ですね。配信を始めます。駅はどこですか？")
     assert with_model.calls == calls + 1
-    assert len(spy.calls) == min(3, settings.JPT_TRANSLATION_INTER_THREADS)
-    assert sorted(len(source) for source, options in spy.calls) == [1, 2] and all(
-        options["max_batch_size"] == len(source) for source, options in spy.calls)
+    assert spy.ran_on == ["solo"]
+    assert [len(source) for source, options in spy.calls] == [3]
+    assert spy.calls[0][1]["max_batch_size"] == 3
     assert result.text and result.model == "opus-mt-tiny"
 
 
-def test_the_replicas_get_even_shares_of_the_work(with_model, spy, settings):
+def test_a_long_lone_request_gets_even_shares_on_the_replicas(with_model, spy):
     """Split by total length, not by count: the replica with the long sentences gets fewer."""
-    assert settings.JPT_TRANSLATION_INTER_THREADS == 2
-    services.translate("".join(f"{'とても' * i}長い文です。" for i in range(10)))
+    count = engine.SOLO_MAX_PIECES + 4
+    services.translate("".join(f"{'とても' * i}長い文です。" for i in range(count)))
+    assert spy.ran_on == ["replicas", "replicas"]
     shares = sorted((sorted(len(piece) for piece in source) for source, _ in spy.calls), key=max)
-    assert len(shares) == 2 and sum(map(len, shares)) == 10
+    assert sum(map(len, shares)) == count
     assert abs(sum(shares[0]) - sum(shares[1])) <= max(shares[0] + shares[1])
     assert max(shares[0]) <= min(shares[1]), "each replica's batch holds pieces of similar length"
 
 
-def test_with_another_call_running_a_call_is_one_batch(with_model, spy, monkeypatch):
-    """Both replicas are busy then: splitting would only cost CPU."""
+def test_with_another_call_running_a_call_goes_to_a_replica(with_model, spy, monkeypatch):
+    """The cores are taken then: one batch on a replica wastes the least CPU."""
     monkeypatch.setattr(with_model.shared, "_busy", 1)  # the other call; this one makes 2
     services.translate("".join(f"{'とても' * i}長い文です。" for i in range(10)))
+    assert spy.ran_on == ["replicas"]
     assert [len(source) for source, _ in spy.calls] == [10]
+
+
+def test_one_replica_means_one_copy_of_the_model(settings, tmp_path, with_model):
+    model = engine.TranslationModel(with_model.path, inter_threads=1, intra_threads=2)
+    assert model.solo is model.translator
+    assert model.translate_sentences(["駅はどこですか？"])[0]
 
 
 def test_paragraphs_come_back_where_they_were(echo):
