@@ -3,7 +3,8 @@ d_model 512, 8 heads, FFN 2048, 32k vocabulary, int8).
 
 Random weights never say "stop", so here each sentence is stopped at 1.5x its own length,
 about where a real model stops by itself (the server's default bound, 3x, is only a safety
-bound; both are per sentence). Prints, for the engine in this process: sentences per second for a 50-sentence
+bound; both are per sentence). Prints CTranslate2's own speed on the same sentences (the
+floor), then, for the engine in this process: sentences per second for a 50-sentence
 request, for 8 concurrent clients sending 50, 5 or 1 sentences (with and without sharing
 calls between requests), and this process's peak memory.
 
@@ -16,6 +17,7 @@ import argparse
 import concurrent.futures
 import csv
 import gc
+import math
 import multiprocessing
 import re
 import resource
@@ -69,6 +71,49 @@ def build_model(work: Path) -> Path:
     release = write_opus_mt_release(work / "release", vocab_size=32000, d_model=512, heads=8, ffn=2048, layers=6,
                                     spm_vocab=1500, spm_lines=SENTENCES)
     return converted_model(release, work / "opus-mt-ja-en")
+
+
+def bench_raw(model_dir: Path, sentences: list[str], inter_threads: int, intra_threads: int):
+    """CTranslate2 by itself on the same sentences (tokenized, no SentencePiece decoding, no
+    sharing, no server): the floor that the engine and the API are measured against. Run
+    in a child process, so that its copies of the model do not count in this one's memory."""
+    import ctranslate2
+    import sentencepiece as spm
+
+    sp = spm.SentencePieceProcessor(model_file=str(model_dir / "source.spm"))
+    tokens = [sp.encode(s, out_type=str) for s in sentences]
+    options = {"beam_size": 1}
+
+    def run(translator, batch):
+        caps = [math.ceil(len(t) * LENGTH_FACTOR) for t in batch]
+        return translator.translate_batch(batch, max_batch_size=len(batch), max_decoding_length=max(caps),
+                                          callback=lambda step: step.step + 1 >= caps[step.batch_id], **options)
+
+    cores = inter_threads * intra_threads
+    solo = ctranslate2.Translator(str(model_dir), compute_type="int8", inter_threads=1, intra_threads=cores)
+    replicas = ctranslate2.Translator(str(model_dir), compute_type="int8", inter_threads=inter_threads,
+                                      intra_threads=intra_threads)
+    run(solo, tokens[:2])
+    single = []
+    for i in range(30):
+        t0 = time.perf_counter()
+        run(solo, [tokens[i % len(tokens)]])
+        single.append((time.perf_counter() - t0) * 1000)
+
+    def fifty(offset):
+        batch = [tokens[(offset + i) % len(tokens)] for i in range(50)]
+        half = len(batch) // inter_threads
+        t0 = time.perf_counter()
+        parts = [replicas.translate_batch(batch[i:i + half], asynchronous=True, max_batch_size=half,
+                                          max_decoding_length=math.ceil(max(map(len, batch)) * LENGTH_FACTOR),
+                                          **options) for i in range(0, len(batch), half)]
+        [r.result() for part in parts for r in part]
+        return time.perf_counter() - t0
+
+    rates = [50 / fifty(50 * i) for i in range(3)]
+    del solo, replicas
+    gc.collect()
+    return statistics.median(single), statistics.median(rates)
 
 
 def clients(translate, per_request, rounds):
@@ -191,6 +236,10 @@ def main():
             SENTENCES = cut_sentences(model_dir, args.source_tokens)
         print(f"model: OPUS-MT-sized random transformer, int8, {(model_dir / 'model.bin').stat().st_size / 1e6:.0f} "
               f"MB on disk (built in {time.perf_counter() - started:.0f} s)")
+        with multiprocessing.get_context("spawn").Pool(1) as pool:
+            single, fifty = pool.apply(bench_raw, (model_dir, SENTENCES, inter_threads, intra_threads))
+        print(f"CTranslate2 alone (the floor): one sentence on every core p50 {single:.1f} ms; "
+              f"50 sentences over {inter_threads} replicas {fifty:.1f} sentences/s")
         bench_engine(model_dir, inter_threads, intra_threads)
         if args.serve:
             serve(model_dir, args.requests)
