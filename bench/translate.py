@@ -3,8 +3,8 @@ d_model 512, 8 heads, FFN 2048, 32k vocabulary, int8).
 
 Random weights never say "stop", so here each sentence is stopped at 1.5x its own length,
 about where a real model stops by itself (the server's default bound, 3x, is only a safety
-bound; both are per sentence). Prints CTranslate2's own speed on the same sentences (the
-floor), then, for the engine in this process: sentences per second for a 50-sentence
+bound; both are per sentence). Prints CTranslate2's own speed on the same sentences (what
+the engine and the API are measured against), then, for the engine in this process: sentences per second for a 50-sentence
 request, for 8 concurrent clients sending 50, 5 or 1 sentences (with and without sharing
 calls between requests), and this process's peak memory.
 
@@ -75,7 +75,7 @@ def build_model(work: Path) -> Path:
 
 def bench_raw(model_dir: Path, sentences: list[str], inter_threads: int, intra_threads: int):
     """CTranslate2 by itself on the same sentences (tokenized, no SentencePiece decoding, no
-    sharing, no server): the floor that the engine and the API are measured against. Run
+    sharing, no server): what the engine and the API add or save. Run
     in a child process, so that its copies of the model do not count in this one's memory."""
     import ctranslate2
     import sentencepiece as spm
@@ -84,10 +84,12 @@ def bench_raw(model_dir: Path, sentences: list[str], inter_threads: int, intra_t
     tokens = [sp.encode(s, out_type=str) for s in sentences]
     options = {"beam_size": 1}
 
-    def run(translator, batch):
+    def run(translator, batch, **more):
+        """Each sentence stopped at its own 1.5x, as the engine does."""
         caps = [math.ceil(len(t) * LENGTH_FACTOR) for t in batch]
         return translator.translate_batch(batch, max_batch_size=len(batch), max_decoding_length=max(caps),
-                                          callback=lambda step: step.step + 1 >= caps[step.batch_id], **options)
+                                          callback=lambda step: step.step + 1 >= caps[step.batch_id], **options,
+                                          **more)
 
     cores = inter_threads * intra_threads
     solo = ctranslate2.Translator(str(model_dir), compute_type="int8", inter_threads=1, intra_threads=cores)
@@ -104,9 +106,7 @@ def bench_raw(model_dir: Path, sentences: list[str], inter_threads: int, intra_t
         batch = [tokens[(offset + i) % len(tokens)] for i in range(50)]
         half = len(batch) // inter_threads
         t0 = time.perf_counter()
-        parts = [replicas.translate_batch(batch[i:i + half], asynchronous=True, max_batch_size=half,
-                                          max_decoding_length=math.ceil(max(map(len, batch)) * LENGTH_FACTOR),
-                                          **options) for i in range(0, len(batch), half)]
+        parts = [run(replicas, batch[i:i + half], asynchronous=True) for i in range(0, len(batch), half)]
         [r.result() for part in parts for r in part]
         return time.perf_counter() - t0
 
@@ -238,8 +238,8 @@ def main():
               f"MB on disk (built in {time.perf_counter() - started:.0f} s)")
         with multiprocessing.get_context("spawn").Pool(1) as pool:
             single, fifty = pool.apply(bench_raw, (model_dir, SENTENCES, inter_threads, intra_threads))
-        print(f"CTranslate2 alone (the floor): one sentence on every core p50 {single:.1f} ms; "
-              f"50 sentences over {inter_threads} replicas {fifty:.1f} sentences/s")
+        print(f"CTranslate2 alone: one sentence on every core p50 {single:.1f} ms; "
+              f"50 sentences split by count over {inter_threads} replicas {fifty:.1f} sentences/s")
         bench_engine(model_dir, inter_threads, intra_threads)
         if args.serve:
             serve(model_dir, args.requests)
