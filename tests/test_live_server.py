@@ -111,16 +111,23 @@ def test_hundreds_of_long_polls_do_not_starve_quick_requests(server):
 
     def long_poll(i):
         return requests.post(f"{server.url}/v1/pool/claim", headers=bearer(key),
-                             json={"worker_id": f"lp{i}", "wait_seconds": 6}, timeout=30).status_code
+                             json={"worker_id": f"lp{i}", "wait_seconds": 15}, timeout=30).status_code
+
+    def health():
+        started = time.monotonic()
+        assert requests.get(f"{server.url}/v1/health", timeout=10).status_code == 200
+        return time.monotonic() - started
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=200) as pool:
         polls = [pool.submit(long_poll, i) for i in range(200)]
-        time.sleep(1.5)  # let them all settle into waiting
-        latencies = []
-        for _ in range(40):
-            started = time.monotonic()
-            assert requests.get(f"{server.url}/v1/health", timeout=5).status_code == 200
-            latencies.append(time.monotonic() - started)
+        # Taking in 200 new connections at once is not what is measured here (on a loaded
+        # machine with SQLite it took seconds once): holding them is.
+        time.sleep(1.5)
+        settle_until = time.monotonic() + 6
+        while health() > 0.1 and time.monotonic() < settle_until:
+            pass
+        latencies = [health() for _ in range(40)]
+        assert not any(f.done() for f in polls), "measured while every long poll was still held"
         assert all(f.result() == 200 for f in polls)
     assert statistics.median(latencies) < 0.1, latencies
     assert max(latencies) < 1.0, latencies
