@@ -4,9 +4,9 @@ d_model 512, 8 heads, FFN 2048, 32k vocabulary, int8).
 Random weights never say "stop", so here each sentence is stopped at 1.5x its own length,
 about where a real model stops by itself (the server's default bound, 3x, is only a safety
 bound; both are per sentence). Prints CTranslate2's own speed on the same sentences (what
-the engine and the API are measured against), then, for the engine in this process: sentences per second for a 50-sentence
-request, for 8 concurrent clients sending 50, 5 or 1 sentences (with and without sharing
-calls between requests), and this process's peak memory.
+the engine and the API are measured against), then, for the engine in this process:
+sentences per second for a 50-sentence request, for 8 concurrent clients sending 50, 5 or 1
+sentences (with and without sharing calls between requests), and this process's peak memory.
 
     .venv/bin/python bench/translate.py                   # the engine, in this process
     .venv/bin/python bench/translate.py --threads 1,2     # inter_threads,intra_threads
@@ -17,7 +17,6 @@ import argparse
 import concurrent.futures
 import csv
 import gc
-import math
 import multiprocessing
 import re
 import resource
@@ -74,44 +73,36 @@ def build_model(work: Path) -> Path:
 
 
 def bench_raw(model_dir: Path, sentences: list[str], inter_threads: int, intra_threads: int):
-    """CTranslate2 by itself on the same sentences (tokenized, no SentencePiece decoding, no
-    sharing, no server): what the engine and the API add or save. Run
-    in a child process, so that its copies of the model do not count in this one's memory."""
-    import ctranslate2
-    import sentencepiece as spm
+    """CTranslate2 by itself on the same sentences, with the engine's translators and decoding
+    options but nothing around them (no sharing, no SentencePiece decoding, no server): what
+    the engine and the API add or save. Run in a child process, so that its copies of the
+    model do not count in this one's memory."""
+    from translation.engine import TranslationModel
 
-    sp = spm.SentencePieceProcessor(model_file=str(model_dir / "source.spm"))
-    tokens = [sp.encode(s, out_type=str) for s in sentences]
-    options = {"beam_size": 1}
+    model = TranslationModel(model_dir, inter_threads=inter_threads, intra_threads=intra_threads, cache_size=0,
+                             length_factor=LENGTH_FACTOR)
+    tokens = [model.source.encode(s, out_type=str) for s in sentences]
 
     def run(translator, batch, **more):
-        """Each sentence stopped at its own 1.5x, as the engine does."""
-        caps = [math.ceil(len(t) * LENGTH_FACTOR) for t in batch]
-        return translator.translate_batch(batch, max_batch_size=len(batch), max_decoding_length=max(caps),
-                                          callback=lambda step: step.step + 1 >= caps[step.batch_id], **options,
-                                          **more)
+        return translator.translate_batch(batch, **model.decoding_options(batch), **more)
 
-    cores = inter_threads * intra_threads
-    solo = ctranslate2.Translator(str(model_dir), compute_type="int8", inter_threads=1, intra_threads=cores)
-    replicas = ctranslate2.Translator(str(model_dir), compute_type="int8", inter_threads=inter_threads,
-                                      intra_threads=intra_threads)
-    run(solo, tokens[:2])
+    run(model.solo, tokens[:2])
     single = []
     for i in range(30):
         t0 = time.perf_counter()
-        run(solo, [tokens[i % len(tokens)]])
+        run(model.solo, [tokens[i % len(tokens)]])
         single.append((time.perf_counter() - t0) * 1000)
 
     def fifty(offset):
         batch = [tokens[(offset + i) % len(tokens)] for i in range(50)]
         half = len(batch) // inter_threads
         t0 = time.perf_counter()
-        parts = [run(replicas, batch[i:i + half], asynchronous=True) for i in range(0, len(batch), half)]
+        parts = [run(model.translator, batch[i:i + half], asynchronous=True) for i in range(0, len(batch), half)]
         [r.result() for part in parts for r in part]
         return time.perf_counter() - t0
 
     rates = [50 / fifty(50 * i) for i in range(3)]
-    del solo, replicas
+    del model
     gc.collect()
     return statistics.median(single), statistics.median(rates)
 

@@ -263,11 +263,12 @@ class TranslationModel:
         replica (as fast, and each replica's working memory is already sized for large
         batches: the solo copy's stays small). With other calls running, one batch on a free
         replica wastes the least CPU."""
-        everything = [list(range(len(pieces)))]
-        if alone and len(pieces) <= SOLO_MAX_PIECES:
-            translator, shares = self.solo, everything
+        if not alone:
+            translator, shares = self.translator, [list(range(len(pieces)))]
+        elif len(pieces) <= SOLO_MAX_PIECES:
+            translator, shares = self.solo, [list(range(len(pieces)))]
         else:
-            translator, shares = self.translator, self.shares(pieces) if alone else everything
+            translator, shares = self.translator, self.shares(pieces)
         calls = []
         for share in shares:
             source = [pieces[i] for i in share]

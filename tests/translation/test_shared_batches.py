@@ -44,6 +44,21 @@ def wait_until(condition):
         time.sleep(0.001)
 
 
+def queue_behind_a_held_call(shared, model, requests, results):
+    """"first" runs and is held at the model's gate; then `requests` start and wait behind it."""
+    threads = [start(shared, [["first"]], results)]
+    wait_until(lambda: model.calls)
+    threads += [start(shared, pieces, results) for pieces in requests]
+    wait_until(lambda: len(shared._waiting) == len(requests))
+    return threads
+
+
+def open_gate(model, threads):
+    model.gate.set()
+    for thread in threads:
+        thread.join()
+
+
 def test_a_lone_request_runs_at_once_in_its_own_call():
     model = GatedModel()
     model.gate.set()
@@ -57,15 +72,10 @@ def test_a_lone_call_takes_every_slot_so_newcomers_wait_for_it():
     model = GatedModel()
     shared = SharedBatches(model.run, slots=2, max_pieces=64)
     results = {}
-    threads = [start(shared, [["first"]], results)]
-    wait_until(lambda: model.calls)
-    threads += [start(shared, [[name]], results) for name in ("b", "c")]
-    wait_until(lambda: len(shared._waiting) == 2)
+    threads = queue_behind_a_held_call(shared, model, [[["b"]], [["c"]]], results)
     time.sleep(0.05)
     assert len(model.calls) == 1, "a second slot is not free while a lone call runs"
-    model.gate.set()
-    for thread in threads:
-        thread.join()
+    open_gate(model, threads)
     assert model.calls[1:] == [[["b"], ["c"]]] and model.alone == [True, True]
     assert results == {"first": ["FIRST"], "b": ["B"], "c": ["C"]}
 
@@ -83,13 +93,7 @@ def test_calls_made_while_others_wait_run_on_a_slot_each():
     model = BothAtOnce()
     shared = SharedBatches(model.run, slots=2, max_pieces=1)
     results = {}
-    threads = [start(shared, [["first"]], results)]
-    wait_until(lambda: model.calls)
-    threads += [start(shared, [[name]], results) for name in ("b", "c")]
-    wait_until(lambda: len(shared._waiting) == 2)
-    model.gate.set()
-    for thread in threads:
-        thread.join()
+    open_gate(model, queue_behind_a_held_call(shared, model, [[["b"]], [["c"]]], results))
     assert sorted(model.calls[1:]) == [[["b"]], [["c"]]]
     assert model.alone == [True, False, False], "b had c waiting behind it, and c had b running"
 
@@ -98,13 +102,8 @@ def test_requests_that_wait_for_a_busy_model_share_the_next_call():
     model = GatedModel()
     shared = SharedBatches(model.run, slots=1, max_pieces=64)
     results = {}
-    threads = [start(shared, [["first"]], results)]
-    wait_until(lambda: model.calls)
-    threads += [start(shared, [[name], [name + "2"]], results) for name in ("b", "c", "d")]
-    wait_until(lambda: len(shared._waiting) == 3)
-    model.gate.set()
-    for thread in threads:
-        thread.join()
+    requests = [[[name], [name + "2"]] for name in ("b", "c", "d")]
+    open_gate(model, queue_behind_a_held_call(shared, model, requests, results))
     assert len(model.calls) == 2 and sorted(model.calls[1]) == [["b"], ["b2"], ["c"], ["c2"], ["d"], ["d2"]]
     assert results == {"first": ["FIRST"], "b": ["B", "B2"], "c": ["C", "C2"], "d": ["D", "D2"]}
 
@@ -118,9 +117,7 @@ def test_a_shared_call_stays_within_max_pieces():
     for name in ("b", "c", "d"):
         threads.append(start(shared, [[name], [name]], results))
         wait_until(lambda: not threads[-1].is_alive() or len(shared._waiting) == len(threads) - 1)
-    model.gate.set()
-    for thread in threads:
-        thread.join()
+    open_gate(model, threads)
     assert [len(call) for call in model.calls] == [1, 2, 2, 2]
     assert results["d"] == ["D", "D"]
 
@@ -130,13 +127,7 @@ def test_a_failed_call_fails_every_request_in_it(failing):
     model = GatedModel()
     shared = SharedBatches(model.run, slots=1, max_pieces=64)
     results = {}
-    threads = [start(shared, [["first"]], results)]
-    wait_until(lambda: model.calls)
-    threads += [start(shared, [["boom"]], results), start(shared, [["fine"]], results)]
-    wait_until(lambda: len(shared._waiting) == 2)
-    model.gate.set()
-    for thread in threads:
-        thread.join()
+    open_gate(model, queue_behind_a_held_call(shared, model, [[["boom"]], [["fine"]]], results))
     assert isinstance(results[failing], RuntimeError)
     assert results["first"] == ["FIRST"]
     assert shared.translate([["after"]]) == ["AFTER"], "the next call goes ahead"

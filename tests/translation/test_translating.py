@@ -115,7 +115,7 @@ def test_with_another_call_running_a_call_goes_to_a_replica(with_model, spy, mon
     assert [len(source) for source, _ in spy.calls] == [10]
 
 
-def test_one_replica_means_one_copy_of_the_model(settings, tmp_path, with_model):
+def test_one_replica_means_one_copy_of_the_model(with_model):
     model = engine.TranslationModel(with_model.path, inter_threads=1, intra_threads=2)
     assert model.solo is model.translator
     assert model.translate_sentences(["駅はどこですか？"])[0]
