@@ -1,10 +1,10 @@
 from django import forms
 from django.contrib import admin, messages
-from django.db.models import Sum
+from django.db.models import OuterRef, Subquery
 from django.shortcuts import render
 
 from accounts import credits, services, usage
-from accounts.models import ApiKey, CreditEntry
+from accounts.models import ApiKey, CreditBalance, CreditEntry
 
 
 class CreditForm(forms.Form):
@@ -22,7 +22,8 @@ class ApiKeyAdmin(admin.ModelAdmin):
     readonly_fields = ["prefix", "hashed_key", "created_at", "created_ip", "last_used_at", "revoked_at",
                        "workers_banned_at", "balance"]
     fields = readonly_fields + ["is_server", "note"]
-    actions = ["revoke", "restore", "ban_workers", "grant_credits"]
+    # Banning a key's workers is added by the pool's admin, which knows workers.
+    actions = ["revoke", "restore", "grant_credits"]
     show_full_result_count = False
 
     def has_add_permission(self, request):
@@ -45,12 +46,14 @@ class ApiKeyAdmin(admin.ModelAdmin):
         return key.requests_today_count
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(_balance=Sum("credit_entries__seconds"))
+        # The kept balance, as the API shows it: the same number, read the same way, for a whole page.
+        kept = CreditBalance.objects.filter(key=OuterRef("pk")).values("milliseconds")
+        return super().get_queryset(request).annotate(_balance_ms=Subquery(kept))
 
-    @admin.display(description="credits (s)", ordering="_balance")
+    @admin.display(description="credits (s)", ordering="_balance_ms")
     def balance(self, key):
-        value = getattr(key, "_balance", None)
-        return float(value if value is not None else key.credit_balance())
+        kept = getattr(key, "_balance_ms", None)  # None: no ledger row yet, so nothing kept
+        return float(credits.seconds_of(kept or 0))
 
     @admin.action(description="Revoke the selected keys")
     def revoke(self, request, queryset):
@@ -63,14 +66,6 @@ class ApiKeyAdmin(admin.ModelAdmin):
         for key in queryset:
             services.key_restore(key=key)
         self.message_user(request, f"Restored {queryset.count()} keys.")
-
-    @admin.action(description="Ban the selected keys from running workers")
-    def ban_workers(self, request, queryset):
-        from pool.services import worker_ban
-
-        for key in queryset:
-            worker_ban(key=key)
-        self.message_user(request, f"Banned workers of {queryset.count()} keys; their jobs were re-queued.")
 
     @admin.action(description="Grant or deduct credits…")
     def grant_credits(self, request, queryset):

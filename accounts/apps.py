@@ -16,3 +16,5 @@ class AccountsConfig(AppConfig):
         # Saves outside the services (the admin's change form) must not leave a stale key cached.
         post_save.connect(forget, sender=ApiKey, dispatch_uid="forget-cached-key")
         post_delete.connect(forget, sender=ApiKey, dispatch_uid="forget-cached-key-delete")
+
+        from accounts import schema  # noqa: F401 - registers the bearer key with the OpenAPI generator

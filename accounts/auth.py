@@ -4,6 +4,20 @@ from rest_framework import authentication, exceptions
 from accounts.models import BROWSER_KEY_HASH, ApiKey, cached_key_name, hash_key
 from accounts.services import browser_key
 
+# Set on a request by the browser proxy (web/), after its CSRF check: only such a request may act
+# under the browser key.
+_VIA_BROWSER_PROXY = "jpt_via_browser_proxy"
+
+
+def mark_via_browser_proxy(request) -> None:
+    """Called by the browser proxy once a call has passed its CSRF check."""
+    setattr(request, _VIA_BROWSER_PROXY, True)
+
+
+def is_via_browser_proxy(request) -> bool:
+    return getattr(request, _VIA_BROWSER_PROXY, False)
+
+
 # Keys are read on every request; the shared cache saves that query. Every change to a key
 # goes through a service that calls ApiKey.forget_cached(), so revoking is immediate.
 KEY_CACHE_SECONDS = 60
@@ -51,7 +65,7 @@ class BearerKeyAuthentication(authentication.BaseAuthentication):
         return key, key
 
     def authenticate_browser(self, request):
-        if not getattr(request._request, "via_browser_proxy", False):
+        if not is_via_browser_proxy(request._request):
             return None
         key = cached_key(BROWSER_KEY_HASH, browser_key)
         if key.is_revoked:

@@ -1,7 +1,6 @@
 import hashlib
 import secrets
 import string
-from decimal import Decimal
 
 from django.core.cache import cache
 from django.db import models
@@ -96,11 +95,6 @@ class ApiKey(models.Model):
     def forget_cached(self):
         """Call after any change: authentication reads keys from the shared cache."""
         cache.delete(self.cache_key)
-
-    def credit_balance(self) -> Decimal:
-        from accounts.credits import credits_balance
-
-        return credits_balance(self)
 
 
 class CreditEntry(models.Model):

@@ -1,75 +1,9 @@
-"""Base views: authentication, per-key rate limits and their headers in one place."""
-import functools
-
-from django.conf import settings
-from django_ratelimit.core import get_usage
+"""The framework's base view for endpoints anyone may call. Views for key holders
+(authentication, rate limits) are in accounts.api; reading requests and rendering answers
+through serializers is jptranscribe.serializing."""
 from rest_framework.views import APIView
-
-from accounts import usage as usage_counter
-from jptranscribe.errors import RateLimited
-from jptranscribe.net import client_ip
 
 
 class PublicView(APIView):
     authentication_classes = []
     permission_classes = []
-
-
-class KeyedView(APIView):
-    """An endpoint for key holders: 30 requests a minute per key (the spec's limit)."""
-
-    rate_group = "user"
-
-    def rate(self):
-        return settings.JPT_RATE_USER
-
-    def initial(self, request, *args, **kwargs):
-        super().initial(request, *args, **kwargs)
-        usage = get_usage(
-            request._request, group=self.rate_group, key=lambda group, req: rate_subject(request),
-            rate=self.rate(), increment=True,
-        )
-        self._rate_usage = usage
-        usage_counter.request_counted(request.user.pk)
-        if usage and usage["should_limit"]:
-            raise RateLimited(
-                f"Rate limit of {self.rate()} per key exceeded; retry in {usage['time_left']} s.",
-                retry_after=usage["time_left"],
-            )
-
-    def finalize_response(self, request, response, *args, **kwargs):
-        response = super().finalize_response(request, response, *args, **kwargs)
-        usage = getattr(self, "_rate_usage", None)
-        if usage:
-            response["X-RateLimit-Limit"] = str(usage["limit"])
-            response["X-RateLimit-Remaining"] = str(max(0, usage["limit"] - usage["count"]))
-        return response
-
-
-def rate_subject(request) -> str:
-    """Limits count per key; web visitors share the browser key, so theirs count per IP."""
-    if request.user.is_browser:
-        return f"browser:{client_ip(request)}"
-    return str(request.user.pk)
-
-
-class WorkerView(KeyedView):
-    """The worker protocol: its own, larger budget so a busy worker never trips it."""
-
-    rate_group = "worker"
-
-    def rate(self):
-        return settings.JPT_RATE_WORKER
-
-
-@functools.cache
-def _shared_input(serializer_class):
-    return serializer_class()
-
-
-def validated(serializer_class, data) -> dict:
-    """A request body checked by an input serializer; errors raise as is_valid(raise_exception=True) does.
-
-    One instance per class, shared by all threads: a new DRF serializer deep-copies every
-    declared field, which cost more than a claim's SQL. Validation keeps no state."""
-    return _shared_input(serializer_class).run_validation(data)

@@ -1,11 +1,15 @@
 """One error shape for the whole API: {"error": {"code", "message"}}."""
 import logging
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
+
+from jptranscribe.schema import Error
+from jptranscribe.serializing import rendered
 
 log = logging.getLogger(__name__)
 
@@ -54,29 +58,53 @@ class RateLimited(ServiceError):
         super().__init__(message, headers={"Retry-After": str(max(1, int(retry_after)))})
 
 
-# Every error a caller can get: the README's table and the /docs/ page show exactly these.
-ERROR_TABLE = [
-    (400, 'invalid_request', 'bad or missing fields, both or neither of `file`/`url`, `language` other than `ja`, clip over 90 s, a URL that is not public https or cannot be fetched, chunked uploads'),
-    (400, 'invalid_audio', 'empty, not WAV/MP3/M4A/FLAC/OGG, or no decodable audio (a corrupt MP3 is this, not an empty transcript)'),
-    (401, 'unauthorized', 'missing, malformed, unknown or revoked key'),
-    (403, 'worker_required', "no route fits; the message says what to do (run a worker, wait for tomorrow's demos, or how many seconds of credit are missing)"),
-    (403, 'worker_banned', 'an operator stopped this key from running workers'),
-    (403, 'csrf_failed', "a call to the browser proxy /api that did not come from this site's pages (programs call /v1 with a key)"),
-    (404, 'not_found', "unknown path, or a transcription/job that is not yours (others' ids are indistinguishable from missing ones)"),
-    (405, 'method_not_allowed', 'wrong HTTP method'),
-    (409, 'worker_not_registered', 'a pool call from a worker that has not sent a heartbeat (or whose registration expired): heartbeat, then retry'),
-    (409, 'lease_lost', 'a worker touches a job it no longer holds (lease expired, re-assigned, or already finished)'),
-    (413, 'file_too_large', 'upload or fetched URL over 10 MB; refused while streaming, before the body is read'),
-    (413, 'text_too_long', '`POST /v1/translate` text over 5,000 characters'),
-    (415, 'invalid_request', 'unsupported Content-Type'),
-    (429, 'rate_limited', 'over a limit; `Retry-After` says when to retry'),
-    (500, 'internal_error', 'a server error, or a transcription that failed after 3 attempts: retry'),
-    (503, 'translation_unavailable', '`POST /v1/translate` with no translation model installed; the message names the install command'),
-]
+def limit_bytes(n: int) -> str:
+    """A size limit as people read it: 10485760 is "10 MB"."""
+    return f"{n / 1_048_576:g} MB"
 
 
-def error_body(code, message):
-    return {"error": {"code": code, "message": message}}
+def limit_seconds(seconds: float) -> str:
+    return f"{seconds:g} s"
+
+
+def error_table() -> list[tuple[int, str, str]]:
+    """Every error a caller can get, with this server's limits: the /docs/ page shows exactly
+    these, and the README's table is this with the default settings (a test compares them)."""
+    return [
+        (400, 'invalid_request', 'bad or missing fields, both or neither of `file`/`url`, `language` other than `ja`, '
+                                 f'clip over {limit_seconds(settings.JPT_MAX_CLIP_SECONDS)}, a URL that is not '
+                                 'public https or cannot be fetched, chunked uploads'),
+        (400, 'invalid_audio', 'empty, not WAV/MP3/M4A/FLAC/OGG, or no decodable audio (a corrupt MP3 is this, not an '
+                               'empty transcript)'),
+        (401, 'unauthorized', 'missing, malformed, unknown or revoked key'),
+        (403, 'worker_required', "no route fits; the message says what to do (run a worker, wait for tomorrow's demos, "
+                                 "or how many seconds of credit are missing)"),
+        (403, 'worker_banned', 'an operator stopped this key from running workers'),
+        (403, 'csrf_failed', "a call to the browser proxy /api that did not come from this site's pages (programs call "
+                             "/v1 with a key)"),
+        (404, 'not_found', "unknown path, or a transcription/job that is not yours (others' ids are indistinguishable "
+                           "from missing ones)"),
+        (405, 'method_not_allowed', 'wrong HTTP method'),
+        (409, 'worker_not_registered', 'a pool call from a worker that has not sent a heartbeat (or whose registration '
+                                       'expired): heartbeat, then retry'),
+        (409, 'lease_lost', 'a worker touches a job it no longer holds (lease expired, re-assigned, or already '
+                            'finished)'),
+        (413, 'file_too_large', f'upload or fetched URL over {limit_bytes(settings.JPT_MAX_UPLOAD_BYTES)}; '
+                                'refused while streaming, before the body is read'),
+        (413, 'text_too_long', f'`POST /v1/translate` text over {settings.JPT_TRANSLATION_MAX_CHARS:,} '
+                               'characters'),
+        (415, 'invalid_request', 'unsupported Content-Type'),
+        (429, 'rate_limited', 'over a limit; `Retry-After` says when to retry'),
+        (500, 'internal_error', 'a server error, or a transcription that failed after '
+                                f'{settings.JPT_MAX_ATTEMPTS} attempts: retry'),
+        (503, 'translation_unavailable', '`POST /v1/translate` with no translation model installed; the message names '
+                                         'the install command'),
+    ]
+
+
+def error_body(code, message) -> dict:
+    """{"error": {"code", "message"}}, rendered by the serializer that documents it."""
+    return rendered(Error, {"code": code, "message": message})
 
 
 def _first_message(detail):

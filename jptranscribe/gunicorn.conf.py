@@ -16,26 +16,18 @@ accesslog = os.environ.get("JPT_ACCESS_LOG") or None
 
 
 def post_worker_init(worker):
-    """On SIGTERM, end open long-polls and waits at once (claims answer "no job", transcribe
-    answers 202) instead of holding the shutdown for up to their full wait."""
+    """Run the apps' start hooks, and on SIGTERM their stop hooks first: open long-polls and waits
+    end at once (claims answer "no job", transcribe answers 202) instead of holding the shutdown
+    for up to their full wait."""
     import signal
 
-    from pool import wakeup
+    from jptranscribe import lifecycle
 
     stop = signal.getsignal(signal.SIGTERM)
 
-    def close_then_stop(signum, frame):
-        wakeup.hub.close()
+    def stop_hooks_then_stop(signum, frame):
+        lifecycle.stopping()
         stop(signum, frame)
 
-    signal.signal(signal.SIGTERM, close_then_stop)
-
-    from django.conf import settings
-
-    if settings.JPT_TRANSLATION_EAGER:
-        from translation import services
-
-        try:
-            services.get_model()
-        except services.TranslationUnavailable as exc:
-            worker.log.warning("translation: %s", exc)
+    signal.signal(signal.SIGTERM, stop_hooks_then_stop)
+    lifecycle.started()

@@ -188,20 +188,26 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "jptranscribe.errors.exception_handler",
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_THROTTLE_CLASSES": [],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "jptranscribe.autoschema.AutoSchema",
 }
+
+# The API's version: /v1/health and openapi.yaml say it. (worker_client.client.VERSION is the
+# standalone worker's own version, sent in its heartbeats.)
+JPT_VERSION = "1.3.0"
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "JPTranscribe API",
     "DESCRIPTION": "Send Japanese audio, get Japanese text and an English translation back. "
                    "Every error is {\"error\": {\"code\", \"message\"}}.",
-    "VERSION": "1.3.0",
+    "VERSION": JPT_VERSION,
     "SERVERS": [{"url": "https://api.jptranscribe.com"}],
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": "/v1",
     # /api is the same API for the web pages; the contract is /v1.
     "PREPROCESSING_HOOKS": ["jptranscribe.schema.public_api_only"],
+    # `language` (transcribe) and `source` (translate) take the same one value.
+    "ENUM_NAME_OVERRIDES": {"JapaneseEnum": ["ja"]},
 }
 
 LOGGING = {
@@ -214,7 +220,6 @@ LOGGING = {
 }
 
 # --- JPTranscribe ------------------------------------------------------------
-JPT_VERSION = "1.3.0"
 JPT_PUBLIC_BASE_URL = os.environ.get("JPT_PUBLIC_BASE_URL", "")
 
 JPT_MAX_UPLOAD_BYTES = envint("JPT_MAX_UPLOAD_BYTES", 10 * 1024 * 1024)
@@ -261,6 +266,8 @@ JPT_TRANSLATION_CACHE_SIZE = envint("JPT_TRANSLATION_CACHE_SIZE", 2048)
 # On 2 cores, two batches side by side beat one batch on two threads (1.5–2.5× measured here).
 JPT_TRANSLATION_INTER_THREADS = envint("JPT_TRANSLATION_INTER_THREADS", 2)
 JPT_TRANSLATION_INTRA_THREADS = envint("JPT_TRANSLATION_INTRA_THREADS", 1)
+# POST /v1/translate refuses a longer text with 413 text_too_long.
+JPT_TRANSLATION_MAX_CHARS = envint("JPT_TRANSLATION_MAX_CHARS", 5000)
 JPT_TRANSLATION_MAX_INPUT_TOKENS = envint("JPT_TRANSLATION_MAX_INPUT_TOKENS", 256)
 JPT_TRANSLATION_BEAM_SIZE = envint("JPT_TRANSLATION_BEAM_SIZE", 1)
 # Decoding stops at this many times the source length if the model has not stopped by itself.

@@ -1,7 +1,24 @@
 from django.contrib import admin
 
+from accounts.admin import ApiKeyAdmin
+from accounts.models import ApiKey
 from pool import services
 from pool.models import Job, JobAttempt, Worker
+
+
+# Keys gain what only the pool knows about: their workers.
+admin.site.unregister(ApiKey)
+
+
+@admin.register(ApiKey)
+class ApiKeyWithWorkersAdmin(ApiKeyAdmin):
+    actions = [*ApiKeyAdmin.actions, "ban_workers"]
+
+    @admin.action(description="Ban the selected keys from running workers")
+    def ban_workers(self, request, queryset):
+        for key in queryset:
+            services.worker_ban(key=key)
+        self.message_user(request, f"Banned workers of {queryset.count()} keys; their jobs were re-queued.")
 
 
 class OnlineFilter(admin.SimpleListFilter):

@@ -4,3 +4,10 @@ from django.apps import AppConfig
 class PoolConfig(AppConfig):
     name = "pool"
     verbose_name = "Worker pool"
+
+    def ready(self):
+        from jptranscribe import lifecycle
+        from pool import wakeup
+
+        # A stopping server answers its open long-polls and waits at once.
+        lifecycle.on_stop(wakeup.hub.close)

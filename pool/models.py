@@ -1,16 +1,24 @@
+import re
 import secrets
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection, models
+from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import ApiKey
 
+JOB_ID_PREFIX = "tx_"
+JOB_ID_PATTERN = r"^tx_[0-9a-f]{20}$"
 
-def new_job_id():
-    return "tx_" + secrets.token_hex(10)
+
+def new_job_id() -> str:
+    return JOB_ID_PREFIX + secrets.token_hex(10)
+
+
+def is_job_id(value: object) -> bool:
+    return isinstance(value, str) and re.fullmatch(JOB_ID_PATTERN, value) is not None
 
 
 def new_lease_id():
@@ -25,7 +33,7 @@ class WorkerQuerySet(models.QuerySet):
     def online(self):
         """Seen recently, not signed off, not banned: only these count for routing.
 
-        `workers_online` below is the same rule in SQL, for routing's hot path."""
+        `pool.statements.WORKERS_ONLINE` is the same rule in SQL, for routing's hot path."""
         return self.filter(last_seen_at__gte=online_since(), signed_off_at__isnull=True,
                            key__workers_banned_at__isnull=True, key__revoked_at__isnull=True)
 
@@ -72,22 +80,6 @@ class Worker(models.Model):
     @property
     def real_time_factor(self):
         return self.processing_seconds / self.audio_seconds if self.audio_seconds else None
-
-
-def workers_online(key: ApiKey) -> tuple[bool, bool]:
-    """(this key has a worker online, the server demo worker is online): `online()` in one plain query,
-    since every transcription asks (the ORM's query building costs ten times the query)."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT COALESCE(SUM(CASE WHEN w.key_id = %s THEN 1 ELSE 0 END), 0),"
-            f" COALESCE(SUM(CASE WHEN k.is_server THEN 1 ELSE 0 END), 0)"
-            f" FROM {Worker._meta.db_table} w JOIN {ApiKey._meta.db_table} k ON k.id = w.key_id"
-            f" WHERE w.last_seen_at >= %s AND w.signed_off_at IS NULL"
-            f" AND k.workers_banned_at IS NULL AND k.revoked_at IS NULL",
-            [key.pk, connection.ops.adapt_datetimefield_value(online_since())],
-        )
-        own, demo = cursor.fetchone()
-    return own > 0, demo > 0
 
 
 class Job(models.Model):

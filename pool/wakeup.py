@@ -6,9 +6,8 @@ listener thread in every process (every app server) relays to its hub; on
 SQLite, a single-node database, straight to this process's hub. Waiters also
 wake every JPT_WAKEUP_POLL_SECONDS to re-check, as a safety net.
 
-Channels: "queued:demo", "queued:credit", "queued:self:<key id>" announce a job
-ready to claim (one waiter is woken per job); "done:<job id>" announces a
-finished job (every waiter is woken).
+Channels are named by the functions below, and only by them: a job ready to claim
+wakes one waiter of its queue; a finished job wakes everyone waiting for it.
 """
 from __future__ import annotations
 
@@ -21,8 +20,31 @@ from contextlib import contextmanager
 import psycopg
 from django.db import connection, transaction
 
+from pool.models import Job
+
 log = logging.getLogger(__name__)
 PG_CHANNEL = "jpt_pool"
+QUEUED = "queued:"
+
+
+def job_done_channel(job_id: str) -> str:
+    return f"done:{job_id}"
+
+
+def job_queued_channel(job: Job) -> str:
+    """The queue a job waits in: the demo's, its owner's own workers', or the pool's."""
+    if job.route == Job.Route.SERVER_DEMO:
+        return f"{QUEUED}demo"
+    if job.route == Job.Route.POOL_SELF:
+        return f"{QUEUED}self:{job.key_id}"
+    return f"{QUEUED}credit"
+
+
+def claim_channels(*, key_id: int, is_server: bool) -> list[str]:
+    """The queues a worker of this key takes jobs from (as the claim statements pick them)."""
+    if is_server:
+        return [f"{QUEUED}demo"]
+    return [f"{QUEUED}self:{key_id}", f"{QUEUED}credit"]
 
 
 class _Hub:
@@ -60,7 +82,7 @@ class _Hub:
             queue = self._waiters.get(channel)
             if not queue:
                 return
-            if channel.startswith("queued:"):
+            if channel.startswith(QUEUED):
                 # One job, one claimer: wake the longest-waiting one still asleep
                 # and move it to the back, so the next job wakes someone else.
                 for event in queue:
@@ -89,6 +111,7 @@ hub = _Hub()
 
 
 def _is_postgres():
+    """PostgreSQL carries wake-ups between processes (NOTIFY); SQLite is one node: the hub is enough."""
     return connection.vendor == "postgresql"
 
 

@@ -1,68 +1,10 @@
-"""A shared cast: alice and bob hold keys, the server runs a demo worker."""
-import io
+"""A shared cast: alice and bob hold keys, the server runs a demo worker.
 
+Fixtures only: the helpers tests call are in `tests.helpers`, test audio in `tests.clips`."""
 import pytest
 from django.core.cache import cache
-from rest_framework.test import APIClient
 
-from accounts.models import ApiKey
-from tests.clips import encode, wav_bytes  # noqa: F401 - shared with the tests
-
-
-def upload(data, name="clip.wav"):
-    f = io.BytesIO(data)
-    f.name = name
-    return f
-
-
-class Caller:
-    """An API client bound to one key (and one IP)."""
-
-    def __init__(self, raw_key=None, ip="198.51.100.7"):
-        self.raw_key = raw_key
-        self.ip = ip
-        self.client = APIClient(REMOTE_ADDR=ip)
-        if raw_key:
-            self.client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw_key}")
-
-    @property
-    def key(self):
-        return ApiKey.objects.for_bearer(self.raw_key)
-
-    def get(self, path, **kw):
-        return self.client.get(path, **kw)
-
-    def post(self, path, data=None, fmt="json", **kw):
-        return self.client.post(path, data or {}, format=fmt, **kw)
-
-    def transcribe(self, data=None, wait=False, **fields):
-        fields.setdefault("file", upload(data if data is not None else wav_bytes()))
-        headers = {} if wait else {"HTTP_PREFER": "respond-async"}
-        return self.client.post("/v1/transcribe", fields, format="multipart", **headers)
-
-    # The worker protocol, for a worker of this key.
-    def heartbeat(self, worker_id="w1", **fields):
-        return self.post("/v1/worker/heartbeat", {"worker_id": worker_id, "engine": "test", **fields})
-
-    def claim(self, worker_id="w1", wait_seconds=0):
-        return self.post("/v1/pool/claim", {"worker_id": worker_id, "wait_seconds": wait_seconds})
-
-    def complete(self, job, worker_id="w1", text="こんにちは", **fields):
-        body = {"worker_id": worker_id, "lease_id": job["lease_id"], "text": text, "model": "test-model", **fields}
-        return self.post(f"/v1/pool/jobs/{job['id']}/complete", body)
-
-    def fail(self, job, worker_id="w1", error="boom"):
-        return self.post(f"/v1/pool/jobs/{job['id']}/fail",
-                         {"worker_id": worker_id, "lease_id": job["lease_id"], "error": error})
-
-    def audio(self, job, worker_id="w1", lease_id=None):
-        return self.get(f"/v1/pool/jobs/{job['id']}/audio",
-                        data={"worker_id": worker_id, "lease_id": lease_id or job["lease_id"]})
-
-
-def mint_caller(ip="198.51.100.7", **kw):
-    _, raw = ApiKey.mint(**kw)
-    return Caller(raw, ip=ip)
+from tests.helpers import Caller, mint_caller
 
 
 @pytest.fixture(scope="session")
@@ -124,21 +66,3 @@ def demo_worker(db):
     caller = mint_caller(ip="127.0.0.1", is_server=True)
     assert caller.heartbeat("demo").status_code == 200
     return caller
-
-
-def online_worker(caller, worker_id="w1"):
-    assert caller.heartbeat(worker_id).status_code == 200
-    return caller
-
-
-def claim_job(caller, worker_id="w1"):
-    response = caller.claim(worker_id)
-    assert response.status_code == 200, response.json()
-    return response.json()["job"]
-
-
-def grant(caller, seconds):
-    from accounts.credits import credits_grant
-
-    credits_grant(key=caller.key, amount=seconds, reason="test")
-

@@ -7,7 +7,7 @@ from django.urls import reverse
 
 from accounts.models import CreditEntry
 from pool.models import Job, JobAudio
-from tests.conftest import claim_job, grant, online_worker
+from tests.helpers import claim_job, grant, online_worker
 
 pytestmark = pytest.mark.django_db
 

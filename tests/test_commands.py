@@ -7,7 +7,7 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from pool.models import Job, JobAudio
-from tests.conftest import claim_job, online_worker
+from tests.helpers import claim_job, online_worker
 
 pytestmark = pytest.mark.django_db
 

@@ -38,7 +38,7 @@ def test_a_missing_field_names_the_field(alice):
 
 
 def test_an_unexpected_exception_is_a_json_500(alice, monkeypatch):
-    from accounts import views
+    from transcription import views
 
     def explode(*args, **kwargs):
         raise RuntimeError("boom")

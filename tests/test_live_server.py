@@ -9,7 +9,7 @@ import time
 import pytest
 import requests
 
-from tests.conftest import wav_bytes
+from tests.clips import wav_bytes
 from tests.live import LiveServer
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]

@@ -29,3 +29,38 @@ def test_it_is_served_and_describes_every_endpoint(anonymous):
     }
     assert spec["components"]["securitySchemes"]["bearerKey"]["scheme"] == "bearer"
     assert spec["components"]["schemas"]["Error"]["properties"]["error"]
+
+
+def test_the_ids_the_server_makes_match_the_patterns_it_declares():
+    import re
+
+    from pool.models import new_job_id, new_lease_id
+    from pool.serializers import JOB_ID, LEASE_ID
+
+    for _ in range(200):
+        assert re.fullmatch(JOB_ID.strip("^$"), new_job_id())
+        assert re.fullmatch(LEASE_ID.strip("^$"), new_lease_id())
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path, body", [
+    ("/v1/worker/heartbeat", {"worker_id": "w1", "version": 0}),
+    ("/v1/worker/heartbeat", {"worker_id": "w1", "name": ["desk"]}),
+    ("/v1/worker/heartbeat", {"worker_id": 1}),
+    ("/v1/worker/heartbeat", {"worker_id": " w1"}),
+    ("/v1/worker/heartbeat", {"worker_id": "w1\n"}),
+    ("/v1/pool/claim", {"worker_id": "w1", "wait_seconds": "0"}),
+    ("/v1/pool/claim", {"worker_id": "w1", "wait_seconds": True}),
+    ("/v1/pool/claim", {"worker_id": "w1", "inline_audio": 1}),
+    ("/v1/pool/jobs/tx_00000000000000000000/fail", {"worker_id": "w1", "lease_id": 5}),
+    ("/v1/pool/jobs/tx_00000000000000000000/complete", {"worker_id": "w1", "lease_id": "x", "text": 5}),
+    ("/v1/pool/jobs/tx_00000000000000000000/complete",
+     {"worker_id": "w1", "lease_id": "x", "text": "", "processing_seconds": "1"}),
+    ("/v1/translate", {"text": 5}),
+    ("/v1/translate", {"text": "こんにちは。", "target": 0}),
+])
+def test_a_json_value_of_another_type_than_the_schema_says_is_refused(alice, path, body):
+    """DRF would take 0 for a string, "1" for a number and 1 for a boolean; the schema does not."""
+    alice.heartbeat("w1")
+    response = alice.post(path, body)
+    assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_request"

@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
@@ -16,8 +15,10 @@ from django.db import transaction
 from accounts import credits, quotas
 from accounts.models import ApiKey
 from jptranscribe.errors import ServiceError
+from pool import leases
 from pool import services as pool
-from pool.models import Job, new_job_id, workers_online
+from pool.models import Job, new_job_id
+from pool.workers import workers_online
 
 Route = Job.Route
 
@@ -34,29 +35,36 @@ class Decision:
     demo_day: object = None
 
 
+def routes_to_try(*, own_online: bool, demo_online: bool, duration: float, is_server: bool,
+                  allow_self: bool = True) -> tuple[str, ...]:
+    """The routes open to a clip, in the order the spec tries them, before any demo or credit is
+    taken: an own worker online wins outright; the demo only for short clips while it runs."""
+    if allow_self and own_online:
+        return (Route.POOL_SELF,)
+    demo_fits = duration <= settings.JPT_DEMO_MAX_SECONDS and not is_server and demo_online
+    return (Route.SERVER_DEMO, Route.POOL_CREDIT) if demo_fits else (Route.POOL_CREDIT,)
+
+
 def _decide(*, key: ApiKey, duration: float, ip: str, job_id: str, allow_self=True) -> Decision | str:
     """Pick a route, taking the demo or holding credits as needed. Returns why not, if none fits.
 
     Call inside a transaction: a hold of credits or a demo stands or falls with the job.
     """
     own_online, demo_online = workers_online(key)
-    if allow_self and own_online:
-        return Decision(Route.POOL_SELF, "Your worker is online — job runs on your CPU")
-
-    demo_limit = settings.JPT_DEMOS_PER_IP_PER_DAY
-    demo_max = settings.JPT_DEMO_MAX_SECONDS
-    if duration <= demo_max and not key.is_server and demo_online:
-        day = quotas.today()
-        if quotas.quota_take(scope=quotas.DEMOS, subject=ip, limit=demo_limit, day=day):
-            left = quotas.quota_remaining(scope=quotas.DEMOS, subject=ip, limit=demo_limit, day=day)
-            return Decision(Route.SERVER_DEMO,
-                            f"No worker online — free server demo ({left} of {demo_limit} left today)", day)
-
-    balance = credits.credits_reserve(key=key, amount=duration, job_ref=job_id)
-    if balance is not None:
-        return Decision(Route.POOL_CREDIT,
-                        f"No worker online — {duration:g} s of pool credits used ({float(balance):g} s left)")
-
+    for route in routes_to_try(own_online=own_online, demo_online=demo_online, duration=duration,
+                               is_server=key.is_server, allow_self=allow_self):
+        if route == Route.POOL_SELF:
+            return Decision(route, "Your worker is online — job runs on your CPU")
+        if route == Route.SERVER_DEMO:
+            limit, day = settings.JPT_DEMOS_PER_IP_PER_DAY, quotas.today()
+            if quotas.quota_take(scope=quotas.DEMOS, subject=ip, limit=limit, day=day):
+                left = quotas.quota_remaining(scope=quotas.DEMOS, subject=ip, limit=limit, day=day)
+                return Decision(route, f"No worker online — free server demo ({left} of {limit} left today)", day)
+        if route == Route.POOL_CREDIT:
+            balance = credits.credits_reserve(key=key, amount=duration, job_ref=job_id)
+            if balance is not None:
+                return Decision(route, f"No worker online — {duration:g} s of pool credits used "
+                                       f"({float(balance):g} s left)")
     return _why_not(key=key, duration=duration, demo_online=demo_online)
 
 
@@ -72,7 +80,7 @@ def _why_not(*, key, duration, demo_online) -> str:
     if key.is_browser:  # a visitor of the pages, with no key of its own
         return (f"The web demo cannot take this clip: {demo}. Mint a free key (/get-key/) and run worker.py "
                 "(/worker/) to transcribe without these limits.")
-    needed = float(credits.seconds(duration) - max(credits.credits_balance(key), Decimal("0")))
+    needed = float(credits.credits_missing(needed=duration, balance=credits.credits_balance(key)))
     return (f"No worker of yours is online, {demo}, and you need {needed:g} more seconds of pool credit. "
             "Run worker.py with this key (see /worker/) to transcribe on your own CPU and earn credits.")
 
@@ -107,7 +115,7 @@ def reroute_if_stranded(job: Job) -> Job:
         decision = _decide(key=key, duration=float(job.duration_seconds), ip=job.client_ip or "", job_id=job.id,
                            allow_self=False)
         if isinstance(decision, str):
-            pool.job_finish_failed(job, "Your worker went offline before it finished this clip. " + decision,
+            leases.job_finish_failed(job, "Your worker went offline before it finished this clip. " + decision,
                                    code=WorkerRequired.code)
         else:
             pool.job_reroute(job=job, route=decision.route, route_reason=decision.reason,

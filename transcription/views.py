@@ -1,25 +1,40 @@
 from django.conf import settings
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import serializers
 from rest_framework.response import Response
 
+from accounts import credits
+from accounts import services as accounts
+from accounts.api import KeyedView
 from jptranscribe import schema
-from jptranscribe.api import KeyedView, validated
-from jptranscribe.errors import InvalidRequest, NotFound
+from jptranscribe.errors import InvalidRequest, NotFound, error_body
 from jptranscribe.net import client_ip
+from jptranscribe.serializing import rendered, validated
+from pool.models import Worker
+from pool.serializers import JOB_ID
+from pool.workers import pool_stats
 from transcription import intake, routing, services
+from transcription.serializers import (SUPPORTED_LANGUAGES, Account, Pending, TranscribeInput, TranscribeUpload,
+                                       TranscribeUrl, Transcription, TranscriptionFailed, TranscriptionState,
+                                       job_error)
 
-SUPPORTED_LANGUAGES = ("ja",)
+
+class AccountView(KeyedView):
+    """GET /v1/account — what routing would see for this key: own workers, credits, demos left."""
+
+    @extend_schema(responses={200: Account, **schema.errors(401, 429)}, summary="Account and balance")
+    def get(self, request):
+        key = request.user
+        return Response(rendered(Account, {
+            "key": key,
+            "workers_online": Worker.objects.online().filter(key=key).count(),
+            "credits_seconds": credits.credits_balance(key),
+            "demos_left_today": accounts.demos_left_today(client_ip(request)),
+            "pool": pool_stats(),
+        }))
 
 
 class TranscribeView(KeyedView):
     """POST /v1/transcribe — route a clip, then wait for its text (or answer 202)."""
-
-    class Input(serializers.Serializer):
-        file = serializers.FileField(required=False, allow_empty_file=True)
-        url = serializers.CharField(required=False, allow_blank=False, max_length=2048)
-        language = serializers.CharField(required=False, default="ja")
-        translate = serializers.BooleanField(required=False, default=False)
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
@@ -29,15 +44,16 @@ class TranscribeView(KeyedView):
         request._request.upload_handlers = [intake.SizeLimitedUploadHandler(request._request)]
 
     @extend_schema(
-        request={"multipart/form-data": schema.TranscribeRequest, "application/json": schema.TranscribeRequest},
+        # Exactly one of an upload or a URL: each content type carries one.
+        request={"multipart/form-data": TranscribeUpload, "application/json": TranscribeUrl},
         parameters=[OpenApiParameter("Prefer", str, OpenApiParameter.HEADER, required=False,
                                      description="respond-async: answer 202 at once")],
-        responses={200: schema.Transcription, 202: schema.Pending,
+        responses={200: Transcription, 202: Pending,
                    **schema.errors(400, 401, 403, 413, 429, 500)},
         summary="Transcribe audio",
     )
     def post(self, request):
-        data = validated(self.Input, request.data)
+        data = validated(TranscribeInput, request.data)
         if ("file" in data) == ("url" in data):
             raise InvalidRequest("Send exactly one of 'file' (an upload) or 'url'.")
         if data["language"] not in SUPPORTED_LANGUAGES:
@@ -60,15 +76,16 @@ class TranscribeView(KeyedView):
 class TranscriptionView(KeyedView):
     """GET /v1/transcriptions/{id} — status and result, for the key that sent the clip only."""
 
-    @extend_schema(responses={200: schema.Transcription, **schema.errors(401, 404, 429)},
+    @extend_schema(parameters=[OpenApiParameter("job_id", str, OpenApiParameter.PATH, pattern=JOB_ID,
+                                                description="the `id` POST /v1/transcribe answered")],
+                   responses={200: TranscriptionState, **schema.errors(401, 404, 429)},
                    summary="A transcription's status and result")
     def get(self, request, job_id):
         job = services.transcription_for_owner(key=request.user, job_id=job_id)
         if job is None:
             raise NotFound("No transcription with this id for your key.")
         if job.is_finished and job.status != "completed":
-            return Response({**services.pending_body(job, status_url(request, job)),
-                             **services.failure_body(job)})
+            return Response(rendered(TranscriptionFailed, {"job": job, "status_url": status_url(request, job)}))
         return job_response(request, job, accepted_status=200)
 
 
@@ -78,9 +95,14 @@ def status_url(request, job):
 
 def job_response(request, job, *, accepted_status=202, accepted_headers=None):
     if job.status == "completed":
-        return Response(services.result_body(services.ensure_translation(job)))
+        return Response(rendered(Transcription, services.ensure_translation(job)))
     if job.is_finished:
-        return Response(services.failure_body(job), status=services.failure_status(job))
+        error = job_error(job)
+        return Response(error_body(error["code"], error["message"]), status=failure_status(job))
     url = status_url(request, job)
-    return Response(services.pending_body(job, url), status=accepted_status,
+    return Response(rendered(Pending, {"job": job, "status_url": url}), status=accepted_status,
                     headers={"Location": url, **(accepted_headers or {})} if accepted_status == 202 else None)
+
+
+def failure_status(job) -> int:
+    return {"worker_required": 403}.get(job.error_code, 500)

@@ -11,7 +11,6 @@ from django.conf import settings
 from translation.engine import TranslationModel, is_model_dir, read_meta
 from translation.splitting import join_text, split_text
 
-MAX_CHARS = 5000
 INSTALL_HINT = "run `python manage.py translation_model fetch` (or `translation_model install PATH`)"
 
 
@@ -55,7 +54,7 @@ def get_model() -> TranslationModel:
 
 def translate(text: str) -> Translation:
     """English for Japanese `text`, sentence by sentence, with its line breaks kept.
-    Validating the text (empty, over MAX_CHARS, language pair) is the caller's job."""
+    Validating the text (empty, over JPT_TRANSLATION_MAX_CHARS, language pair) is the caller's job."""
     model = get_model()
     parts = split_text(text)
     sentences = [s for part in parts if isinstance(part, list) for s in part]

@@ -1,11 +1,13 @@
-from drf_spectacular.utils import extend_schema, extend_schema_serializer
-from rest_framework import serializers
+from django.conf import settings
+from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 
+from accounts.api import KeyedView
 from jptranscribe import schema
-from jptranscribe.api import KeyedView, validated
 from jptranscribe.errors import InvalidRequest, ServiceError
+from jptranscribe.serializing import rendered, validated
 from translation import services
+from translation.serializers import SOURCE, TARGET, TranslateInput, TranslateResult
 
 
 class TextTooLong(ServiceError):
@@ -21,24 +23,20 @@ class TranslationUnavailableError(ServiceError):
 class TranslateView(KeyedView):
     """POST /v1/translate — Japanese to English on the server; no worker needed."""
 
-    @extend_schema_serializer(component_name="Translate")
-    class Input(serializers.Serializer):
-        text = serializers.CharField(allow_blank=True, trim_whitespace=False)
-        source = serializers.CharField(required=False, default="ja")
-        target = serializers.CharField(required=False, default="en")
-
-    @extend_schema(request=Input, responses={200: schema.TranslateResult, **schema.errors(400, 401, 413, 429, 503)},
+    @extend_schema(request={"application/json": TranslateInput},
+                   responses={200: TranslateResult, **schema.errors(400, 401, 413, 429, 503)},
                    summary="Translate Japanese text to English")
     def post(self, request):
-        data = validated(self.Input, request.data)
-        if (data["source"], data["target"]) != ("ja", "en"):
+        data = validated(TranslateInput, request.data)
+        if (data["source"], data["target"]) != (SOURCE, TARGET):
             raise InvalidRequest("Only source 'ja' to target 'en' is supported.")
         if not data["text"].strip():
             raise InvalidRequest("'text' is empty.")
-        if len(data["text"]) > services.MAX_CHARS:
-            raise TextTooLong(f"'text' is over the {services.MAX_CHARS:,} character limit; send it in parts.")
+        if len(data["text"]) > settings.JPT_TRANSLATION_MAX_CHARS:
+            raise TextTooLong(f"'text' is over the {settings.JPT_TRANSLATION_MAX_CHARS:,} character limit; "
+                              "send it in parts.")
         try:
             result = services.translate(data["text"])
         except services.TranslationUnavailable as exc:
             raise TranslationUnavailableError(str(exc))
-        return Response({"text": result.text, "source": "ja", "target": "en", "model": result.model})
+        return Response(rendered(TranslateResult, result))

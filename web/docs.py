@@ -7,7 +7,7 @@ import re
 
 from drf_spectacular.generators import SchemaGenerator
 
-from jptranscribe.errors import ERROR_TABLE
+from jptranscribe import errors
 
 # (method, path) -> (what it is for, curl with {base} and {key} to fill in)
 EXAMPLES = {
@@ -103,4 +103,4 @@ ORDER = ["/v1/keys", "/v1/account", "/v1/transcribe", "/v1/transcriptions/{job_i
 
 
 def error_table() -> list[dict]:
-    return [{"status": status, "code": code, "when": when} for status, code, when in ERROR_TABLE]
+    return [{"status": status, "code": code, "when": when} for status, code, when in errors.error_table()]

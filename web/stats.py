@@ -8,7 +8,7 @@ from django.db.models.functions import TruncHour
 from django.utils import timezone
 
 from pool.models import Job
-from pool.services import pool_stats
+from pool.workers import pool_stats
 
 CACHE_NAME = "jpt:status-figures"
 CACHE_SECONDS = 5  # every app server shares one computation per 5 s, however many pages poll

@@ -1,11 +1,16 @@
-from django.urls import path
+from django.urls import include, path
 
-from accounts.views import AccountView, KeysView
-from jptranscribe.views import HealthView
-from transcription.views import TranscribeView, TranscriptionView
+from accounts.views import KeysView
+from transcription.views import AccountView, TranscribeView, TranscriptionView
 from translation.views import TranslateView
 from web import views
+from web.api import HealthView
 from web.proxy import browser_proxy
+
+# Public endpoints about the whole service.
+v1 = [
+    path("health", HealthView.as_view()),
+]
 
 pages = [
     path("", views.home, name="home"),
@@ -24,4 +29,10 @@ browser_api = [
     path("transcribe", browser_proxy(TranscribeView.as_view())),
     path("transcriptions/<str:job_id>", browser_proxy(TranscriptionView.as_view())),
     path("translate", browser_proxy(TranslateView.as_view())),
+]
+
+urlpatterns = [
+    path("v1/", include(v1)),
+    path("api/v1/", include(browser_api)),
+    *pages,
 ]

@@ -7,6 +7,8 @@ import time
 
 import requests
 
+# The worker's own version, sent in its heartbeats. This package imports no Django, so it does not
+# read the server's (JPT_VERSION in jptranscribe/settings.py); the two are released together.
 VERSION = "1.3.0"
 
 

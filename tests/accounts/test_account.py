@@ -1,6 +1,6 @@
 import pytest
 
-from tests.conftest import grant, online_worker
+from tests.helpers import grant, online_worker
 
 
 @pytest.mark.django_db

@@ -5,7 +5,7 @@ from django.utils import timezone
 
 from accounts.models import ApiKey, hash_key
 from accounts.services import key_revoke
-from tests.conftest import Caller
+from tests.helpers import Caller
 
 
 @pytest.mark.django_db

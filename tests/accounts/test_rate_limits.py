@@ -1,7 +1,7 @@
 """30 requests a minute per key, shown in headers; the worker protocol has its own budget."""
 import pytest
 
-from tests.conftest import Caller, online_worker
+from tests.helpers import Caller, online_worker
 
 pytestmark = [pytest.mark.django_db, pytest.mark.postgres]
 

@@ -7,7 +7,7 @@ import pytest
 from django.db import connection
 from django.db.models import Sum
 
-from accounts.credits import credits_grant
+from accounts.credits import credits_balance, credits_grant
 from accounts.models import ApiKey, CreditBalance, CreditEntry
 from pool import services as pool
 from pool.models import Job, JobAttempt
@@ -83,7 +83,7 @@ def test_eight_claimers_complete_500_jobs_exactly_once(settings):
     assert CreditEntry.objects.filter(key__in=[w.key for w in workers]).aggregate(s=Sum("seconds"))["s"] == spent
     for worker in workers:
         worker.refresh_from_db()
-        assert worker.key.credit_balance() == Decimal("1.5") * worker.jobs_done
+        assert credits_balance(worker.key) == Decimal("1.5") * worker.jobs_done
     assert_balances_match_the_ledger()
 
 
@@ -120,6 +120,6 @@ def test_concurrent_requests_of_one_key_cannot_spend_the_same_seconds_twice():
     for t in threads:
         t.join()
     assert outcomes == {"held": 6, "refused": 18}
-    assert key.credit_balance() == Decimal("1.000")
+    assert credits_balance(key) == Decimal("1.000")
     assert Job.objects.filter(key=key).count() == 6
     assert_balances_match_the_ledger()

@@ -7,7 +7,8 @@ from django.utils import timezone
 from accounts.models import CreditEntry
 from pool.models import Job, JobAudio, Worker
 from pool.services import worker_ban
-from tests.conftest import claim_job, grant, online_worker, wav_bytes
+from tests.clips import wav_bytes
+from tests.helpers import claim_job, grant, online_worker
 
 pytestmark = [pytest.mark.django_db, pytest.mark.postgres]
 
@@ -117,14 +118,14 @@ class TestClaiming:
         assert claim_job(demo_worker, "demo") is None
 
     def test_a_banned_or_signed_off_worker_gets_nothing_even_mid_poll(self, alice, bob):
-        from pool.services import _claim_once
+        from pool.services import claim_once
 
         grant(bob, 100)
         bob.transcribe()
         online_worker(alice)
         worker = Worker.objects.get(key=alice.key)
         worker_ban(key=alice.key)
-        assert _claim_once(worker) is None
+        assert claim_once(worker) is None
         assert Job.objects.get().status == "queued"
 
     def test_a_long_poll_returns_empty_after_its_wait(self, alice):
@@ -201,7 +202,7 @@ class TestHoldingAJob:
 
 class TestRetries:
     def test_a_failed_pool_job_goes_to_another_worker(self, alice, bob, db):
-        from tests.conftest import mint_caller
+        from tests.helpers import mint_caller
 
         grant(bob, 100)
         bob.transcribe()
@@ -213,7 +214,7 @@ class TestRetries:
         assert claim_job(charlie, "c1")["id"] == job["id"]
 
     def test_after_three_failed_attempts_the_job_fails_and_credits_return(self, alice, bob, settings):
-        from tests.conftest import mint_caller
+        from tests.helpers import mint_caller
 
         grant(bob, 100)
         job_id = bob.transcribe().json()["id"]

@@ -2,7 +2,8 @@
 import pytest
 
 from pool.models import Job
-from tests.conftest import encode, online_worker, upload, wav_bytes
+from tests.clips import encode, wav_bytes
+from tests.helpers import online_worker, upload
 
 pytestmark = pytest.mark.django_db
 

@@ -6,7 +6,7 @@ import pytest
 from django.db import connection
 
 from pool.models import Job
-from tests.conftest import claim_job, grant, mint_caller, online_worker
+from tests.helpers import claim_job, grant, mint_caller, online_worker
 
 
 def work_in_background(caller, worker_id="w1", text="こんにちは、今日は配信を始めます。", fail=False, delay=0.2):

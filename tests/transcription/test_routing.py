@@ -6,7 +6,8 @@ from django.utils import timezone
 
 from accounts.models import CreditEntry
 from pool.models import Job, Worker
-from tests.conftest import Caller, claim_job, grant, online_worker, wav_bytes
+from tests.clips import wav_bytes
+from tests.helpers import Caller, claim_job, grant, online_worker
 
 pytestmark = [pytest.mark.django_db, pytest.mark.postgres]
 

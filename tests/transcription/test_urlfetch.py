@@ -5,7 +5,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tests.conftest import online_worker, wav_bytes
+from tests.clips import wav_bytes
+from tests.helpers import online_worker
 
 pytestmark = pytest.mark.django_db
 CLIP = wav_bytes(2)

@@ -1,7 +1,7 @@
 """POST /v1/translate, and translate=true on transcriptions."""
 import pytest
 
-from tests.conftest import claim_job, online_worker
+from tests.helpers import claim_job, online_worker
 
 pytestmark = pytest.mark.django_db
 

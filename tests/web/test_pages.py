@@ -1,5 +1,9 @@
 """The pages a person reads: each says what it should, and stays true to the running API."""
+import json
+import os
 import re
+import subprocess
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -8,9 +12,9 @@ from django.test import Client
 from django.utils import timezone
 
 from accounts.models import ApiKey
-from jptranscribe.errors import ERROR_TABLE
+from jptranscribe.errors import error_table
 from pool.models import Job
-from tests.conftest import claim_job, online_worker
+from tests.helpers import claim_job, online_worker
 from web import docs
 from worker_client.models import CATALOGUE
 
@@ -78,13 +82,35 @@ def test_the_docs_describe_every_endpoint_of_the_api(visitor):
 
 def test_the_docs_list_every_error_code(visitor):
     page = visitor.get("/docs/").content.decode()
-    for status, code, _ in ERROR_TABLE:
+    for status, code, _ in error_table():
         assert f'id="error-{code}-{status}"' in page
+
+
+def error_table_with_default_settings():
+    """The table as a server started with no JPT_ variables renders it."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith("JPT_")}
+    out = subprocess.run(
+        [sys.executable, "-c", "import django, json; django.setup(); from jptranscribe.errors import error_table; "
+                               "print(json.dumps(error_table()))"],
+        cwd=README.parent, env={**env, "DJANGO_SETTINGS_MODULE": "jptranscribe.settings"},
+        capture_output=True, text=True, check=True,
+    )
+    return [tuple(row) for row in json.loads(out.stdout.splitlines()[-1])]
 
 
 def test_the_readme_error_table_is_the_one_the_api_uses():
     rows = re.findall(r"^\| (\d{3}) \| `([a-z_]+)` \| (.+?) \|$", README.read_text(), re.M)
-    assert [(int(status), code, when) for status, code, when in rows] == ERROR_TABLE
+    assert [(int(status), code, when) for status, code, when in rows] == error_table_with_default_settings()
+
+
+def test_the_error_table_names_this_servers_limits(settings):
+    settings.JPT_MAX_CLIP_SECONDS = 60
+    settings.JPT_MAX_UPLOAD_BYTES = 5 * 1_048_576
+    settings.JPT_TRANSLATION_MAX_CHARS = 12_000
+    settings.JPT_MAX_ATTEMPTS = 4
+    table = "\n".join(when for _, _, when in error_table())
+    for says in ["clip over 60 s", "over 5 MB", "over 12,000 characters", "after 4 attempts"]:
+        assert says in table
 
 
 def test_the_worker_page_lists_every_model_with_its_size(visitor):

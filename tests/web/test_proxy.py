@@ -5,7 +5,7 @@ from django.test import Client
 from accounts import services as accounts
 from accounts.models import ApiKey
 from tests.clips import wav_bytes
-from tests.conftest import claim_job, upload
+from tests.helpers import claim_job, upload
 
 pytestmark = [pytest.mark.django_db, pytest.mark.postgres]  # routing and limits: both databases
 

@@ -5,7 +5,7 @@ from django.contrib.sessions.models import Session
 from django.core.management.base import BaseCommand
 from django.utils import timezone
 
-from pool import services as pool
+from pool import leases
 from pool.models import Job, JobAudio
 from transcription.routing import reroute_if_stranded
 
@@ -15,8 +15,8 @@ class Command(BaseCommand):
             "expired browser sessions.")
 
     def handle(self, *args, **options):
-        expired_leases = pool.jobs_expire_leases()
-        expired_queued = pool.jobs_expire_queued()
+        expired_leases = leases.jobs_expire_leases()
+        expired_queued = leases.jobs_expire_queued()
         stranded = 0
         for job in Job.objects.filter(route=Job.Route.POOL_SELF, status=Job.Status.QUEUED).select_related("key"):
             after = reroute_if_stranded(job)

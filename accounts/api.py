@@ -1,0 +1,56 @@
+"""Base views for key holders: per-key rate limits and their headers in one place."""
+from django.conf import settings
+from django_ratelimit.core import get_usage
+from rest_framework.views import APIView
+
+from accounts import usage as usage_counter
+from jptranscribe.errors import RateLimited
+from jptranscribe.net import client_ip
+
+
+class KeyedView(APIView):
+    """An endpoint for key holders: 30 requests a minute per key (the spec's limit)."""
+
+    rate_group = "user"
+
+    def rate(self):
+        return settings.JPT_RATE_USER
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        usage = get_usage(
+            request._request, group=self.rate_group, key=lambda group, req: rate_subject(request),
+            rate=self.rate(), increment=True,
+        )
+        self._rate_usage = usage
+        usage_counter.request_counted(request.user.pk)
+        if usage and usage["should_limit"]:
+            raise RateLimited(
+                f"Rate limit of {self.rate()} per key exceeded; retry in {usage['time_left']} s.",
+                retry_after=usage["time_left"],
+            )
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        usage = getattr(self, "_rate_usage", None)
+        if usage:
+            response["X-RateLimit-Limit"] = str(usage["limit"])
+            response["X-RateLimit-Remaining"] = str(max(0, usage["limit"] - usage["count"]))
+        return response
+
+
+def rate_subject(request) -> str:
+    """Limits count per key; web visitors share the browser key, so theirs count per IP."""
+    if request.user.is_browser:
+        return f"browser:{client_ip(request)}"
+    return str(request.user.pk)
+
+
+class WorkerView(KeyedView):
+    """The worker protocol: its own, larger budget so a busy worker never trips it."""
+
+    rate_group = "worker"
+
+    def rate(self):
+        return settings.JPT_RATE_WORKER
+

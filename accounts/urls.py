@@ -1,0 +1,8 @@
+"""accounts' /v1 routes (mounted by jptranscribe.urls)."""
+from django.urls import path
+
+from accounts.views import KeysView
+
+urlpatterns = [
+    path("keys", KeysView.as_view()),
+]

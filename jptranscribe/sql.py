@@ -1,0 +1,169 @@
+"""Hand-written SQL for the few hot operations: named statements, one runner, one row loader.
+
+Every transcription is submitted, claimed, completed and paid for; the ORM's query building
+costs about ten times those queries, so these few operations are SQL. Each is written once
+with named parameters (`%(worker_id)s`). PostgreSQL does an operation in one statement (a
+data-modifying WITH: one round trip, no transaction needed); SQLite has no such WITH, so a
+statement may carry SQLite's steps beside it, which `run` executes in order inside one
+transaction. The apps keep their statements in a `statements` module each.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+from django.db import connection, models, transaction
+
+M = TypeVar("M", bound=models.Model)
+Row = tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One operation in SQL.
+
+    `sql` is what PostgreSQL runs (and SQLite too, when `sqlite_steps` is empty). SQLite's
+    steps stand for the same operation: the first step is its guard (when it matches no row,
+    nothing else runs and the operation matched nothing); the columns a step returns are
+    parameters of the steps after it (a parameter given by the caller keeps its value); and
+    the answer is one row of the columns the steps returned, in order, as PostgreSQL's final
+    SELECT returns them.
+    """
+
+    name: str
+    sql: str
+    sqlite_steps: tuple[str, ...] = ()
+
+    def steps(self) -> tuple[str, ...]:
+        if self.sqlite_steps and connection.vendor != "postgresql":
+            return self.sqlite_steps
+        return (self.sql,)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What a statement matched: its row (or None) with the names of its columns, and the rows it changed."""
+
+    columns: tuple[str, ...]
+    row: Row | None
+    rowcount: int
+
+    def value(self, column: str) -> Any:
+        return None if self.row is None else self.row[self.columns.index(column)]
+
+
+def run(statement: Statement, params: Mapping[str, Any]) -> Answer:
+    steps = statement.steps()
+    if len(steps) == 1:
+        with connection.cursor() as cursor:
+            return _step(cursor, steps[0], params)
+    with transaction.atomic(), connection.cursor() as cursor:
+        guard = _step(cursor, steps[0], params)
+        if guard.row is None and guard.rowcount <= 0:
+            return guard
+        columns, row = guard.columns, guard.row or ()
+        for sql in steps[1:]:
+            answer = _step(cursor, sql, {**dict(zip(columns, row)), **params})
+            if answer.columns:
+                columns, row = columns + answer.columns, row + (answer.row or (None,) * len(answer.columns))
+        return Answer(columns, row if columns else None, guard.rowcount)
+
+
+def _step(cursor, sql: str, params: Mapping[str, Any]) -> Answer:
+    cursor.execute(sql, params)
+    if cursor.description is None:
+        return Answer((), None, cursor.rowcount)
+    row = cursor.fetchone()
+    return Answer(tuple(col[0] for col in cursor.description), row, 1 if row is not None else 0)
+
+
+def load(model: type[M], statement: Statement, params: Mapping[str, Any]) -> M | None:
+    """The statement's row as a `model` instance, or None. Columns it leaves out are deferred."""
+    answer = run(statement, params)
+    return instance(model, answer.columns, answer.row) if answer.row is not None else None
+
+
+def instance(model: type[M], columns: Sequence[str], row: Row) -> M:
+    """The row's columns that are `model`'s fields, converted as the ORM would, as an instance.
+
+    What `Model.objects.raw()` does, minus the per-call set-up that cost more than the query;
+    other columns of the row are ignored."""
+    attnames, layout = _row_layout(model, tuple(columns), connection.vendor)
+    values = []
+    for position, converters, expression in layout:
+        value = row[position]
+        for convert in converters:
+            value = convert(value, expression, connection)
+        values.append(value)
+    return model.from_db(connection.alias, attnames, values)
+
+
+@functools.cache
+def _row_layout(model: type[models.Model], columns: tuple[str, ...], vendor: str) -> tuple[list[str], list]:
+    """For one row shape: the fields in the model's order (what `from_db` takes), each with its
+    column's position and the database-to-Python converters the ORM's compiler would apply."""
+    attnames, layout = [], []
+    for field in model._meta.concrete_fields:
+        if field.column in columns:
+            expression = field.get_col(model._meta.db_table)
+            converters: list[Callable] = connection.ops.get_db_converters(expression)
+            attnames.append(field.attname)
+            layout.append((columns.index(field.column), converters + expression.get_db_converters(connection),
+                           expression))
+    return attnames, layout
+
+
+# --- Writing the SQL -------------------------------------------------------------------------
+
+
+def table(model: type[models.Model]) -> str:
+    return model._meta.db_table
+
+
+def column_list(model: type[models.Model], prefix: str = "") -> str:
+    """Every column, named: never `*`, since PostgreSQL refuses a prepared `SELECT *` once a
+    migration has added a column ("cached plan must not change result type"), which would break
+    the app servers still on the old release during a rolling deploy."""
+    return ", ".join(prefix + connection.ops.quote_name(f.column) for f in model._meta.concrete_fields)
+
+
+def insert_values(model: type[models.Model]) -> str:
+    """`(columns) VALUES (%(column)s, …)` for every column: a new row from `row_params`."""
+    fields = model._meta.concrete_fields
+    names = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    return f"({names}) VALUES ({', '.join(f'%({f.column})s' for f in fields)})"
+
+
+def row_params(obj: models.Model) -> dict[str, Any]:
+    """A new instance's values, as the database takes them, named by column (for `insert_values`)."""
+    return {f.column: f.get_db_prep_save(f.pre_save(obj, True), connection) for f in obj._meta.concrete_fields}
+
+
+def literal(value: str) -> str:
+    """A choice's value as an SQL literal, so the statement says `status = 'queued'` from `Job.Status`
+    and the planner can use partial indexes on it. Choice values are identifiers, never input."""
+    if not value.isidentifier():
+        raise ValueError(f"not a choice value: {value!r}")
+    return f"'{value}'"
+
+
+def db_datetime(value: datetime | None) -> Any:
+    """A datetime as the column takes it (SQLite stores naive UTC text)."""
+    return connection.ops.adapt_datetimefield_value(value)
+
+
+def db_value(model: type[models.Model], field_name: str, value: Any) -> Any:
+    """A value as `model.field_name`'s column takes it (JSON, decimals, …)."""
+    return model._meta.get_field(field_name).get_db_prep_save(value, connection)
+
+
+def for_update() -> str:
+    return " FOR UPDATE" if connection.features.has_select_for_update else ""
+
+
+def skip_locked() -> str:
+    return " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""

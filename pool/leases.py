@@ -1,0 +1,134 @@
+"""How a job leaves a worker's hands without a result: back to the queue, or failed for good
+with everything it held given back; and the expiry that finds leases nobody renews."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+from django.utils import timezone
+
+from accounts import credits, quotas
+from jptranscribe.errors import ServiceError
+from jptranscribe.sql import db_datetime, run
+from pool import policy, wakeup
+from pool import statements as sql
+from pool.models import Job, JobAttempt, JobAudio, Worker
+
+log = logging.getLogger(__name__)
+Status = Job.Status
+ERROR_LENGTH = 500
+
+
+class LeaseLost(ServiceError):
+    status = 409
+    code = "lease_lost"
+
+
+def end_attempt(job: Job, outcome: str, error: str) -> None:
+    """Close the running attempt of the job's current lease."""
+    run(sql.END_ATTEMPT, {"outcome": outcome, "now": db_datetime(timezone.now()), "error": error[:ERROR_LENGTH],
+                          "lease_id": job.lease_id})
+
+
+def requeue(job: Job) -> None:
+    Job.objects.filter(pk=job.pk).update(status=Status.QUEUED, worker=None, lease_id="", lease_expires_at=None)
+    job.status = Status.QUEUED
+    wakeup.announce(wakeup.job_queued_channel(job))
+
+
+def retry_or_fail(job: Job, error: str) -> None:
+    if policy.after_failure(job.attempts) is policy.AfterFailure.GIVE_UP:
+        job_finish_failed(job, f"Transcription failed after {job.attempts} attempts ({error}).")
+    else:
+        requeue(job)
+
+
+def job_finish_failed(job: Job, error: str, *, status: str = Status.FAILED, code: str = "internal_error") -> None:
+    """End a job without a result, giving back the credits and the demo it held. Call in a transaction."""
+    error = error[:ERROR_LENGTH]
+    Job.objects.filter(pk=job.pk).update(status=status, error=error, error_code=code, finished_at=timezone.now(),
+                                         worker=None, lease_expires_at=None)
+    job.status, job.error, job.error_code = status, error, code
+    JobAudio.objects.filter(job=job).delete()
+    credits.credits_refund(job_ref=job.id, reason=error[:300])
+    if job.route == Job.Route.SERVER_DEMO and job.demo_day and job.client_ip:
+        quotas.quota_give_back(scope=quotas.DEMOS, subject=job.client_ip, day=job.demo_day)
+    wakeup.announce(wakeup.job_done_channel(job.id))
+
+
+def requeue_held_jobs(worker: Worker, *, reason: str) -> None:
+    """The worker is gone (it signed off or was banned): what it held goes back to the queue."""
+    for job in Job.objects.select_for_update().filter(worker=worker, status=Status.LEASED):
+        end_attempt(job, JobAttempt.Outcome.ABANDONED, reason)
+        requeue(job)
+
+
+# --- Expiry ---------------------------------------------------------------------------------------
+
+EXPIRY_BATCH = 100
+
+
+def jobs_expire_leases() -> int:
+    """Put jobs whose worker went silent back in the queue (or fail them after the last attempt)."""
+    now = timezone.now()
+    expired = 0
+    ids = list(Job.objects.filter(status=Status.LEASED, lease_expires_at__lt=now)
+               .values_list("pk", flat=True)[:EXPIRY_BATCH])
+    for job_id in ids:
+        with transaction.atomic():
+            job = Job.objects.select_for_update(skip_locked=True).filter(
+                pk=job_id, status=Status.LEASED, lease_expires_at__lt=now
+            ).first()
+            if job is None:
+                continue
+            end_attempt(job, JobAttempt.Outcome.EXPIRED, "lease expired")
+            retry_or_fail(job, "the worker went silent")
+            expired += 1
+    if expired:
+        log.info("re-queued %d jobs whose lease expired", expired)
+    return expired
+
+
+def jobs_expire_queued() -> int:
+    """Fail jobs no worker took in time, so their callers hear back and their credits return."""
+    cutoff = policy.queued_since_cutoff(timezone.now())
+    expired = 0
+    ids = list(Job.objects.filter(status=Status.QUEUED, queued_at__lt=cutoff).values_list("pk", flat=True)[:EXPIRY_BATCH])
+    for job_id in ids:
+        with transaction.atomic():
+            job = Job.objects.select_for_update(skip_locked=True).filter(pk=job_id, status=Status.QUEUED).first()
+            if job is not None:
+                minutes = settings.JPT_QUEUE_TIMEOUT_SECONDS / 60
+                job_finish_failed(job, f"No worker took this job within {minutes:g} minutes; please retry.")
+                expired += 1
+    return expired
+
+
+class _Turns:
+    """At most one expiry run an interval across all processes: the shared cache holds the turn,
+    and this process's clock spares asking the cache on every request."""
+
+    def __init__(self) -> None:
+        self.last = 0.0
+
+    def take(self) -> bool:
+        interval = settings.JPT_MAINTENANCE_INTERVAL_SECONDS
+        if time.monotonic() - self.last < interval:
+            return False
+        self.last = time.monotonic()
+        return cache.add("jpt:pool-maintenance", 1, timeout=interval)
+
+
+_turns = _Turns()
+
+
+def pool_maintenance() -> None:
+    """Expire leases and stale queued jobs, when it is this process's turn. Claims and waiting
+    transcribe calls call it, so the pool keeps moving without a cron job."""
+    if _turns.take():
+        jobs_expire_leases()
+        jobs_expire_queued()

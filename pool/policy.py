@@ -1,0 +1,47 @@
+"""The pool's rules as plain functions: no database, so each reads (and is tested) on its own."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+from enum import Enum
+
+from django.conf import settings
+
+
+def lease_expires_at(now: datetime) -> datetime:
+    """A lease runs this long after the claim or the worker's last heartbeat."""
+    return now + timedelta(seconds=settings.JPT_LEASE_SECONDS)
+
+
+def lease_has_expired(expires_at: datetime | None, now: datetime) -> bool:
+    return expires_at is not None and expires_at < now
+
+
+def registration_expires_at(now: datetime) -> datetime:
+    """A worker stays registered this long after its last heartbeat (it counts as online for less)."""
+    return now + timedelta(seconds=settings.JPT_WORKER_TTL_SECONDS)
+
+
+class AfterFailure(Enum):
+    RETRY = "retry"
+    GIVE_UP = "give up"
+
+
+def after_failure(attempts: int) -> AfterFailure:
+    """A job that failed or whose worker went silent is tried again, up to JPT_MAX_ATTEMPTS in all."""
+    return AfterFailure.GIVE_UP if attempts >= settings.JPT_MAX_ATTEMPTS else AfterFailure.RETRY
+
+
+def credited_seconds(*, duration: Decimal | float, owner_key_id: int, worker_key_id: int,
+                     worker_is_server: bool) -> float:
+    """What a worker's owner earns for a job: the clip's seconds for others' audio; nothing for
+    its own, and nothing for the server's demo worker."""
+    earns = owner_key_id != worker_key_id and not worker_is_server
+    return float(duration) if earns else 0.0
+
+
+def queued_since_cutoff(now: datetime) -> datetime:
+    """A job queued before this, and still not taken, fails so its caller hears back
+    (JPT_QUEUE_TIMEOUT_SECONDS)."""
+    return now - timedelta(seconds=settings.JPT_QUEUE_TIMEOUT_SECONDS)

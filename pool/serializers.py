@@ -1,0 +1,153 @@
+"""The worker protocol's requests and answers, and the pool's public figures.
+
+Each class both reads (or renders) its body and documents it in openapi.yaml. Requests are
+JSON (the worker client sends JSON); the server also takes form bodies, as DRF does, but the
+description names one content type per body so that generated clients send it.
+"""
+import base64
+
+from django.conf import settings
+from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
+from rest_framework import serializers
+
+from jptranscribe.fields import (StrictBooleanField, StrictCharField, StrictFloatField, StrictRegexField,
+                                 UtcDateTimeField)
+from pool.models import JOB_ID_PATTERN
+
+# Chosen by the worker, unique within its key.
+WORKER_ID = r"^[A-Za-z0-9_.-]{1,64}\Z"
+# Made by the server: job ids by pool.models.new_job_id, lease ids by new_lease_id (token_urlsafe(16)).
+# An id of another shape names nothing: the lookup answers 404 or 409 lease_lost, as for any unknown id.
+JOB_ID = JOB_ID_PATTERN
+LEASE_ID = r"^[A-Za-z0-9_-]{22}$"
+
+
+class PoolFigures(serializers.Serializer):
+    workers_online = serializers.IntegerField()
+    jobs_queued = serializers.IntegerField()
+
+
+# --- requests ---------------------------------------------------------------
+
+class WorkerIdInput(serializers.Serializer):
+    worker_id = StrictRegexField(WORKER_ID, trim_whitespace=False)
+
+
+class LeaseInput(WorkerIdInput):
+    lease_id = StrictCharField(max_length=32, schema={"pattern": LEASE_ID})
+
+
+@extend_schema_serializer(component_name="Heartbeat")
+class HeartbeatInput(WorkerIdInput):
+    name = StrictCharField(max_length=100, required=False, default="", allow_blank=True)
+    engine = StrictCharField(max_length=40, required=False, default="", allow_blank=True)
+    model = StrictCharField(max_length=100, required=False, default="", allow_blank=True)
+    version = StrictCharField(max_length=40, required=False, default="", allow_blank=True)
+    status = serializers.ChoiceField(["online", "offline"], required=False, default="online")
+
+
+@extend_schema_serializer(component_name="Claim")
+class ClaimInput(WorkerIdInput):
+    wait_seconds = StrictFloatField(required=False, default=25, min_value=0)
+    inline_audio = StrictBooleanField(
+        required=False, default=False,
+        help_text="Put the audio in the answer (audio_base64) when it is small enough, saving a request.")
+
+
+class SubmittedSegment(serializers.Serializer):
+    """One timed piece of the text: `start` and `end` in seconds. Other keys are dropped."""
+
+    start = serializers.FloatField()
+    end = serializers.FloatField()
+    text = serializers.CharField(required=False, allow_blank=True)
+
+
+@extend_schema_field(SubmittedSegment(many=True))
+class SegmentsField(serializers.ListField):
+    """Checked by pool.views.clean_segments, which is cheaper per segment than a nested serializer."""
+
+
+@extend_schema_serializer(component_name="Complete")
+class CompleteInput(LeaseInput):
+    text = StrictCharField(allow_blank=True, max_length=100_000, trim_whitespace=False)
+    segments = SegmentsField(child=serializers.DictField(), required=False, default=list, max_length=10_000)
+    model = StrictCharField(max_length=100, required=False, default="", allow_blank=True)
+    processing_seconds = StrictFloatField(required=False, min_value=0, allow_null=True)
+
+
+@extend_schema_serializer(component_name="Fail")
+class FailInput(LeaseInput):
+    error = StrictCharField(max_length=2000, required=False, default="", allow_blank=True)
+
+
+# --- answers ----------------------------------------------------------------
+
+# Rendered from the Worker; the timings are the server's settings.
+class HeartbeatResult(serializers.Serializer):
+
+    worker_id = serializers.CharField(source="client_id")
+    accepted = serializers.SerializerMethodField()
+    online = serializers.BooleanField(source="is_online")
+    ttl_seconds = serializers.SerializerMethodField()
+    heartbeat_interval_seconds = serializers.SerializerMethodField()
+    online_window_seconds = serializers.SerializerMethodField()
+
+    def get_accepted(self, worker) -> bool:
+        return True
+
+    def get_ttl_seconds(self, worker) -> int:
+        return int(settings.JPT_WORKER_TTL_SECONDS)
+
+    def get_heartbeat_interval_seconds(self, worker) -> float:
+        return settings.JPT_HEARTBEAT_INTERVAL_SECONDS
+
+    def get_online_window_seconds(self, worker) -> int:
+        return int(settings.JPT_WORKER_ONLINE_SECONDS)
+
+
+# Rendered from the claimed Job.
+class ClaimedJob(serializers.Serializer):
+
+    id = serializers.CharField()
+    lease_id = serializers.CharField()
+    lease_seconds = serializers.SerializerMethodField()
+    lease_expires_at = UtcDateTimeField()
+    audio_url = serializers.SerializerMethodField()
+    audio_base64 = serializers.SerializerMethodField(
+        help_text="The audio itself when the claim asked for inline_audio and it is at most "
+                  "1 MiB (server setting); null means: fetch audio_url.")
+    duration_seconds = serializers.FloatField()
+    language = serializers.CharField()
+    route = serializers.ChoiceField(["pool_self", "pool_credit", "server_demo"])
+
+    def get_lease_seconds(self, job) -> int:
+        return int(settings.JPT_LEASE_SECONDS)
+
+    def get_audio_url(self, job) -> str:
+        return f"/v1/pool/jobs/{job.id}/audio"
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_audio_base64(self, job):
+        return base64.b64encode(job.inline_audio).decode() if job.inline_audio is not None else None
+
+
+# Rendered from {"job": the claimed Job, or None}.
+class ClaimResult(serializers.Serializer):
+
+    job = ClaimedJob(allow_null=True)
+
+
+# Rendered from the seconds credited to the worker's owner.
+class CompleteResult(serializers.Serializer):
+
+    status = serializers.SerializerMethodField()
+    credited_seconds = serializers.FloatField(source="*")
+
+    def get_status(self, credited) -> str:
+        return "completed"
+
+
+# Rendered from the Job after the failure: back in the queue, or failed for good.
+class FailResult(serializers.Serializer):
+
+    status = serializers.ChoiceField(["queued", "failed"])

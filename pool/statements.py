@@ -1,0 +1,144 @@
+"""The pool's hot path in SQL: submitting, claiming, fetching audio, completing.
+
+Each operation is written once, with named parameters; where SQLite needs steps for what
+PostgreSQL does in one statement, they stand side by side (see `jptranscribe.sql.Statement`).
+Status, route and outcome values come from the models' choices.
+
+Every state change is guarded by the state it expects (`status = 'queued'`, `lease_id = …`),
+so two servers or two threads can never both move one job.
+"""
+
+from __future__ import annotations
+
+from accounts.models import ApiKey
+from jptranscribe.sql import Statement, column_list, for_update, insert_values, literal, skip_locked, table
+from pool.models import Job, JobAttempt, JobAudio, Worker
+
+JOB, WORKER, ATTEMPT, AUDIO, KEY = table(Job), table(Worker), table(JobAttempt), table(JobAudio), table(ApiKey)
+JOB_COLUMNS = column_list(Job)
+QUEUED, LEASED, COMPLETED = (literal(s) for s in (Job.Status.QUEUED, Job.Status.LEASED, Job.Status.COMPLETED))
+POOL_SELF, POOL_CREDIT, SERVER_DEMO = (literal(r) for r in (Job.Route.POOL_SELF, Job.Route.POOL_CREDIT,
+                                                            Job.Route.SERVER_DEMO))
+RUNNING, FAILED = literal(JobAttempt.Outcome.RUNNING), literal(JobAttempt.Outcome.FAILED)
+# What a pool call needs of its worker; the other fields load when touched.
+WORKER_COLUMNS = "w.id, w.key_id, w.client_id, w.model, w.last_seen_at, w.expires_at, w.signed_off_at"
+WORKER_MAY_WORK = "w.signed_off_at IS NULL AND k.workers_banned_at IS NULL AND k.revoked_at IS NULL"
+
+
+# --- Submitting: the job and its audio together ---------------------------------------------------
+
+_INSERT_JOB = f"INSERT INTO {JOB} {insert_values(Job)} RETURNING {JOB_COLUMNS}"
+_INSERT_AUDIO = f"INSERT INTO {AUDIO} (job_id, data, content_type)"
+
+SUBMIT = Statement(
+    "submit",
+    f"WITH job AS ({_INSERT_JOB}), audio AS ({_INSERT_AUDIO} SELECT id, %(audio)s, %(content_type)s FROM job)"
+    f" SELECT {JOB_COLUMNS} FROM job",
+    sqlite_steps=(_INSERT_JOB, f"{_INSERT_AUDIO} VALUES (%(id)s, %(audio)s, %(content_type)s)"),
+)
+
+# --- Claiming: one UPDATE … RETURNING picks the best queued job and leases it ----------------------
+
+
+def _lease(pick: str) -> str:
+    """Lease the job `pick` chooses to the worker, unless it signed off, or its key was banned or
+    revoked, while its long-poll was open. On PostgreSQL the pick skips rows another claimer holds;
+    SQLite serialises writers anyway."""
+    return (
+        f"UPDATE {JOB} SET status = {LEASED}, worker_id = %(worker_pk)s, lease_id = %(lease_id)s,"
+        f" lease_expires_at = %(lease_expires_at)s, attempts = attempts + 1"
+        f" WHERE id = ({pick}{skip_locked()}) AND status = {QUEUED}"
+        f" AND EXISTS (SELECT 1 FROM {WORKER} w JOIN {KEY} k ON k.id = w.key_id"
+        f" WHERE w.id = %(worker_pk)s AND {WORKER_MAY_WORK})"
+        f" RETURNING {JOB_COLUMNS}"
+    )
+
+
+_START_ATTEMPT = (f"INSERT INTO {ATTEMPT} (job_id, worker_id, lease_id, started_at, outcome, error)"
+                  f" SELECT id, %(worker_pk)s, %(lease_id)s, %(now)s, {RUNNING}, ''")
+
+
+def _inline_audio(job_id: str) -> str:
+    """The clip itself when the worker asked for it and it is small enough: a round trip saved per job."""
+    return (f"CASE WHEN %(inline_audio_up_to)s > 0 THEN (SELECT data FROM {AUDIO}"
+            f" WHERE job_id = {job_id} AND length(data) <= %(inline_audio_up_to)s) END AS inline_audio")
+
+
+def _claim(name: str, pick: str) -> Statement:
+    return Statement(
+        name,
+        f"WITH claimed AS ({_lease(pick)}), attempt AS ({_START_ATTEMPT} FROM claimed)"
+        f" SELECT {JOB_COLUMNS}, {_inline_audio('claimed.id')} FROM claimed",
+        sqlite_steps=(_lease(pick), f"{_START_ATTEMPT} FROM {JOB} WHERE id = %(id)s",
+                      f"SELECT {_inline_audio('%(id)s')}"),
+    )
+
+
+# The demo worker takes demo jobs only, oldest first.
+CLAIM_DEMO = _claim("claim_demo", f"SELECT id FROM {JOB} WHERE status = {QUEUED} AND route = {SERVER_DEMO}"
+                                  f" ORDER BY queued_at LIMIT 1")
+# A volunteer's worker takes its own key's jobs first, then pool jobs oldest first, never one
+# that already failed on this worker.
+CLAIM_POOL = _claim(
+    "claim_pool",
+    f"SELECT id FROM {JOB} j WHERE j.status = {QUEUED} AND ((j.route = {POOL_SELF} AND j.key_id = %(worker_key_id)s)"
+    f" OR (j.route = {POOL_CREDIT} AND NOT EXISTS (SELECT 1 FROM {ATTEMPT} a WHERE a.job_id = j.id"
+    f" AND a.worker_id = %(worker_pk)s AND a.outcome = {FAILED})))"
+    f" ORDER BY CASE WHEN j.route = {POOL_SELF} THEN 0 ELSE 1 END, j.queued_at LIMIT 1",
+)
+
+# --- Holding a job ---------------------------------------------------------------------------------
+
+WORKER_BY_CLIENT_ID = Statement(
+    "worker_by_client_id",
+    f"SELECT {WORKER_COLUMNS} FROM {WORKER} w WHERE w.key_id = %(key_id)s AND w.client_id = %(client_id)s",
+)
+WORKER_SEEN = Statement("worker_seen", f"UPDATE {WORKER} SET last_seen_at = %(now)s WHERE id = %(worker_pk)s")
+JOB_BY_ID = Statement("job_by_id", f"SELECT {JOB_COLUMNS} FROM {JOB} WHERE id = %(job_id)s")
+JOB_BY_ID_LOCKED = Statement("job_by_id_locked", f"{JOB_BY_ID.sql}{for_update()}")
+# The audio of a leased job, found with the worker through the job in one query.
+HELD_AUDIO = Statement(
+    "held_audio",
+    f"SELECT {WORKER_COLUMNS}, a.data, a.content_type FROM {AUDIO} a"
+    f" JOIN {JOB} j ON j.id = a.job_id JOIN {WORKER} w ON w.id = j.worker_id"
+    f" WHERE a.job_id = %(job_id)s AND j.lease_id = %(lease_id)s AND j.status = {LEASED}"
+    f" AND w.key_id = %(key_id)s AND w.client_id = %(client_id)s",
+)
+
+# --- Ending an attempt, and completing -------------------------------------------------------------
+
+_END_ATTEMPT = (f"UPDATE {ATTEMPT} SET outcome = %(outcome)s, ended_at = %(now)s, error = %(error)s"
+                f" WHERE lease_id = %(lease_id)s AND outcome = {RUNNING}")
+END_ATTEMPT = Statement("end_attempt", _END_ATTEMPT)
+
+_FINISH = (f"UPDATE {JOB} SET status = {COMPLETED}, text = %(text)s, segments = %(segments)s, model = %(model)s,"
+           f" finished_at = %(now)s, lease_expires_at = NULL"
+           f" WHERE id = %(job_id)s AND worker_id = %(worker_pk)s AND lease_id = %(lease_id)s AND lease_id <> ''"
+           f" AND status = {LEASED} RETURNING {JOB_COLUMNS}")
+
+
+def _count_done(duration: str) -> str:
+    return (f"UPDATE {WORKER} SET jobs_done = jobs_done + 1, audio_seconds = {WORKER}.audio_seconds + {duration},"
+            f" processing_seconds = {WORKER}.processing_seconds + %(processing_seconds)s")
+
+
+# Only the holder's call with its lease moves the job; its attempt, audio and the worker's figures
+# go with it.
+COMPLETE = Statement(
+    "complete",
+    f"WITH done AS ({_FINISH}), attempt AS ({_END_ATTEMPT} AND EXISTS (SELECT 1 FROM done)),"
+    f" audio AS (DELETE FROM {AUDIO} WHERE job_id IN (SELECT id FROM done)),"
+    f" counted AS ({_count_done('done.duration_seconds')} FROM done WHERE {WORKER}.id = %(worker_pk)s)"
+    f" SELECT {JOB_COLUMNS} FROM done",
+    sqlite_steps=(_FINISH, _END_ATTEMPT, f"DELETE FROM {AUDIO} WHERE job_id = %(job_id)s",
+                  f"{_count_done('%(duration_seconds)s')} WHERE id = %(worker_pk)s"),
+)
+
+# --- Routing's question: whose workers are online -------------------------------------------------
+
+WORKERS_ONLINE = Statement(
+    "workers_online",
+    f"SELECT COALESCE(SUM(CASE WHEN w.key_id = %(key_id)s THEN 1 ELSE 0 END), 0) AS own,"
+    f" COALESCE(SUM(CASE WHEN k.is_server THEN 1 ELSE 0 END), 0) AS demo"
+    f" FROM {WORKER} w JOIN {KEY} k ON k.id = w.key_id WHERE w.last_seen_at >= %(since)s AND {WORKER_MAY_WORK}",
+)

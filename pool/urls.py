@@ -1,0 +1,12 @@
+"""The worker protocol's /v1 routes (mounted by jptranscribe.urls)."""
+from django.urls import path
+
+from pool.views import ClaimView, HeartbeatView, JobAudioView, JobCompleteView, JobFailView
+
+urlpatterns = [
+    path("worker/heartbeat", HeartbeatView.as_view()),
+    path("pool/claim", ClaimView.as_view()),
+    path("pool/jobs/<str:job_id>/audio", JobAudioView.as_view()),
+    path("pool/jobs/<str:job_id>/complete", JobCompleteView.as_view()),
+    path("pool/jobs/<str:job_id>/fail", JobFailView.as_view()),
+]

@@ -1,0 +1,50 @@
+"""The pool's rules on their own: no database, no server."""
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+
+from pool import policy
+from pool.policy import AfterFailure
+
+NOON = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
+
+
+class TestLeases:
+    def test_a_lease_runs_for_the_lease_setting(self, settings):
+        settings.JPT_LEASE_SECONDS = 120
+        assert policy.lease_expires_at(NOON) == NOON + timedelta(seconds=120)
+
+    def test_a_lease_has_expired_only_once_its_time_has_passed(self):
+        assert not policy.lease_has_expired(NOON, NOON)
+        assert policy.lease_has_expired(NOON, NOON + timedelta(microseconds=1))
+        assert not policy.lease_has_expired(None, NOON), "a job without a lease has nothing to expire"
+
+    def test_a_registration_outlives_the_online_window(self, settings):
+        settings.JPT_WORKER_TTL_SECONDS = 900
+        assert policy.registration_expires_at(NOON) == NOON + timedelta(minutes=15)
+
+
+class TestRetries:
+    def test_a_job_is_retried_until_its_last_attempt(self, settings):
+        settings.JPT_MAX_ATTEMPTS = 3
+        assert [policy.after_failure(n) for n in (1, 2, 3, 4)] == [
+            AfterFailure.RETRY, AfterFailure.RETRY, AfterFailure.GIVE_UP, AfterFailure.GIVE_UP]
+
+    def test_one_attempt_means_no_retry(self, settings):
+        settings.JPT_MAX_ATTEMPTS = 1
+        assert policy.after_failure(1) is AfterFailure.GIVE_UP
+
+    def test_a_job_queued_longer_than_the_timeout_is_past_the_cutoff(self, settings):
+        settings.JPT_QUEUE_TIMEOUT_SECONDS = 3600
+        assert policy.queued_since_cutoff(NOON) == NOON - timedelta(hours=1)
+
+
+class TestEarnings:
+    def test_a_volunteer_earns_the_clips_seconds_for_someone_elses_audio(self):
+        assert policy.credited_seconds(duration=Decimal("2.5"), owner_key_id=1, worker_key_id=2,
+                                       worker_is_server=False) == 2.5
+
+    def test_nobody_earns_for_their_own_audio(self):
+        assert policy.credited_seconds(duration=10, owner_key_id=7, worker_key_id=7, worker_is_server=False) == 0
+
+    def test_the_server_demo_worker_earns_nothing(self):
+        assert policy.credited_seconds(duration=10, owner_key_id=1, worker_key_id=2, worker_is_server=True) == 0

@@ -1,0 +1,172 @@
+"""Transcription requests and answers, and the account answer (routing's inputs for a key).
+
+Each class both reads (or renders) its body and documents it in openapi.yaml.
+"""
+from django.conf import settings
+from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_field, extend_schema_serializer
+from rest_framework import serializers
+
+from jptranscribe.errors import limit_bytes, limit_seconds
+from jptranscribe.fields import StrictCharField, UtcDateTimeField
+from jptranscribe.schema import ErrorBody
+from pool.serializers import PoolFigures
+
+SUPPORTED_LANGUAGES = ("ja",)
+# The job's status as the API names it: a leased job is "processing".
+PUBLIC_STATUS = {"queued": "queued", "leased": "processing", "completed": "completed", "failed": "failed",
+                 "cancelled": "cancelled"}
+
+
+# --- requests ---------------------------------------------------------------
+
+FILE_HELP = (f"WAV, MP3, M4A, FLAC or OGG; up to {limit_bytes(settings.JPT_MAX_UPLOAD_BYTES)} "
+             f"and {limit_seconds(settings.JPT_MAX_CLIP_SECONDS)}")
+
+
+class TranscribeInput(serializers.Serializer):
+    """Reads both content types. The view checks "exactly one of file or url" and the language
+    with its own messages. The description names one body per content type (below), so that
+    a generated client sends each under its own Content-Type."""
+
+    file = serializers.FileField(required=False, allow_empty_file=True, help_text=FILE_HELP)
+    url = StrictCharField(required=False, allow_blank=False, max_length=2048,
+                          help_text="a public https URL to the audio")
+    language = StrictCharField(required=False, default="ja", schema={"enum": list(SUPPORTED_LANGUAGES)})
+    translate = serializers.BooleanField(required=False, default=False)
+
+
+@extend_schema_serializer(component_name="TranscribeUpload")
+class TranscribeUpload(TranscribeInput):
+    """multipart/form-data: the audio itself, as `file`. (To name a URL instead, send JSON.)"""
+
+    file = serializers.FileField(allow_empty_file=True, help_text=FILE_HELP)
+    url = None
+
+
+@extend_schema_serializer(component_name="TranscribeUrl")
+class TranscribeUrl(TranscribeInput):
+    """application/json: a `url` to fetch the audio from (a JSON body carries no upload)."""
+
+    file = None
+    url = StrictCharField(allow_blank=False, max_length=2048, help_text="a public https URL to the audio")
+
+
+# --- answers ----------------------------------------------------------------
+
+class StatusField(serializers.ChoiceField):
+    """The job's status as the API names it."""
+
+    def to_representation(self, value):
+        return PUBLIC_STATUS[value]
+
+
+class Segment(serializers.Serializer):
+    start = serializers.FloatField()
+    end = serializers.FloatField()
+    text = serializers.CharField()
+
+
+class Warning(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+
+
+# Segments and warnings are stored in the shape they are documented in (pool.views.clean_segments
+# writes segments, services.ensure_translation warnings) and passed through as stored: a nested
+# serializer per item cost about 15 µs an item on every read.
+@extend_schema_field(Segment(many=True))
+class StoredSegments(serializers.JSONField):
+    pass
+
+
+@extend_schema_field(Warning(many=True))
+class StoredWarnings(serializers.JSONField):
+    pass
+
+
+PROCESSED_BY = ["self", "server_demo", "pool"]
+
+
+# Rendered from the Job.
+class Transcription(serializers.Serializer):
+    """A completed transcription."""
+
+    id = serializers.CharField()
+    status = StatusField(["completed"])
+    language = serializers.CharField()
+    text = serializers.CharField()
+    translation = serializers.SerializerMethodField()
+    duration_seconds = serializers.FloatField()
+    processed_by = serializers.ChoiceField(PROCESSED_BY)
+    route_reason = serializers.CharField()
+    model = serializers.CharField()
+    segments = StoredSegments()
+    warnings = StoredWarnings()
+    created_at = UtcDateTimeField()
+    completed_at = UtcDateTimeField(source="finished_at", allow_null=True)
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_translation(self, job):
+        return job.translation if job.translate else None
+
+
+# Rendered from {"job": Job, "status_url": str}.
+class Pending(serializers.Serializer):
+    """A transcription still queued or processing: poll `status_url`."""
+
+    id = serializers.CharField(source="job.id")
+    status = StatusField(["queued", "processing"], source="job.status")
+    status_url = serializers.URLField()
+    duration_seconds = serializers.FloatField(source="job.duration_seconds")
+    processed_by = serializers.ChoiceField(PROCESSED_BY, source="job.processed_by")
+    route_reason = serializers.CharField(source="job.route_reason")
+    created_at = UtcDateTimeField(source="job.created_at")
+
+
+def job_error(job) -> dict:
+    """Why a transcription ended without text: {"code", "message"}."""
+    code = job.error_code or "internal_error"
+    message = job.error or "Transcription failed."
+    if code == "internal_error" and "retry" not in message.lower():
+        message += " Please retry."
+    return {"code": code, "message": message}
+
+
+# Rendered as Pending is.
+class TranscriptionFailed(serializers.Serializer):
+    """A transcription that failed or was cancelled, and why."""
+
+    id = serializers.CharField(source="job.id")
+    status = StatusField(["failed", "cancelled"], source="job.status")
+    status_url = serializers.URLField()
+    duration_seconds = serializers.FloatField(source="job.duration_seconds")
+    processed_by = serializers.ChoiceField(PROCESSED_BY, source="job.processed_by")
+    route_reason = serializers.CharField(source="job.route_reason")
+    created_at = UtcDateTimeField(source="job.created_at")
+    error = serializers.SerializerMethodField()
+
+    @extend_schema_field(ErrorBody)
+    def get_error(self, answer):
+        return job_error(answer["job"])
+
+
+TranscriptionState = PolymorphicProxySerializer(
+    component_name="TranscriptionState",
+    serializers=[Transcription, Pending, TranscriptionFailed],
+    resource_type_field_name=None,
+)
+
+
+# Routing's inputs for this key, rendered from {"key", "workers_online", "credits_seconds",
+# "demos_left_today", "pool"}.
+class Account(serializers.Serializer):
+
+    key_prefix = serializers.CharField(source="key.prefix")
+    worker_online = serializers.SerializerMethodField()
+    workers_online = serializers.IntegerField()
+    credits_seconds = serializers.FloatField()
+    demos_left_today = serializers.IntegerField()
+    pool = PoolFigures()
+
+    def get_worker_online(self, account) -> bool:
+        return account["workers_online"] > 0

@@ -1,0 +1,41 @@
+"""Translation requests and answers: each class both reads (or renders) its body and documents it."""
+from django.conf import settings
+from drf_spectacular.utils import extend_schema_serializer
+from rest_framework import serializers
+
+from jptranscribe.fields import NOT_BLANK, StrictCharField
+
+SOURCE, TARGET = "ja", "en"
+
+
+# The view refuses a blank text or another language pair (400) and a text over the limit (413).
+@extend_schema_serializer(component_name="Translate")
+class TranslateInput(serializers.Serializer):
+
+    text = StrictCharField(allow_blank=True, trim_whitespace=False,
+                           schema={"pattern": NOT_BLANK, "maxLength": settings.JPT_TRANSLATION_MAX_CHARS})
+    source = StrictCharField(required=False, default=SOURCE, schema={"enum": [SOURCE]})
+    target = StrictCharField(required=False, default=TARGET, schema={"enum": [TARGET]})
+
+
+# Rendered from a translation.services.Translation.
+class TranslateResult(serializers.Serializer):
+
+    text = serializers.CharField()
+    source = serializers.SerializerMethodField()
+    target = serializers.SerializerMethodField()
+    model = serializers.CharField()
+
+    def get_source(self, result) -> str:
+        return SOURCE
+
+    def get_target(self, result) -> str:
+        return TARGET
+
+
+# Rendered from translation.services.status().
+class TranslationStatus(serializers.Serializer):
+
+    available = serializers.BooleanField()
+    model = serializers.CharField(allow_null=True)
+    version = serializers.CharField(required=False)
