@@ -61,7 +61,8 @@ def run(statement: Statement, params: Mapping[str, Any]) -> Answer:
     if len(steps) == 1:
         with connection.cursor() as cursor:
             return _step(cursor, steps[0], params)
-    with transaction.atomic(), connection.cursor() as cursor:
+    # Inside a caller's transaction the steps join it (no savepoint: a failure fails it anyway).
+    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
         guard = _step(cursor, steps[0], params)
         if guard.row is None and guard.rowcount <= 0:
             return guard
