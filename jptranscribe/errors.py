@@ -15,11 +15,20 @@ log = logging.getLogger(__name__)
 
 
 class ServiceError(Exception):
-    """A refusal a caller can act on. Services raise these; views stay thin."""
+    """A refusal a caller can act on. Services raise these; views stay thin.
+
+    A kind of refusal is declared in one line: `class LeaseLost(ServiceError, status=409, code="lease_lost")`."""
 
     status = 400
     code = "invalid_request"
     headers: dict = {}
+
+    def __init_subclass__(cls, *, status: int | None = None, code: str | None = None, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if status is not None:
+            cls.status = status
+        if code is not None:
+            cls.code = code
 
     def __init__(self, message, *, code=None, status=None, headers=None):
         super().__init__(message)
@@ -36,24 +45,19 @@ class InvalidRequest(ServiceError):
     pass
 
 
-class InvalidAudio(ServiceError):
-    code = "invalid_audio"
+class InvalidAudio(ServiceError, code="invalid_audio"):
+    pass
 
 
-class FileTooLarge(ServiceError):
-    status = 413
-    code = "file_too_large"
+class FileTooLarge(ServiceError, status=413, code="file_too_large"):
+    pass
 
 
-class NotFound(ServiceError):
-    status = 404
-    code = "not_found"
+class NotFound(ServiceError, status=404, code="not_found"):
+    pass
 
 
-class RateLimited(ServiceError):
-    status = 429
-    code = "rate_limited"
-
+class RateLimited(ServiceError, status=429, code="rate_limited"):
     def __init__(self, message, *, retry_after: int):
         super().__init__(message, headers={"Retry-After": str(max(1, int(retry_after)))})
 

@@ -8,6 +8,7 @@ those bodies keep DRF's own fields.)
 import datetime
 
 from drf_spectacular.extensions import OpenApiSerializerFieldExtension
+from drf_spectacular.plumbing import build_basic_type
 from rest_framework import serializers
 
 # DRF's CharField refuses NUL characters; the schema says so.
@@ -16,7 +17,18 @@ NO_NUL = r"^[^\u0000]*$"
 NOT_BLANK = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
 
 
-class StrictCharField(serializers.CharField):
+class _JsonTyped(serializers.Field):
+    """Refuses a value of another JSON type instead of coercing it (a bool is not a number here)."""
+
+    json_types: tuple[type, ...] = (str,)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, self.json_types) or (isinstance(data, bool) and bool not in self.json_types):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictCharField(_JsonTyped, serializers.CharField):
     """A string, and only a string.
 
     `schema` adds what the view checks beyond this field (an enum the view refuses with its
@@ -27,37 +39,21 @@ class StrictCharField(serializers.CharField):
         self.schema = dict(schema or {})
         super().__init__(**kwargs)
 
-    def to_internal_value(self, data):
-        if not isinstance(data, str):
-            self.fail("invalid")
-        return super().to_internal_value(data)
 
-
-class StrictRegexField(serializers.RegexField):
+class StrictRegexField(_JsonTyped, serializers.RegexField):
     """A string matching `regex` (documented as the schema's `pattern`; `\\Z` becomes `$`)."""
 
-    def to_internal_value(self, data):
-        if not isinstance(data, str):
-            self.fail("invalid")
-        return super().to_internal_value(data)
 
-
-class StrictFloatField(serializers.FloatField):
+class StrictFloatField(_JsonTyped, serializers.FloatField):
     """A JSON number: not a string of digits, not a boolean."""
 
-    def to_internal_value(self, data):
-        if isinstance(data, bool) or not isinstance(data, (int, float)):
-            self.fail("invalid")
-        return super().to_internal_value(data)
+    json_types = (int, float)
 
 
-class StrictBooleanField(serializers.BooleanField):
+class StrictBooleanField(_JsonTyped, serializers.BooleanField):
     """A JSON true or false: not "yes", not 1."""
 
-    def to_internal_value(self, data):
-        if not isinstance(data, bool):
-            self.fail("invalid")
-        return data
+    json_types = (bool,)
 
 
 class StrictCharFieldSchema(OpenApiSerializerFieldExtension):
@@ -69,6 +65,25 @@ class StrictCharFieldSchema(OpenApiSerializerFieldExtension):
         if "pattern" not in schema and "enum" not in schema:
             schema["pattern"] = NO_NUL
         return schema
+
+
+class AnswerValue(serializers.Field):
+    """A value an answer carries whatever it renders: a constant, or (a callable) a server
+    setting read at rendering time. `of_type` is its type in the description."""
+
+    def __init__(self, value, *, of_type: type, **kwargs):
+        self.value, self.of_type = value, of_type
+        super().__init__(read_only=True, source="*", **kwargs)
+
+    def to_representation(self, instance):
+        return self.value() if callable(self.value) else self.value
+
+
+class AnswerValueSchema(OpenApiSerializerFieldExtension):
+    target_class = AnswerValue
+
+    def map_serializer_field(self, auto_schema, direction):
+        return build_basic_type(self.target.of_type)
 
 
 class UtcDateTimeField(serializers.DateTimeField):

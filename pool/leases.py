@@ -23,9 +23,8 @@ Status = Job.Status
 ERROR_LENGTH = 500
 
 
-class LeaseLost(ServiceError):
-    status = 409
-    code = "lease_lost"
+class LeaseLost(ServiceError, status=409, code="lease_lost"):
+    """A worker touched a job it no longer holds."""
 
 
 def end_attempt(job: Job, outcome: str, error: str) -> None:

@@ -10,7 +10,7 @@ from django.conf import settings
 from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
-from jptranscribe.fields import (StrictBooleanField, StrictCharField, StrictFloatField, StrictRegexField,
+from jptranscribe.fields import (AnswerValue, StrictBooleanField, StrictCharField, StrictFloatField, StrictRegexField,
                                  UtcDateTimeField)
 from pool.models import JOB_ID_PATTERN
 
@@ -86,23 +86,11 @@ class FailInput(LeaseInput):
 class HeartbeatResult(serializers.Serializer):
 
     worker_id = serializers.CharField(source="client_id")
-    accepted = serializers.SerializerMethodField()
+    accepted = AnswerValue(True, of_type=bool)
     online = serializers.BooleanField(source="is_online")
-    ttl_seconds = serializers.SerializerMethodField()
-    heartbeat_interval_seconds = serializers.SerializerMethodField()
-    online_window_seconds = serializers.SerializerMethodField()
-
-    def get_accepted(self, worker) -> bool:
-        return True
-
-    def get_ttl_seconds(self, worker) -> int:
-        return int(settings.JPT_WORKER_TTL_SECONDS)
-
-    def get_heartbeat_interval_seconds(self, worker) -> float:
-        return settings.JPT_HEARTBEAT_INTERVAL_SECONDS
-
-    def get_online_window_seconds(self, worker) -> int:
-        return int(settings.JPT_WORKER_ONLINE_SECONDS)
+    ttl_seconds = AnswerValue(lambda: int(settings.JPT_WORKER_TTL_SECONDS), of_type=int)
+    heartbeat_interval_seconds = AnswerValue(lambda: settings.JPT_HEARTBEAT_INTERVAL_SECONDS, of_type=float)
+    online_window_seconds = AnswerValue(lambda: int(settings.JPT_WORKER_ONLINE_SECONDS), of_type=int)
 
 
 # Rendered from the claimed Job.
@@ -110,7 +98,7 @@ class ClaimedJob(serializers.Serializer):
 
     id = serializers.CharField()
     lease_id = serializers.CharField()
-    lease_seconds = serializers.SerializerMethodField()
+    lease_seconds = AnswerValue(lambda: int(settings.JPT_LEASE_SECONDS), of_type=int)
     lease_expires_at = UtcDateTimeField()
     audio_url = serializers.SerializerMethodField()
     audio_base64 = serializers.SerializerMethodField(
@@ -119,9 +107,6 @@ class ClaimedJob(serializers.Serializer):
     duration_seconds = serializers.FloatField()
     language = serializers.CharField()
     route = serializers.ChoiceField(["pool_self", "pool_credit", "server_demo"])
-
-    def get_lease_seconds(self, job) -> int:
-        return int(settings.JPT_LEASE_SECONDS)
 
     def get_audio_url(self, job) -> str:
         return f"/v1/pool/jobs/{job.id}/audio"
@@ -140,11 +125,8 @@ class ClaimResult(serializers.Serializer):
 # Rendered from the seconds credited to the worker's owner.
 class CompleteResult(serializers.Serializer):
 
-    status = serializers.SerializerMethodField()
+    status = AnswerValue("completed", of_type=str)
     credited_seconds = serializers.FloatField(source="*")
-
-    def get_status(self, credited) -> str:
-        return "completed"
 
 
 # Rendered from the Job after the failure: back in the queue, or failed for good.

@@ -14,14 +14,12 @@ from pool.models import Job, Worker, online_since
 SEEN_GRANULARITY_SECONDS = 5
 
 
-class WorkerNotRegistered(ServiceError):
-    status = 409
-    code = "worker_not_registered"
+class WorkerNotRegistered(ServiceError, status=409, code="worker_not_registered"):
+    """A pool call from a worker that has not sent a heartbeat, or whose registration ran out."""
 
 
-class WorkerBanned(ServiceError):
-    status = 403
-    code = "worker_banned"
+class WorkerBanned(ServiceError, status=403, code="worker_banned"):
+    """An operator stopped this key from running workers."""
 
 
 def refuse_banned(key: ApiKey) -> None:

@@ -23,9 +23,8 @@ from pool.workers import workers_online
 Route = Job.Route
 
 
-class WorkerRequired(ServiceError):
-    status = 403
-    code = "worker_required"
+class WorkerRequired(ServiceError, status=403, code="worker_required"):
+    """No route fits; the message says what to do."""
 
 
 @dataclass(frozen=True)

@@ -111,16 +111,21 @@ class Transcription(serializers.Serializer):
 
 
 # Rendered from {"job": Job, "status_url": str}.
-class Pending(serializers.Serializer):
-    """A transcription still queued or processing: poll `status_url`."""
+class _WithoutText(serializers.Serializer):
+    """What an answer about a transcription that has no text (yet) carries."""
 
     id = serializers.CharField(source="job.id")
-    status = StatusField(["queued", "processing"], source="job.status")
     status_url = serializers.URLField()
     duration_seconds = serializers.FloatField(source="job.duration_seconds")
     processed_by = serializers.ChoiceField(PROCESSED_BY, source="job.processed_by")
     route_reason = serializers.CharField(source="job.route_reason")
     created_at = UtcDateTimeField(source="job.created_at")
+
+
+class Pending(_WithoutText):
+    """A transcription still queued or processing: poll `status_url`."""
+
+    status = StatusField(["queued", "processing"], source="job.status")
 
 
 def job_error(job) -> dict:
@@ -132,17 +137,10 @@ def job_error(job) -> dict:
     return {"code": code, "message": message}
 
 
-# Rendered as Pending is.
-class TranscriptionFailed(serializers.Serializer):
+class TranscriptionFailed(_WithoutText):
     """A transcription that failed or was cancelled, and why."""
 
-    id = serializers.CharField(source="job.id")
     status = StatusField(["failed", "cancelled"], source="job.status")
-    status_url = serializers.URLField()
-    duration_seconds = serializers.FloatField(source="job.duration_seconds")
-    processed_by = serializers.ChoiceField(PROCESSED_BY, source="job.processed_by")
-    route_reason = serializers.CharField(source="job.route_reason")
-    created_at = UtcDateTimeField(source="job.created_at")
     error = serializers.SerializerMethodField()
 
     @extend_schema_field(ErrorBody)

@@ -3,7 +3,7 @@ from django.conf import settings
 from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import serializers
 
-from jptranscribe.fields import NOT_BLANK, StrictCharField
+from jptranscribe.fields import NOT_BLANK, AnswerValue, StrictCharField
 
 SOURCE, TARGET = "ja", "en"
 
@@ -22,15 +22,9 @@ class TranslateInput(serializers.Serializer):
 class TranslateResult(serializers.Serializer):
 
     text = serializers.CharField()
-    source = serializers.SerializerMethodField()
-    target = serializers.SerializerMethodField()
+    source = AnswerValue(SOURCE, of_type=str)
+    target = AnswerValue(TARGET, of_type=str)
     model = serializers.CharField()
-
-    def get_source(self, result) -> str:
-        return SOURCE
-
-    def get_target(self, result) -> str:
-        return TARGET
 
 
 # Rendered from translation.services.status().

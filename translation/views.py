@@ -10,14 +10,12 @@ from translation import services
 from translation.serializers import SOURCE, TARGET, TranslateInput, TranslateResult
 
 
-class TextTooLong(ServiceError):
-    status = 413
-    code = "text_too_long"
+class TextTooLong(ServiceError, status=413, code="text_too_long"):
+    pass
 
 
-class TranslationUnavailableError(ServiceError):
-    status = 503
-    code = "translation_unavailable"
+class TranslationUnavailableError(ServiceError, status=503, code="translation_unavailable"):
+    pass
 
 
 class TranslateView(KeyedView):
