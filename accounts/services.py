@@ -1,4 +1,4 @@
-from datetime import datetime, time, timedelta, timezone as dt_timezone
+from datetime import UTC, datetime, time, timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -11,7 +11,7 @@ from jptranscribe.errors import RateLimited
 
 def seconds_until_tomorrow() -> int:
     now = timezone.now()
-    tomorrow = datetime.combine(now.date() + timedelta(days=1), time.min, tzinfo=dt_timezone.utc)
+    tomorrow = datetime.combine(now.date() + timedelta(days=1), time.min, tzinfo=UTC)
     return int((tomorrow - now).total_seconds()) + 1
 
 

@@ -91,5 +91,5 @@ class UtcDateTimeField(serializers.DateTimeField):
     current one on every call."""
 
     def __init__(self, **kwargs):
-        kwargs.setdefault("default_timezone", datetime.timezone.utc)
+        kwargs.setdefault("default_timezone", datetime.UTC)
         super().__init__(**kwargs)

@@ -35,5 +35,5 @@ def stopping() -> None:
     for hook in _on_stop:
         try:
             hook()
-        except Exception:  # noqa: BLE001 - one failing hook must not keep the others from running
+        except Exception:  # one failing hook must not keep the others from running
             log.exception("stop hook %s failed", hook)

@@ -68,7 +68,7 @@ def run(statement: Statement, params: Mapping[str, Any]) -> Answer:
             return guard
         columns, row = guard.columns, guard.row or ()
         for sql in steps[1:]:
-            answer = _step(cursor, sql, {**dict(zip(columns, row)), **params})
+            answer = _step(cursor, sql, {**dict(zip(columns, row, strict=True)), **params})
             if answer.columns:
                 columns, row = columns + answer.columns, row + (answer.row or (None,) * len(answer.columns))
         return Answer(columns, row if columns else None, guard.rowcount)

@@ -5,7 +5,6 @@ from accounts.models import ApiKey
 from pool import services
 from pool.models import Job, JobAttempt, Worker
 
-
 # Keys gain what only the pool knows about: their workers.
 admin.site.unregister(ApiKey)
 

@@ -126,7 +126,7 @@ class Job(models.Model):
     text = models.TextField(blank=True)
     segments = models.JSONField(default=list, blank=True)
     model = models.CharField(max_length=100, blank=True)
-    translation = models.TextField(null=True, blank=True)
+    translation = models.TextField(null=True, blank=True)  # noqa: DJ001 - None: not translated yet, "" is a translation
     warnings = models.JSONField(default=list, blank=True)
     error = models.CharField(max_length=500, blank=True)
     # The API error code a failed job answers its caller with.

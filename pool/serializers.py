@@ -10,8 +10,14 @@ from django.conf import settings
 from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
-from jptranscribe.fields import (AnswerValue, StrictBooleanField, StrictCharField, StrictFloatField, StrictRegexField,
-                                 UtcDateTimeField)
+from jptranscribe.fields import (
+    AnswerValue,
+    StrictBooleanField,
+    StrictCharField,
+    StrictFloatField,
+    StrictRegexField,
+    UtcDateTimeField,
+)
 from pool.models import JOB_ID_PATTERN
 
 # Chosen by the worker, unique within its key.

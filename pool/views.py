@@ -9,8 +9,18 @@ from jptranscribe import schema
 from jptranscribe.errors import InvalidRequest
 from jptranscribe.serializing import rendered, validated
 from pool import services, workers
-from pool.serializers import (JOB_ID, ClaimInput, ClaimResult, CompleteInput, CompleteResult, FailInput, FailResult,
-                              HeartbeatInput, HeartbeatResult, LeaseInput)
+from pool.serializers import (
+    JOB_ID,
+    ClaimInput,
+    ClaimResult,
+    CompleteInput,
+    CompleteResult,
+    FailInput,
+    FailResult,
+    HeartbeatInput,
+    HeartbeatResult,
+    LeaseInput,
+)
 
 JOB_ID_PARAMETER = OpenApiParameter("job_id", str, OpenApiParameter.PATH, pattern=JOB_ID,
                                     description="as in the claim's `job.id`")
@@ -61,7 +71,7 @@ class JobCompleteView(WorkerView):
     def post(self, request, job_id):
         data = validated(CompleteInput, request.data)
         worker = workers.worker_for_request(key=request.user, client_id=data["worker_id"])
-        job, credited = services.job_complete(
+        _job, credited = services.job_complete(
             worker=worker, job_id=job_id, lease_id=data["lease_id"], text=data["text"].strip(),
             segments=clean_segments(data["segments"]), model=data["model"],
             processing_seconds=data.get("processing_seconds"),

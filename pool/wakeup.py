@@ -182,7 +182,7 @@ def _listen_forever(conninfo, ready):
                 while not _listener_stop.is_set():
                     for notify in conn.notifies(timeout=1):
                         hub.publish(notify.payload)
-        except Exception:  # noqa: BLE001 - a listener must outlive database restarts
+        except Exception:  # a listener must outlive database restarts
             log.warning("pool listener lost its connection; retrying in %.1f s", backoff, exc_info=True)
             ready.set()
             time.sleep(backoff)

@@ -13,9 +13,18 @@ from pool.models import Worker
 from pool.serializers import JOB_ID
 from pool.workers import pool_stats
 from transcription import intake, routing, services
-from transcription.serializers import (SUPPORTED_LANGUAGES, Account, Pending, TranscribeInput, TranscribeUpload,
-                                       TranscribeUrl, Transcription, TranscriptionFailed, TranscriptionState,
-                                       job_error)
+from transcription.serializers import (
+    SUPPORTED_LANGUAGES,
+    Account,
+    Pending,
+    TranscribeInput,
+    TranscribeUpload,
+    TranscribeUrl,
+    Transcription,
+    TranscriptionFailed,
+    TranscriptionState,
+    job_error,
+)
 
 
 class AccountView(KeyedView):

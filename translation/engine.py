@@ -15,8 +15,8 @@ import math
 import threading
 import weakref
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import ctranslate2
 import sentencepiece as spm
@@ -138,7 +138,7 @@ class SharedBatches:
             for request in batch:
                 request.outputs = outputs[start:start + len(request.pieces)]
                 start += len(request.pieces)
-        except BaseException as exc:  # every request in the call fails with it, not just ours
+        except BaseException as exc:  # noqa: BLE001 - every request in the call fails with it, not just ours
             for request in batch:
                 request.error = exc
         finally:
@@ -217,7 +217,7 @@ class TranslationModel:
                     owners.append(sentence)
                     pieces.append(piece)
             parts: dict[str, list[str]] = {sentence: [] for sentence in todo}
-            for owner, english in zip(owners, self.shared.translate(pieces)):
+            for owner, english in zip(owners, self.shared.translate(pieces), strict=True):
                 parts[owner].append(english.strip())
             for sentence in todo:
                 known[sentence] = " ".join(parts[sentence])
@@ -277,7 +277,7 @@ class TranslationModel:
                                                             **self.decoding_options(source))))
         english: list[str] = [""] * len(pieces)
         for share, results in calls:
-            for i, result in zip(share, results):
+            for i, result in zip(share, results, strict=True):
                 english[i] = self.target.decode(result.result().hypotheses[0])
         return english
 

@@ -263,7 +263,7 @@ def resolve(requested: str | None, engine: str | None, models_dir: Path, *, allo
             log=print) -> ResolvedModel:
     """The model to run: a local path, an installed or installable catalogue model, or the
     offline fallback when the wanted one cannot be had (said in one line)."""
-    if requested and (os.sep in requested or requested.startswith(".")) or (requested and Path(requested).is_dir()):
+    if (requested and (os.sep in requested or requested.startswith("."))) or (requested and Path(requested).is_dir()):
         path = Path(requested).expanduser().resolve()
         kind = engine_of(path)
         if kind is None:

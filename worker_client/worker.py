@@ -21,12 +21,18 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the package importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from worker_client import models  # noqa: E402
-from worker_client.audio import AudioError  # noqa: E402
-from worker_client.client import (  # noqa: E402
-    Backoff, Banned, JobGone, NotRegistered, Retryable, ServerClient, Unauthorized,
+from worker_client import models
+from worker_client.audio import AudioError
+from worker_client.client import (
+    Backoff,
+    Banned,
+    JobGone,
+    NotRegistered,
+    Retryable,
+    ServerClient,
+    Unauthorized,
 )
-from worker_client.engines import load_engine  # noqa: E402
+from worker_client.engines import load_engine
 
 DEFAULT_SERVER = "https://api.jptranscribe.com"
 CLAIM_WAIT_SECONDS = 25
