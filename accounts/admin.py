@@ -19,9 +19,9 @@ class ApiKeyAdmin(admin.ModelAdmin):
     list_filter = ["is_server", ("revoked_at", admin.EmptyFieldListFilter),
                    ("workers_banned_at", admin.EmptyFieldListFilter)]
     search_fields = ["=prefix", "prefix"]
-    readonly_fields = ["prefix", "hashed_key", "created_at", "created_ip", "last_used_at", "revoked_at",
-                       "workers_banned_at", "balance"]
-    fields = readonly_fields + ["is_server", "note"]
+    readonly_fields = ("prefix", "hashed_key", "created_at", "created_ip", "last_used_at", "revoked_at",
+                       "workers_banned_at", "balance")
+    fields = (*readonly_fields, "is_server", "note")
     # Banning a key's workers is added by the pool's admin, which knows workers.
     actions = ["revoke", "restore", "grant_credits"]
     show_full_result_count = False

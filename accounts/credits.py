@@ -9,6 +9,7 @@ spend the same seconds twice.
 """
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.db import connection, transaction
@@ -60,7 +61,7 @@ def credits_balance(key: ApiKey) -> Decimal:
     return seconds_of(kept) if kept is not None else Decimal("0")
 
 
-def _now():
+def _now() -> datetime | str | None:
     return db_datetime(timezone.now())
 
 

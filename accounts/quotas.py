@@ -1,4 +1,6 @@
 """Per-day quotas kept in the database, so every process and node sees one count."""
+from datetime import date
+
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -9,11 +11,11 @@ DEMOS = "demo"
 KEYS = "keys"
 
 
-def today():
+def today() -> date:
     return timezone.now().date()
 
 
-def quota_take(*, scope, subject, limit, day=None) -> bool:
+def quota_take(*, scope: str, subject: str, limit: int, day: date | None = None) -> bool:
     """Use one unit if any is left. The conditional UPDATE makes it safe under concurrency."""
     day = day or today()
     with transaction.atomic():
@@ -24,10 +26,10 @@ def quota_take(*, scope, subject, limit, day=None) -> bool:
     return taken == 1
 
 
-def quota_give_back(*, scope, subject, day):
+def quota_give_back(*, scope: str, subject: str, day: date) -> None:
     DailyQuota.objects.filter(scope=scope, subject=subject, day=day, used__gt=0).update(used=F("used") - 1)
 
 
-def quota_remaining(*, scope, subject, limit, day=None) -> int:
+def quota_remaining(*, scope: str, subject: str, limit: int, day: date | None = None) -> int:
     row = DailyQuota.objects.filter(scope=scope, subject=subject, day=day or today()).first()
     return max(0, limit - (row.used if row else 0))

@@ -27,12 +27,12 @@ def key_mint(*, ip: str) -> tuple[ApiKey, str]:
         return ApiKey.mint(created_ip=ip or None)
 
 
-def key_revoke(*, key: ApiKey):
+def key_revoke(*, key: ApiKey) -> None:
     ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
     key.forget_cached()
 
 
-def key_restore(*, key: ApiKey):
+def key_restore(*, key: ApiKey) -> None:
     ApiKey.objects.filter(pk=key.pk).update(revoked_at=None)
     key.forget_cached()
 

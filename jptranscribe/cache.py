@@ -21,10 +21,12 @@ class FewerRoundTripsClient(RedisCacheClient):
     def get_client(self, key=None, *, write=False):
         """One client per server, kept: Django builds a new one on every call. redis-py
         clients are thread-safe; each command borrows a connection from the pool."""
-        index = self._get_connection_pool_index(write)
+        # Django's own helpers (what its get_client calls), which the stubs leave out.
+        index = self._get_connection_pool_index(write)  # type: ignore[attr-defined]
         client = self._clients.get(index)
         if client is None:
-            client = self._clients[index] = self._client(connection_pool=self._get_connection_pool(write))
+            pool = self._get_connection_pool(write)  # type: ignore[attr-defined]
+            client = self._clients[index] = self._client(connection_pool=pool)  # type: ignore[attr-defined]
         return client
 
     def incr(self, key, delta):

@@ -131,8 +131,9 @@ def exception_handler(exc, context):
         return Response(error_body("unauthorized", str(message)), status=401,
                         headers={"WWW-Authenticate": 'Bearer realm="api"'})
     if isinstance(exc, drf.Throttled):
+        wait = exc.wait  # type: ignore[attr-defined]  # set by Throttled.__init__; missing from the stubs
         return Response(error_body("rate_limited", "Too many requests."), status=429,
-                        headers={"Retry-After": str(int(exc.wait or 1))})
+                        headers={"Retry-After": str(int(wait or 1))})
     if isinstance(exc, drf.MethodNotAllowed):
         return Response(error_body("method_not_allowed", str(exc.detail)), status=405)
     if isinstance(exc, (drf.NotFound, Http404)):

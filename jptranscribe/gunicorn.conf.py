@@ -24,6 +24,7 @@ def post_worker_init(worker):
     from jptranscribe import lifecycle
 
     stop = signal.getsignal(signal.SIGTERM)
+    assert callable(stop), "gunicorn's worker installs its SIGTERM handler before this hook"
 
     def stop_hooks_then_stop(signum, frame):
         lifecycle.stopping()

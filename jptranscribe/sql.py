@@ -14,12 +14,18 @@ import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.db import connection, models, transaction
 
+if TYPE_CHECKING:
+    from django.db.backends.utils import CursorWrapper
+    from django.db.models.expressions import Col
+
 M = TypeVar("M", bound=models.Model)
 Row = tuple[Any, ...]
+# Where each loaded field's value is in the row, its converters, and the expression they take.
+_Layout = list[tuple[int, list[Callable[..., Any]], "Col"]]
 
 
 @dataclass(frozen=True)
@@ -74,7 +80,7 @@ def run(statement: Statement, params: Mapping[str, Any]) -> Answer:
         return Answer(columns, row if columns else None, guard.rowcount)
 
 
-def _step(cursor, sql: str, params: Mapping[str, Any]) -> Answer:
+def _step(cursor: CursorWrapper, sql: str, params: Mapping[str, Any]) -> Answer:
     cursor.execute(sql, params)
     if cursor.description is None:
         return Answer((), None, cursor.rowcount)
@@ -104,14 +110,15 @@ def instance(model: type[M], columns: Sequence[str], row: Row) -> M:
 
 
 @functools.cache
-def _row_layout(model: type[models.Model], columns: tuple[str, ...], vendor: str) -> tuple[list[str], list]:
+def _row_layout(model: type[models.Model], columns: tuple[str, ...], vendor: str) -> tuple[list[str], _Layout]:
     """For one row shape: the fields in the model's order (what `from_db` takes), each with its
     column's position and the database-to-Python converters the ORM's compiler would apply."""
-    attnames, layout = [], []
+    attnames: list[str] = []
+    layout: _Layout = []
     for field in model._meta.concrete_fields:
         if field.column in columns:
             expression = field.get_col(model._meta.db_table)
-            converters: list[Callable] = connection.ops.get_db_converters(expression)
+            converters: list[Callable[..., Any]] = connection.ops.get_db_converters(expression)
             attnames.append(field.attname)
             layout.append((columns.index(field.column), converters + expression.get_db_converters(connection),
                            expression))
@@ -129,19 +136,25 @@ def column_list(model: type[models.Model], prefix: str = "") -> str:
     """Every column, named: never `*`, since PostgreSQL refuses a prepared `SELECT *` once a
     migration has added a column ("cached plan must not change result type"), which would break
     the app servers still on the old release during a rolling deploy."""
-    return ", ".join(prefix + connection.ops.quote_name(f.column) for f in model._meta.concrete_fields)
+    return ", ".join(prefix + connection.ops.quote_name(column) for column in _columns(model))
 
 
 def insert_values(model: type[models.Model]) -> str:
     """`(columns) VALUES (%(column)s, …)` for every column: a new row from `row_params`."""
-    fields = model._meta.concrete_fields
-    names = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-    return f"({names}) VALUES ({', '.join(f'%({f.column})s' for f in fields)})"
+    columns = _columns(model)
+    names = ", ".join(connection.ops.quote_name(column) for column in columns)
+    return f"({names}) VALUES ({', '.join(f'%({column})s' for column in columns)})"
 
 
 def row_params(obj: models.Model) -> dict[str, Any]:
     """A new instance's values, as the database takes them, named by column (for `insert_values`)."""
-    return {f.column: f.get_db_prep_save(f.pre_save(obj, True), connection) for f in obj._meta.concrete_fields}
+    return {f.column: f.get_db_prep_save(f.pre_save(obj, True), connection)
+            for f in obj._meta.concrete_fields if f.column is not None}  # a concrete field has a column
+
+
+def _columns(model: type[models.Model]) -> list[str]:
+    """The model's columns in field order (Django calls a field concrete when it has a column)."""
+    return [f.column for f in model._meta.concrete_fields if f.column is not None]
 
 
 def literal(value: str) -> str:
@@ -152,14 +165,17 @@ def literal(value: str) -> str:
     return f"'{value}'"
 
 
-def db_datetime(value: datetime | None) -> Any:
-    """A datetime as the column takes it (SQLite stores naive UTC text)."""
+def db_datetime(value: datetime | None) -> datetime | str | None:
+    """A datetime as the column takes it (PostgreSQL the datetime; SQLite stores naive UTC text)."""
     return connection.ops.adapt_datetimefield_value(value)
 
 
 def db_value(model: type[models.Model], field_name: str, value: Any) -> Any:
     """A value as `model.field_name`'s column takes it (JSON, decimals, …)."""
-    return model._meta.get_field(field_name).get_db_prep_save(value, connection)
+    field = model._meta.get_field(field_name)
+    if not isinstance(field, models.Field):
+        raise TypeError(f"{model.__name__}.{field_name} is a relation's other side, not a column")
+    return field.get_db_prep_save(value, connection)
 
 
 def for_update() -> str:

@@ -73,7 +73,7 @@ class AttemptInline(admin.TabularInline):
     model = JobAttempt
     extra = 0
     can_delete = False
-    fields = readonly_fields = ["worker", "started_at", "ended_at", "outcome", "error"]
+    fields = readonly_fields = ("worker", "started_at", "ended_at", "outcome", "error")
 
 
 @admin.register(Job)

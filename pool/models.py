@@ -1,6 +1,7 @@
 import re
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Self
 
 from django.conf import settings
 from django.db import models
@@ -21,16 +22,16 @@ def is_job_id(value: object) -> bool:
     return isinstance(value, str) and re.fullmatch(JOB_ID_PATTERN, value) is not None
 
 
-def new_lease_id():
+def new_lease_id() -> str:
     return secrets.token_urlsafe(16)
 
 
-def online_since():
+def online_since() -> datetime:
     return timezone.now() - timedelta(seconds=settings.JPT_WORKER_ONLINE_SECONDS)
 
 
-class WorkerQuerySet(models.QuerySet):
-    def online(self):
+class WorkerQuerySet(models.QuerySet["Worker"]):
+    def online(self) -> Self:
         """Seen recently, not signed off, not banned: only these count for routing.
 
         `pool.statements.WORKERS_ONLINE` is the same rule in SQL, for routing's hot path."""
@@ -62,15 +63,15 @@ class Worker(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["key", "client_id"], name="one_worker_per_client_id")]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.name or self.client_id} ({self.key.prefix})"
 
     @property
-    def is_registered(self):
+    def is_registered(self) -> bool:
         return self.expires_at > timezone.now() and self.signed_off_at is None
 
     @property
-    def is_online(self):
+    def is_online(self) -> bool:
         return (
             self.signed_off_at is None
             and self.key.workers_banned_at is None
@@ -78,7 +79,7 @@ class Worker(models.Model):
         )
 
     @property
-    def real_time_factor(self):
+    def real_time_factor(self) -> float | None:
         return self.processing_seconds / self.audio_seconds if self.audio_seconds else None
 
 
@@ -152,15 +153,15 @@ class Job(models.Model):
             ),
         ]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return self.id
 
     @property
-    def is_finished(self):
+    def is_finished(self) -> bool:
         return self.status in self.FINISHED
 
     @property
-    def processed_by(self):
+    def processed_by(self) -> str:
         return {"pool_self": "self", "server_demo": "server_demo", "pool_credit": "pool"}[self.route]
 
 

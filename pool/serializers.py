@@ -18,7 +18,7 @@ from jptranscribe.fields import (
     StrictRegexField,
     UtcDateTimeField,
 )
-from pool.models import JOB_ID_PATTERN
+from pool.models import JOB_ID_PATTERN, Job
 
 # Chosen by the worker, unique within its key.
 WORKER_ID = r"^[A-Za-z0-9_.-]{1,64}\Z"
@@ -114,11 +114,11 @@ class ClaimedJob(serializers.Serializer):
     language = serializers.CharField()
     route = serializers.ChoiceField(["pool_self", "pool_credit", "server_demo"])
 
-    def get_audio_url(self, job) -> str:
+    def get_audio_url(self, job: Job) -> str:
         return f"/v1/pool/jobs/{job.id}/audio"
 
     @extend_schema_field(serializers.CharField(allow_null=True))
-    def get_audio_base64(self, job):
+    def get_audio_base64(self, job: Job) -> str | None:
         return base64.b64encode(job.inline_audio).decode() if job.inline_audio is not None else None
 
 

@@ -4,6 +4,7 @@ and the operators' actions on them. The SQL is in `pool.statements`, the rules i
 from __future__ import annotations
 
 import time
+from datetime import date
 
 from django.conf import settings
 from django.db import transaction
@@ -58,7 +59,7 @@ def worker_ban(*, key: ApiKey) -> None:
 
 
 def job_submit(*, key: ApiKey, route: str, route_reason: str, audio: bytes, content_type: str, audio_format: str,
-               duration_seconds: float, translate: bool, client_ip: str | None = None, demo_day=None,
+               duration_seconds: float, translate: bool, client_ip: str | None = None, demo_day: date | None = None,
                job_id: str | None = None) -> Job:
     """Queue a routed clip with its audio. Called inside the routing transaction, so the credit
     hold, the demo quota and the job stand or fall together."""
@@ -160,8 +161,8 @@ def job_audio(*, key: ApiKey, client_id: str, job_id: str, lease_id: str) -> Job
 # --- Ending a job ---------------------------------------------------------------------------------
 
 
-def job_complete(*, worker: Worker, job_id: str, lease_id: str, text: str, segments: list, model: str,
-                 processing_seconds: float | None = None) -> tuple[Job, float]:
+def job_complete(*, worker: Worker, job_id: str, lease_id: str, text: str, segments: list[dict[str, float | str]],
+                 model: str, processing_seconds: float | None = None) -> tuple[Job, float]:
     """Store the result and settle credits. Repeating the same call is harmless.
 
     Returns the job and the seconds credited to the worker's owner.
@@ -237,7 +238,7 @@ def job_requeue(*, job: Job) -> Job:
     return job
 
 
-def job_reroute(*, job: Job, route: str, route_reason: str, demo_day=None) -> None:
+def job_reroute(*, job: Job, route: str, route_reason: str, demo_day: date | None = None) -> None:
     """Move a queued job to another route (its owner's worker vanished). Call in a transaction."""
     Job.objects.filter(pk=job.pk, status=Status.QUEUED).update(route=route, route_reason=route_reason,
                                                                demo_day=demo_day)

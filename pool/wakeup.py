@@ -15,10 +15,12 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 
 import psycopg
 from django.db import connection, transaction
+from psycopg.conninfo import make_conninfo
 
 from pool.models import Job
 
@@ -48,7 +50,7 @@ def claim_channels(*, key_id: int, is_server: bool) -> list[str]:
 
 
 class _Hub:
-    def __init__(self):
+    def __init__(self) -> None:
         self._lock = threading.Lock()
         self._waiters: dict[str, deque[threading.Event]] = {}
         # Set when the process is shutting down: waiters give up at once, so a restart
@@ -56,7 +58,7 @@ class _Hub:
         self.closing = False
 
     @contextmanager
-    def listening(self, channels):
+    def listening(self, channels: Collection[str]) -> Iterator[threading.Event]:
         """Register before checking the database, so no announcement falls in between."""
         _ensure_listener()
         event = threading.Event()
@@ -77,7 +79,7 @@ class _Hub:
                         if not queue:
                             del self._waiters[channel]
 
-    def publish(self, channel: str):
+    def publish(self, channel: str) -> None:
         with self._lock:
             queue = self._waiters.get(channel)
             if not queue:
@@ -95,11 +97,11 @@ class _Hub:
                 for event in queue:
                     event.set()
 
-    def close(self):
+    def close(self) -> None:
         self.closing = True
         self.publish_all()
 
-    def publish_all(self):
+    def publish_all(self) -> None:
         """After a lost listener connection: announcements may have been missed."""
         with self._lock:
             for queue in self._waiters.values():
@@ -110,12 +112,12 @@ class _Hub:
 hub = _Hub()
 
 
-def _is_postgres():
+def _is_postgres() -> bool:
     """PostgreSQL carries wake-ups between processes (NOTIFY); SQLite is one node: the hub is enough."""
     return connection.vendor == "postgresql"
 
 
-def release_connection():
+def release_connection() -> None:
     """Hand the database connection back before a long sleep (to the pool, on PostgreSQL).
 
     Inside a transaction (a test's, say) the connection must stay.
@@ -124,7 +126,7 @@ def release_connection():
         connection.close()
 
 
-def announce(channel: str):
+def announce(channel: str) -> None:
     """Announce `channel` once the current transaction commits (at once outside one)."""
     if _is_postgres():
         with connection.cursor() as cursor:
@@ -139,14 +141,14 @@ _listener_thread: threading.Thread | None = None
 _listener_stop = threading.Event()
 
 
-def _conninfo():
+def _conninfo() -> dict[str, str | int]:
     s = connection.settings_dict
     params = {"dbname": s["NAME"], "user": s["USER"], "password": s["PASSWORD"], "host": s["HOST"],
               "port": s["PORT"]}
     return {k: v for k, v in params.items() if v}
 
 
-def _ensure_listener():
+def _ensure_listener() -> None:
     global _listener_thread
     if not _is_postgres():
         return
@@ -163,18 +165,18 @@ def _ensure_listener():
     ready.wait(timeout=5)
 
 
-def stop_listener():
+def stop_listener() -> None:
     """For tests and shutdown: close the listener's connection (it would hold the database open)."""
     _listener_stop.set()
     if _listener_thread is not None:
         _listener_thread.join(timeout=5)
 
 
-def _listen_forever(conninfo, ready):
+def _listen_forever(conninfo: dict[str, str | int], ready: threading.Event) -> None:
     backoff = 0.5
     while not _listener_stop.is_set():
         try:
-            with psycopg.connect(**conninfo, autocommit=True) as conn:
+            with psycopg.connect(make_conninfo("", **conninfo), autocommit=True) as conn:
                 conn.execute(f"LISTEN {PG_CHANNEL}")
                 ready.set()
                 hub.publish_all()

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import IO
 
 from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
 from django.core.files.uploadhandler import MemoryFileUploadHandler
 
 from jptranscribe.errors import FileTooLarge, InvalidAudio, InvalidRequest
@@ -16,7 +18,7 @@ CONTENT_TYPES = {"WAV": "audio/wav", "MP3": "audio/mpeg", "M4A": "audio/mp4", "F
 MULTIPART_OVERHEAD = 64 * 1024
 
 
-def too_large_message():
+def too_large_message() -> str:
     return f"The audio is over the {settings.JPT_MAX_UPLOAD_BYTES // 1_048_576} MB limit."
 
 
@@ -27,17 +29,19 @@ class SizeLimitedUploadHandler(MemoryFileUploadHandler):
     whatever its Content-Length claimed (or whether it sent one).
     """
 
-    def handle_raw_input(self, input_data, META, content_length, boundary, encoding=None):
+    def handle_raw_input(self, input_data: IO[bytes], META: dict[str, str], content_length: int, boundary: str,
+                         encoding: str | None = None) -> None:
         limit = settings.JPT_MAX_UPLOAD_BYTES
         if content_length and content_length > limit + MULTIPART_OVERHEAD:
             raise FileTooLarge(too_large_message())
         self.activated = True  # always in memory: the limit keeps it small
 
-    def new_file(self, *args, **kwargs):
+    def new_file(self, field_name: str, file_name: str, content_type: str, content_length: int | None,
+                 charset: str | None = None, content_type_extra: dict[str, bytes] | None = None) -> None:
         self.received = 0
-        super().new_file(*args, **kwargs)
+        super().new_file(field_name, file_name, content_type, content_length, charset, content_type_extra)
 
-    def receive_data_chunk(self, raw_data, start):
+    def receive_data_chunk(self, raw_data: bytes, start: int) -> bytes | None:
         self.received += len(raw_data)
         if self.received > settings.JPT_MAX_UPLOAD_BYTES:
             raise FileTooLarge(too_large_message())
@@ -52,8 +56,8 @@ class CheckedAudio:
     duration_seconds: float
 
 
-def read_upload(upload) -> bytes:
-    if upload.size > settings.JPT_MAX_UPLOAD_BYTES:
+def read_upload(upload: UploadedFile[bytes]) -> bytes:
+    if (upload.size or 0) > settings.JPT_MAX_UPLOAD_BYTES:  # the handler has counted it: the size is known
         raise FileTooLarge(too_large_message())
     return upload.read()
 

@@ -8,6 +8,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import transaction
@@ -20,6 +22,9 @@ from pool import services as pool
 from pool.models import Job, new_job_id
 from pool.workers import workers_online
 
+if TYPE_CHECKING:
+    from transcription.intake import CheckedAudio
+
 Route = Job.Route
 
 
@@ -31,7 +36,7 @@ class WorkerRequired(ServiceError, status=403, code="worker_required"):
 class Decision:
     route: str
     reason: str
-    demo_day: object = None
+    demo_day: date | None = None  # the quota day a demo was taken from
 
 
 def routes_to_try(*, own_online: bool, demo_online: bool, duration: float, is_server: bool,
@@ -44,7 +49,7 @@ def routes_to_try(*, own_online: bool, demo_online: bool, duration: float, is_se
     return (Route.SERVER_DEMO, Route.POOL_CREDIT) if demo_fits else (Route.POOL_CREDIT,)
 
 
-def _decide(*, key: ApiKey, duration: float, ip: str, job_id: str, allow_self=True) -> Decision | str:
+def _decide(*, key: ApiKey, duration: float, ip: str, job_id: str, allow_self: bool = True) -> Decision | str:
     """Pick a route, taking the demo or holding credits as needed. Returns why not, if none fits.
 
     Call inside a transaction: a hold of credits or a demo stands or falls with the job.
@@ -67,7 +72,7 @@ def _decide(*, key: ApiKey, duration: float, ip: str, job_id: str, allow_self=Tr
     return _why_not(key=key, duration=duration, demo_online=demo_online)
 
 
-def _why_not(*, key, duration, demo_online) -> str:
+def _why_not(*, key: ApiKey, duration: float, demo_online: bool) -> str:
     demo_max = settings.JPT_DEMO_MAX_SECONDS
     if duration > demo_max:
         demo = f"the free server demo takes clips up to {demo_max:g} s (this one is {duration:g} s)"
@@ -84,7 +89,7 @@ def _why_not(*, key, duration, demo_online) -> str:
             "Run worker.py with this key (see /worker/) to transcribe on your own CPU and earn credits.")
 
 
-def transcription_submit(*, key: ApiKey, audio, translate: bool, ip: str, job_id: str | None = None) -> Job:
+def transcription_submit(*, key: ApiKey, audio: CheckedAudio, translate: bool, ip: str, job_id: str | None = None) -> Job:
     """Route a checked clip and queue it, all or nothing."""
     job_id = job_id or new_job_id()
     with transaction.atomic():

@@ -40,14 +40,14 @@ class TranscribeUpload(TranscribeInput):
     """multipart/form-data: the audio itself, as `file`. (To name a URL instead, send JSON.)"""
 
     file = serializers.FileField(allow_empty_file=True, help_text=FILE_HELP)
-    url = None
+    url = None  # type: ignore[assignment]  # DRF's way to drop an inherited field; the stubs don't know it
 
 
 @extend_schema_serializer(component_name="TranscribeUrl")
 class TranscribeUrl(TranscribeInput):
     """application/json: a `url` to fetch the audio from (a JSON body carries no upload)."""
 
-    file = None
+    file = None  # type: ignore[assignment]  # DRF's way to drop an inherited field
     url = StrictCharField(allow_blank=False, max_length=2048, help_text="a public https URL to the audio")
 
 

@@ -1,7 +1,9 @@
 """Waiting for a transcription, reading it, and translating its result (rendered by transcription.serializers)."""
 from __future__ import annotations
 
+import threading
 import time
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 
@@ -10,8 +12,12 @@ from pool import services as pool
 from pool.models import Job, new_job_id
 from transcription.routing import reroute_if_stranded, transcription_submit
 
+if TYPE_CHECKING:
+    from accounts.models import ApiKey
+    from transcription.intake import CheckedAudio
 
-def transcription_submit_and_wait(*, key, audio, translate: bool, ip: str, timeout: float) -> Job:
+
+def transcription_submit_and_wait(*, key: ApiKey, audio: CheckedAudio, translate: bool, ip: str, timeout: float) -> Job:
     """Route and queue a clip, then wait for it to end (or `timeout` to pass).
 
     The wake-up is registered before the job exists, so nothing can finish it
@@ -23,7 +29,7 @@ def transcription_submit_and_wait(*, key, audio, translate: bool, ip: str, timeo
         return _wait(job, done, timeout)
 
 
-def _wait(job: Job, done, timeout: float) -> Job:
+def _wait(job: Job, done: threading.Event, timeout: float) -> Job:
     deadline = time.monotonic() + max(0.0, timeout)
     while True:
         if done.is_set():
@@ -41,7 +47,7 @@ def _wait(job: Job, done, timeout: float) -> Job:
             done.set()  # the slow poll: look again anyway
 
 
-def transcription_for_owner(*, key, job_id: str) -> Job | None:
+def transcription_for_owner(*, key: ApiKey, job_id: str) -> Job | None:
     """Only the key that sent a clip can see it; for anyone else it does not exist."""
     leases.pool_maintenance()
     job = Job.objects.select_related("key").filter(pk=job_id, key=key).first()

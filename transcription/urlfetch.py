@@ -10,11 +10,12 @@ from __future__ import annotations
 import ipaddress
 import socket
 import time
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import requests
 from django.conf import settings
-from requests.adapters import HTTPAdapter
+from requests.adapters import DEFAULT_POOLBLOCK, HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
@@ -27,11 +28,11 @@ class ForbiddenAddress(InvalidRequest):
     pass
 
 
-def _allowed_networks():
+def _allowed_networks() -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
     return [ipaddress.ip_network(n, strict=False) for n in settings.JPT_URL_FETCH_ALLOWED_NETWORKS]
 
 
-def check_address(address: str):
+def check_address(address: str) -> None:
     ip = ipaddress.ip_address(address.split("%")[0])
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
         ip = ip.ipv4_mapped
@@ -41,44 +42,51 @@ def check_address(address: str):
         raise ForbiddenAddress("The URL points to a private or internal address; use a public URL.")
 
 
-def _check_host(host: str, port: int):
+def _check_host(host: str, port: int) -> None:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror:
         raise InvalidRequest(f"Could not resolve the URL's host {host!r}.")
     for info in infos:
-        check_address(info[4][0])
+        check_address(str(info[4][0]))  # an IP address: str for the INET families asked for
 
 
-def _checked_conn(base):
-    class Checked(base):
-        def _new_conn(self):
-            sock = super()._new_conn()
-            try:
-                check_address(sock.getpeername()[0])
-            except ForbiddenAddress:
-                sock.close()
-                raise
-            return sock
+def _checked_peer(sock: socket.socket) -> socket.socket:
+    """The socket, once the address it actually connected to is allowed; closed otherwise."""
+    try:
+        check_address(sock.getpeername()[0])
+    except ForbiddenAddress:
+        sock.close()
+        raise
+    return sock
 
-    return Checked
+
+class _CheckedHTTPConnection(HTTPConnection):
+    def _new_conn(self) -> socket.socket:
+        return _checked_peer(super()._new_conn())
+
+
+class _CheckedHTTPSConnection(HTTPSConnection):
+    def _new_conn(self) -> socket.socket:
+        return _checked_peer(super()._new_conn())
 
 
 class _CheckedHTTPPool(HTTPConnectionPool):
-    ConnectionCls = _checked_conn(HTTPConnection)
+    ConnectionCls = _CheckedHTTPConnection
 
 
 class _CheckedHTTPSPool(HTTPSConnectionPool):
-    ConnectionCls = _checked_conn(HTTPSConnection)
+    ConnectionCls = _CheckedHTTPSConnection
 
 
 class _CheckedAdapter(HTTPAdapter):
-    def init_poolmanager(self, *args, **kwargs):
-        super().init_poolmanager(*args, **kwargs)
+    def init_poolmanager(self, connections: int, maxsize: int, block: bool = DEFAULT_POOLBLOCK,
+                         **pool_kwargs: Any) -> None:
+        super().init_poolmanager(connections, maxsize, block, **pool_kwargs)
         self.poolmanager.pool_classes_by_scheme = {"http": _CheckedHTTPPool, "https": _CheckedHTTPSPool}
 
 
-def _session():
+def _session() -> requests.Session:
     session = requests.Session()
     session.trust_env = False  # never go through an environment proxy that could reach inside
     adapter = _CheckedAdapter(max_retries=0)
@@ -88,7 +96,7 @@ def _session():
     return session
 
 
-def _check_url(url: str):
+def _check_url(url: str) -> None:
     parts = urlsplit(url)
     schemes = ("https", "http") if settings.JPT_URL_FETCH_ALLOW_HTTP else ("https",)
     if parts.scheme not in schemes:

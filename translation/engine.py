@@ -17,6 +17,7 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import ctranslate2
 import sentencepiece as spm
@@ -42,7 +43,7 @@ SOLO_MAX_PIECES = 16
 class SentenceCache:
     """A small thread-safe LRU of sentence translations: greetings and UI strings repeat."""
 
-    def __init__(self, size: int):
+    def __init__(self, size: int) -> None:
         self.size = size
         self._items: OrderedDict[str, str] = OrderedDict()
         self._lock = threading.Lock()
@@ -54,7 +55,7 @@ class SentenceCache:
                 return self._items[key]
             return None
 
-    def put(self, key: str, value: str):
+    def put(self, key: str, value: str) -> None:
         if self.size <= 0:
             return
         with self._lock:
@@ -65,7 +66,7 @@ class SentenceCache:
 
 
 class _Request:
-    def __init__(self, pieces: list[list[str]]):
+    def __init__(self, pieces: list[list[str]]) -> None:
         self.pieces = pieces
         self.done = False
         self.outputs: list[str] = []
@@ -89,7 +90,7 @@ class SharedBatches:
     competing with it for the cores.
     """
 
-    def __init__(self, run: Callable[[list[list[str]], bool], list[str]], *, slots: int, max_pieces: int):
+    def __init__(self, run: Callable[[list[list[str]], bool], list[str]], *, slots: int, max_pieces: int) -> None:
         self._run = run
         self._slots = slots
         self.max_pieces = max_pieces
@@ -102,7 +103,7 @@ class SharedBatches:
         request = _Request(pieces)
         with self._changed:
             self._waiting.append(request)
-        while not request.done:
+        while True:
             with self._changed:
                 # Until ours is done, run a call whenever a slot is free and a request waits:
                 # ours, or, when another thread took ours into its call, the ones after it.
@@ -122,7 +123,8 @@ class SharedBatches:
 
     def _take(self) -> list[_Request]:
         """Waiting requests in order of arrival, the first always, the others while they fit."""
-        batch, size = [], 0
+        batch: list[_Request] = []
+        size = 0
         for request in self._waiting:
             if batch and size + len(request.pieces) > self.max_pieces:
                 break
@@ -131,7 +133,7 @@ class SharedBatches:
         del self._waiting[:len(batch)]
         return batch
 
-    def _run_batch(self, batch: list[_Request], alone: bool, slots: int):
+    def _run_batch(self, batch: list[_Request], alone: bool, slots: int) -> None:
         try:
             outputs = self._run([piece for request in batch for piece in request.pieces], alone)
             start = 0
@@ -153,7 +155,7 @@ def is_model_dir(path: Path) -> bool:
     return (path / "model.bin").exists() and (path / "source.spm").exists() and (path / "target.spm").exists()
 
 
-def read_meta(path: Path) -> dict:
+def read_meta(path: Path) -> dict[str, Any]:
     try:
         return json.loads((path / META_FILE).read_text())
     except (OSError, ValueError):
@@ -161,8 +163,9 @@ def read_meta(path: Path) -> dict:
 
 
 class TranslationModel:
-    def __init__(self, path: Path, *, inter_threads=2, intra_threads=1, max_input_tokens=256, cache_size=1024,
-                 beam_size=1, max_shared_pieces=MAX_SHARED_PIECES, length_factor=LENGTH_FACTOR):
+    def __init__(self, path: Path, *, inter_threads: int = 2, intra_threads: int = 1, max_input_tokens: int = 256,
+                 cache_size: int = 1024, beam_size: int = 1, max_shared_pieces: int = MAX_SHARED_PIECES,
+                 length_factor: float = LENGTH_FACTOR) -> None:
         self.path = Path(path)
         self.translator = ctranslate2.Translator(str(self.path), device="cpu", compute_type="int8",
                                                  inter_threads=inter_threads, intra_threads=intra_threads)
@@ -208,10 +211,12 @@ class TranslationModel:
 
     def translate_sentences(self, sentences: list[str]) -> list[str]:
         """Translate what the cache does not know, each distinct sentence once, in one call."""
-        known = {sentence: self.cache.get(sentence) for sentence in sentences}
-        todo = [sentence for sentence, english in known.items() if english is None]
+        cached = {sentence: self.cache.get(sentence) for sentence in sentences}
+        known = {sentence: english for sentence, english in cached.items() if english is not None}
+        todo = [sentence for sentence in cached if sentence not in known]
         if todo:
-            owners, pieces = [], []
+            owners: list[str] = []
+            pieces: list[list[str]] = []
             for sentence in todo:
                 for piece in self.chunks(sentence):
                     owners.append(sentence)
@@ -220,22 +225,23 @@ class TranslationModel:
             for owner, english in zip(owners, self.shared.translate(pieces), strict=True):
                 parts[owner].append(english.strip())
             for sentence in todo:
-                known[sentence] = " ".join(parts[sentence])
-                self.cache.put(sentence, known[sentence])
-        return [known[sentence] for sentence in sentences]  # type: ignore[misc]
+                english = " ".join(parts[sentence])
+                known[sentence] = english
+                self.cache.put(sentence, english)
+        return [known[sentence] for sentence in sentences]
 
     def decoding_cap(self, length: int) -> int:
         """Most tokens a piece of `length` source tokens may decode to."""
         return min(MAX_DECODING_LENGTH, max(MIN_DECODING_LENGTH_CAP, math.ceil(length * self.length_factor)))
 
-    def decoding_options(self, pieces: list[list[str]]) -> dict:
+    def decoding_options(self, pieces: list[list[str]]) -> dict[str, int | Callable[[Any], bool]]:
         """translate_batch options for one call.
 
         Each piece stops at its own bound, not at the longest piece's: a short sentence that
         babbles is cut where it should be, and a batch does not decode every sentence as long
         as its longest. Greedy search reports each step to a callback, which says when."""
         caps = [self.decoding_cap(len(piece)) for piece in pieces]
-        options = {"beam_size": self.beam_size, "max_batch_size": len(pieces), "max_decoding_length": max(caps)}
+        options: dict[str, int | Callable[[Any], bool]] = {"beam_size": self.beam_size, "max_batch_size": len(pieces), "max_decoding_length": max(caps)}
         if self.beam_size == 1:  # CTranslate2 calls back only in greedy search
             options["callback"] = lambda step: step.step + 1 >= caps[step.batch_id]
         return options
@@ -250,7 +256,9 @@ class TranslationModel:
         (95) cost 10 % more CPU a sentence, which concurrent requests pay for."""
         by_length = sorted(range(len(pieces)), key=lambda i: len(pieces[i]))
         total = sum(len(piece) for piece in pieces)
-        shares, share, taken = [], [], 0
+        shares: list[list[int]] = []
+        share: list[int] = []
+        taken = 0
         for i in by_length:
             share.append(i)
             taken += len(pieces[i])
@@ -286,7 +294,7 @@ _loaded: weakref.WeakSet[TranslationModel] = weakref.WeakSet()
 
 
 @atexit.register
-def _release_translators():
+def _release_translators() -> None:
     """CTranslate2's threads keep the last call's Python callback; freed during interpreter
     shutdown, it aborts the process ("terminate called without an active exception", about
     one exit in five here). Freed before shutdown, it does not."""

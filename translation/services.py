@@ -63,7 +63,7 @@ def translate(text: str) -> Translation:
     return Translation(text=join_text(english), model=model.label)
 
 
-def status() -> dict:
+def status() -> dict[str, bool | str | None]:
     """For /v1/health: what is installed, read from disk, so that it never loads the model."""
     path = model_path()
     if not is_model_dir(path):

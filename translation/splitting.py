@@ -13,10 +13,12 @@ CLOSERS = set(OPENERS.values())
 _BREAKS = re.compile(r"(\r?\n+)")
 
 
-def split_sentences(line: str, *, quotes=True) -> list[str]:
-    sentences, current, depth = [], "", []
+def split_sentences(line: str, *, quotes: bool = True) -> list[str]:
+    sentences: list[str] = []
+    current = ""
+    depth: list[str] = []  # the closers awaited, innermost last
 
-    def end_here():
+    def end_here() -> None:
         nonlocal current
         sentences.append(current.strip())
         current = ""

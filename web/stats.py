@@ -1,6 +1,7 @@
 """The public figures behind /status/: one JSON document the page polls, as any monitor can."""
-from datetime import timedelta
+from datetime import datetime, timedelta
 from statistics import median
+from typing import Any
 
 from django.core.cache import cache
 from django.db.models import Count, Min, Sum
@@ -16,7 +17,7 @@ WAIT_SAMPLE = 2000  # the median wait is taken over the most recent jobs, not th
 HOURS = 24
 
 
-def status_figures() -> dict:
+def status_figures() -> dict[str, Any]:
     figures = cache.get(CACHE_NAME)
     if figures is None:
         figures = compute_status_figures(timezone.now())
@@ -24,7 +25,7 @@ def status_figures() -> dict:
     return figures
 
 
-def compute_status_figures(now) -> dict:
+def compute_status_figures(now: datetime) -> dict[str, Any]:
     this_hour = now.replace(minute=0, second=0, microsecond=0)
     first_hour = this_hour - timedelta(hours=HOURS - 1)
     since = now - timedelta(hours=HOURS)
@@ -37,14 +38,15 @@ def compute_status_figures(now) -> dict:
         row["hour"]: row
         for row in done.filter(finished_at__gte=first_hour)
         .annotate(hour=TruncHour("finished_at")).values("hour")
-        .annotate(jobs=Count("pk"), audio=Sum("duration_seconds")).order_by()
+        .annotate(jobs=Count("pk"), audio_seconds=Sum("duration_seconds")).order_by()
     }
     hours = []
     for i in range(HOURS):
         start = first_hour + timedelta(hours=i)
-        row = per_hour.get(start, {})
-        hours.append({"hour": start.isoformat().replace("+00:00", "Z"), "jobs_done": row.get("jobs", 0),
-                      "audio_minutes": round(float(row.get("audio") or 0) / 60, 2)})
+        row = per_hour.get(start)
+        jobs, audio_seconds = (row["jobs"], row["audio_seconds"]) if row else (0, None)
+        hours.append({"hour": start.isoformat().replace("+00:00", "Z"), "jobs_done": jobs,
+                      "audio_minutes": round(float(audio_seconds or 0) / 60, 2)})
 
     waits = [
         (started - created).total_seconds()

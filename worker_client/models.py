@@ -128,6 +128,7 @@ def download(item: Download, dest: Path, *, session=None, progress=True, timeout
     except requests.RequestException as exc:
         raise ModelError(f"cannot download {item.url}: {exc.__class__.__name__} (no network?)") from exc
     with response:
+        total: int | None
         if response.status_code == 416 and have:  # the part is already whole
             total = have
         elif response.status_code in (200, 206):

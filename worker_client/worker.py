@@ -17,6 +17,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import TypedDict
 
 if __package__ in (None, ""):  # run as a script: make the package importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -36,6 +37,11 @@ from worker_client.engines import load_engine
 
 DEFAULT_SERVER = "https://api.jptranscribe.com"
 CLAIM_WAIT_SECONDS = 25
+
+
+class _ClaimOutcome(TypedDict, total=False):
+    job: dict | None  # the claim's answer: a job, or None when none came in the wait
+    error: BaseException  # what the claim raised, re-raised in the main thread
 log = logging.getLogger("worker")
 
 
@@ -135,7 +141,7 @@ class Worker:
     def _claim(self):
         """Long-poll for a job; a Ctrl-C stops waiting at once (the server gives a signed-off
         worker nothing, so no job is handed to a worker that left)."""
-        result = {}
+        result: _ClaimOutcome = {}
 
         def claim():
             try:

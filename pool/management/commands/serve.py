@@ -39,7 +39,7 @@ class Command(BaseCommand):
         parser.add_argument("--no-demo-worker", action="store_true")
 
     def handle(self, *args, host, port, no_demo_worker, **options):
-        self.children = {}
+        self.children: dict[str, subprocess.Popen[bytes]] = {}
         self.stopping = False
         signal.signal(signal.SIGINT, self.stop)
         signal.signal(signal.SIGTERM, self.stop)
@@ -70,7 +70,7 @@ class Command(BaseCommand):
                 self.stderr.write(f"The demo worker exited with code {proc.returncode}; restarting in {delay} s.")
                 del self.children[name]
                 time.sleep(delay)
-                if not self.stopping:
+                if demo and not self.stopping:  # only the demo worker is restarted
                     self.start("demo-worker", *demo)
         self.shutdown()
 
