@@ -14,13 +14,32 @@ class CreditForm(forms.Form):
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
-    list_display = ["prefix", "created_at", "last_used_at", "requests_today", "revoked_at", "is_server",
-                    "workers_banned_at", "balance"]
-    list_filter = ["is_server", ("revoked_at", admin.EmptyFieldListFilter),
-                   ("workers_banned_at", admin.EmptyFieldListFilter)]
+    list_display = [
+        "prefix",
+        "created_at",
+        "last_used_at",
+        "requests_today",
+        "revoked_at",
+        "is_server",
+        "workers_banned_at",
+        "balance",
+    ]
+    list_filter = [
+        "is_server",
+        ("revoked_at", admin.EmptyFieldListFilter),
+        ("workers_banned_at", admin.EmptyFieldListFilter),
+    ]
     search_fields = ["=prefix", "prefix"]
-    readonly_fields = ("prefix", "hashed_key", "created_at", "created_ip", "last_used_at", "revoked_at",
-                       "workers_banned_at", "balance")
+    readonly_fields = (
+        "prefix",
+        "hashed_key",
+        "created_at",
+        "created_ip",
+        "last_used_at",
+        "revoked_at",
+        "workers_banned_at",
+        "balance",
+    )
     fields = (*readonly_fields, "is_server", "note")
     # Banning a key's workers is added by the pool's admin, which knows workers.
     actions = ["revoke", "restore", "grant_credits"]
@@ -72,13 +91,25 @@ class ApiKeyAdmin(admin.ModelAdmin):
         form = CreditForm(request.POST if "apply" in request.POST else None)
         if form.is_valid():
             for key in queryset:
-                credits.credits_grant(key=key, amount=form.cleaned_data["seconds"],
-                                      reason=form.cleaned_data["reason"], actor=request.user.get_username())
+                credits.credits_grant(
+                    key=key,
+                    amount=form.cleaned_data["seconds"],
+                    reason=form.cleaned_data["reason"],
+                    actor=request.user.get_username(),
+                )
             self.message_user(request, f"Credits changed for {queryset.count()} keys.", messages.SUCCESS)
             return None
-        return render(request, "admin/accounts/grant_credits.html",
-                      {**self.admin_site.each_context(request), "form": form, "keys": queryset,
-                       "action": "grant_credits", "title": "Grant or deduct credits"})
+        return render(
+            request,
+            "admin/accounts/grant_credits.html",
+            {
+                **self.admin_site.each_context(request),
+                "form": form,
+                "keys": queryset,
+                "action": "grant_credits",
+                "title": "Grant or deduct credits",
+            },
+        )
 
 
 @admin.register(CreditEntry)

@@ -1,4 +1,5 @@
 """Base views for key holders: per-key rate limits and their headers in one place."""
+
 from django.conf import settings
 from django_ratelimit.core import get_usage
 from rest_framework.views import APIView
@@ -19,8 +20,11 @@ class KeyedView(APIView):
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
         usage = get_usage(
-            request._request, group=self.rate_group, key=lambda group, req: rate_subject(request),
-            rate=self.rate(), increment=True,
+            request._request,
+            group=self.rate_group,
+            key=lambda group, req: rate_subject(request),
+            rate=self.rate(),
+            increment=True,
         )
         self._rate_usage = usage
         usage_counter.request_counted(request.user.pk)
@@ -53,4 +57,3 @@ class WorkerView(KeyedView):
 
     def rate(self):
         return settings.JPT_RATE_WORKER
-

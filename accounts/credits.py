@@ -7,6 +7,7 @@ key's CreditBalance in the same statement or transaction, and a hold is one
 UPDATE guarded by the balance it needs, so concurrent requests of one key cannot
 spend the same seconds twice.
 """
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -69,23 +70,36 @@ def _add(*, key_id: int, kind: str, amount: Decimal | float, job_ref: str = "", 
     """Insert one ledger row and move the balance by it; a second row per (job, kind) is
     silently skipped, balance included, so retries are safe."""
     amount = seconds(amount)
-    run(sql.ADD_ENTRY, {"key_id": key_id, "kind": kind, "seconds": amount, "job_ref": job_ref, "reason": reason,
-                        "now": _now(), "milliseconds": milliseconds(amount)})
+    run(
+        sql.ADD_ENTRY,
+        {
+            "key_id": key_id,
+            "kind": kind,
+            "seconds": amount,
+            "job_ref": job_ref,
+            "reason": reason,
+            "now": _now(),
+            "milliseconds": milliseconds(amount),
+        },
+    )
 
 
 def credits_reserve(*, key: ApiKey, amount: Decimal | float, job_ref: str) -> Decimal | None:
     """Hold `amount` seconds for a job if the balance covers it; returns the balance left, or None."""
     amount = seconds(amount)
-    left = run(sql.HOLD, {"key_id": key.pk, "milliseconds": milliseconds(amount), "seconds": -amount,
-                          "job_ref": job_ref, "now": _now()}).value("milliseconds")
+    left = run(
+        sql.HOLD,
+        {"key_id": key.pk, "milliseconds": milliseconds(amount), "seconds": -amount, "job_ref": job_ref, "now": _now()},
+    ).value("milliseconds")
     return seconds_of(left) if left is not None else None
 
 
 def _open_hold(job_ref: str) -> tuple[int, Decimal] | None:
     """(key id, seconds held) of the job's reservation, unless it was already charged or refunded."""
-    entries = {kind: (key_id, -seconds(amount))
-               for kind, key_id, amount in CreditEntry.objects.filter(job_ref=job_ref)
-               .values_list("kind", "key_id", "seconds")}
+    entries = {
+        kind: (key_id, -seconds(amount))
+        for kind, key_id, amount in CreditEntry.objects.filter(job_ref=job_ref).values_list("kind", "key_id", "seconds")
+    }
     if Kind.RESERVED not in entries or Kind.CHARGED in entries or Kind.REFUNDED in entries:
         return None
     return entries[Kind.RESERVED]
@@ -113,8 +127,9 @@ def credits_grant(*, key: ApiKey, amount: Decimal | float, reason: str, actor: s
     if not reason.strip():
         raise ValueError("A grant needs a reason.")
     with transaction.atomic():
-        entry = CreditEntry.objects.create(key=key, kind=Kind.GRANTED, seconds=seconds(amount), reason=reason,
-                                           actor=actor)
+        entry = CreditEntry.objects.create(
+            key=key, kind=Kind.GRANTED, seconds=seconds(amount), reason=reason, actor=actor
+        )
         run(sql.BALANCE_ADD, {"key_id": key.pk, "milliseconds": milliseconds(amount)})
     return entry
 
@@ -125,15 +140,18 @@ def credits_reconcile(*, repair: bool) -> list[tuple[int, Decimal, Decimal]]:
     For a rolling deploy across the migration that added the kept balance (servers still on the
     old code write ledger rows only), or any doubt. Each key is fixed with its balance row
     locked, and the ledger summed after the lock, so writes running meanwhile are not lost."""
-    key_ids = sorted(set(CreditEntry.objects.values_list("key_id", flat=True))
-                     | set(CreditBalance.objects.values_list("key_id", flat=True)))
+    key_ids = sorted(
+        set(CreditEntry.objects.values_list("key_id", flat=True))
+        | set(CreditBalance.objects.values_list("key_id", flat=True))
+    )
     differing = []
     for key_id in key_ids:
         with transaction.atomic():
             run(sql.BALANCE_ADD, {"key_id": key_id, "milliseconds": 0})  # the row exists, and is locked
             kept = CreditBalance.objects.get(key_id=key_id).milliseconds
-            ledger = milliseconds(CreditEntry.objects.filter(key_id=key_id).aggregate(total=Sum("seconds"))["total"]
-                                  or 0)
+            ledger = milliseconds(
+                CreditEntry.objects.filter(key_id=key_id).aggregate(total=Sum("seconds"))["total"] or 0
+            )
             if kept != ledger:
                 differing.append((key_id, seconds_of(kept), seconds_of(ledger)))
                 if repair:

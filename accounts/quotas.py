@@ -1,4 +1,5 @@
 """Per-day quotas kept in the database, so every process and node sees one count."""
+
 from datetime import date
 
 from django.db import transaction

@@ -8,12 +8,15 @@ from accounts.models import CreditBalance, CreditEntry
 from jptranscribe.sql import Statement, literal, table
 
 LEDGER, BALANCE = table(CreditEntry), table(CreditBalance)
-RESERVED, CHARGED, REFUNDED = (literal(k) for k in (CreditEntry.Kind.RESERVED, CreditEntry.Kind.CHARGED,
-                                                   CreditEntry.Kind.REFUNDED))
+RESERVED, CHARGED, REFUNDED = (
+    literal(k) for k in (CreditEntry.Kind.RESERVED, CreditEntry.Kind.CHARGED, CreditEntry.Kind.REFUNDED)
+)
 _ENTRY = f"INSERT INTO {LEDGER} (key_id, kind, seconds, job_ref, reason, actor, created_at)"
 # A ledger row's seconds join its key's kept balance; the balance row is made at the key's first row.
-_BALANCE_ADD = (f"INSERT INTO {BALANCE} (key_id, milliseconds) {{rows}} ON CONFLICT (key_id)"
-                f" DO UPDATE SET milliseconds = {BALANCE}.milliseconds + excluded.milliseconds")
+_BALANCE_ADD = (
+    f"INSERT INTO {BALANCE} (key_id, milliseconds) {{rows}} ON CONFLICT (key_id)"
+    f" DO UPDATE SET milliseconds = {BALANCE}.milliseconds + excluded.milliseconds"
+)
 
 
 def _balance_add(rows: str) -> str:
@@ -38,8 +41,10 @@ BALANCE_ADD = Statement("balance_add", _balance_add("VALUES (%(key_id)s, %(milli
 # The guarded UPDATE takes the balance row's lock and re-reads it, so a concurrent hold waits for
 # this one and then sees what it left. No ON CONFLICT on the entry: a second hold for one job is a
 # bug, and must not take seconds without its row.
-_HOLD = (f"UPDATE {BALANCE} SET milliseconds = milliseconds - %(milliseconds)s"
-         f" WHERE key_id = %(key_id)s AND milliseconds >= %(milliseconds)s RETURNING milliseconds")
+_HOLD = (
+    f"UPDATE {BALANCE} SET milliseconds = milliseconds - %(milliseconds)s"
+    f" WHERE key_id = %(key_id)s AND milliseconds >= %(milliseconds)s RETURNING milliseconds"
+)
 _HOLD_ENTRY = f"{_ENTRY} SELECT %(key_id)s, {RESERVED}, %(seconds)s, %(job_ref)s, 'held for job', '', %(now)s"
 HOLD = Statement(
     "hold",
@@ -55,4 +60,3 @@ SETTLE = Statement(
     f" WHERE hold.job_ref = %(job_ref)s AND hold.kind = {RESERVED} AND NOT EXISTS (SELECT 1 FROM {LEDGER} ended"
     f" WHERE ended.job_ref = hold.job_ref AND ended.kind IN ({CHARGED}, {REFUNDED})) ON CONFLICT DO NOTHING",
 )
-

@@ -1,4 +1,5 @@
 """accounts' /v1 routes (mounted by jptranscribe.urls)."""
+
 from django.urls import path
 
 from accounts.views import KeysView

@@ -1,5 +1,6 @@
 """Requests per key per day, for the admin: a counter in the shared cache, not a table write
 per request. Kept two days so yesterday's figure survives midnight for a while."""
+
 from collections.abc import Sequence
 from datetime import date
 

@@ -1,6 +1,7 @@
 """The schema generator's settings-level class (DEFAULT_SCHEMA_CLASS). Kept apart from
 jptranscribe.schema: drf-spectacular's generator imports DRF's views, which load the
 authentication classes, which must not be needed to build an error body."""
+
 from drf_spectacular import openapi
 
 from jptranscribe.fields import StrictCharField

@@ -1,5 +1,6 @@
 """Django's Redis cache with fewer round trips: every request authenticates, counts its
 rate limit and its daily usage through it, so each call to Redis shows in throughput."""
+
 from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
 from django.core.cache.backends.redis import RedisCacheClient
 

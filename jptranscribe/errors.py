@@ -1,4 +1,5 @@
 """One error shape for the whole API: {"error": {"code", "message"}}."""
+
 import logging
 
 from django.conf import settings
@@ -75,34 +76,68 @@ def error_table() -> list[tuple[int, str, str]]:
     """Every error a caller can get, with this server's limits: the /docs/ page shows exactly
     these, and the README's table is this with the default settings (a test compares them)."""
     return [
-        (400, 'invalid_request', 'bad or missing fields, both or neither of `file`/`url`, `language` other than `ja`, '
-                                 f'clip over {limit_seconds(settings.JPT_MAX_CLIP_SECONDS)}, a URL that is not '
-                                 'public https or cannot be fetched, chunked uploads'),
-        (400, 'invalid_audio', 'empty, not WAV/MP3/M4A/FLAC/OGG, or no decodable audio (a corrupt MP3 is this, not an '
-                               'empty transcript)'),
-        (401, 'unauthorized', 'missing, malformed, unknown or revoked key'),
-        (403, 'worker_required', "no route fits; the message says what to do (run a worker, wait for tomorrow's demos, "
-                                 "or how many seconds of credit are missing)"),
-        (403, 'worker_banned', 'an operator stopped this key from running workers'),
-        (403, 'csrf_failed', "a call to the browser proxy /api that did not come from this site's pages (programs call "
-                             "/v1 with a key)"),
-        (404, 'not_found', "unknown path, or a transcription/job that is not yours (others' ids are indistinguishable "
-                           "from missing ones)"),
-        (405, 'method_not_allowed', 'wrong HTTP method'),
-        (409, 'worker_not_registered', 'a pool call from a worker that has not sent a heartbeat (or whose registration '
-                                       'expired): heartbeat, then retry'),
-        (409, 'lease_lost', 'a worker touches a job it no longer holds (lease expired, re-assigned, or already '
-                            'finished)'),
-        (413, 'file_too_large', f'upload or fetched URL over {limit_bytes(settings.JPT_MAX_UPLOAD_BYTES)}; '
-                                'refused while streaming, before the body is read'),
-        (413, 'text_too_long', f'`POST /v1/translate` text over {settings.JPT_TRANSLATION_MAX_CHARS:,} '
-                               'characters'),
-        (415, 'invalid_request', 'unsupported Content-Type'),
-        (429, 'rate_limited', 'over a limit; `Retry-After` says when to retry'),
-        (500, 'internal_error', 'a server error, or a transcription that failed after '
-                                f'{settings.JPT_MAX_ATTEMPTS} attempts: retry'),
-        (503, 'translation_unavailable', '`POST /v1/translate` with no translation model installed; the message names '
-                                         'the install command'),
+        (
+            400,
+            "invalid_request",
+            "bad or missing fields, both or neither of `file`/`url`, `language` other than `ja`, "
+            f"clip over {limit_seconds(settings.JPT_MAX_CLIP_SECONDS)}, a URL that is not "
+            "public https or cannot be fetched, chunked uploads",
+        ),
+        (
+            400,
+            "invalid_audio",
+            "empty, not WAV/MP3/M4A/FLAC/OGG, or no decodable audio (a corrupt MP3 is this, not an empty transcript)",
+        ),
+        (401, "unauthorized", "missing, malformed, unknown or revoked key"),
+        (
+            403,
+            "worker_required",
+            "no route fits; the message says what to do (run a worker, wait for tomorrow's demos, "
+            "or how many seconds of credit are missing)",
+        ),
+        (403, "worker_banned", "an operator stopped this key from running workers"),
+        (
+            403,
+            "csrf_failed",
+            "a call to the browser proxy /api that did not come from this site's pages (programs call /v1 with a key)",
+        ),
+        (
+            404,
+            "not_found",
+            "unknown path, or a transcription/job that is not yours (others' ids are indistinguishable "
+            "from missing ones)",
+        ),
+        (405, "method_not_allowed", "wrong HTTP method"),
+        (
+            409,
+            "worker_not_registered",
+            "a pool call from a worker that has not sent a heartbeat (or whose registration "
+            "expired): heartbeat, then retry",
+        ),
+        (
+            409,
+            "lease_lost",
+            "a worker touches a job it no longer holds (lease expired, re-assigned, or already finished)",
+        ),
+        (
+            413,
+            "file_too_large",
+            f"upload or fetched URL over {limit_bytes(settings.JPT_MAX_UPLOAD_BYTES)}; "
+            "refused while streaming, before the body is read",
+        ),
+        (413, "text_too_long", f"`POST /v1/translate` text over {settings.JPT_TRANSLATION_MAX_CHARS:,} characters"),
+        (415, "invalid_request", "unsupported Content-Type"),
+        (429, "rate_limited", "over a limit; `Retry-After` says when to retry"),
+        (
+            500,
+            "internal_error",
+            f"a server error, or a transcription that failed after {settings.JPT_MAX_ATTEMPTS} attempts: retry",
+        ),
+        (
+            503,
+            "translation_unavailable",
+            "`POST /v1/translate` with no translation model installed; the message names the install command",
+        ),
     ]
 
 
@@ -125,15 +160,19 @@ def exception_handler(exc, context):
     if isinstance(exc, ServiceError):
         return Response(error_body(exc.code, exc.message), status=exc.status, headers=exc.headers)
     if isinstance(exc, (drf.NotAuthenticated, drf.AuthenticationFailed)):
-        message = exc.detail if isinstance(exc, drf.AuthenticationFailed) else (
-            "Missing API key: send 'Authorization: Bearer jpt_…'."
+        message = (
+            exc.detail
+            if isinstance(exc, drf.AuthenticationFailed)
+            else ("Missing API key: send 'Authorization: Bearer jpt_…'.")
         )
-        return Response(error_body("unauthorized", str(message)), status=401,
-                        headers={"WWW-Authenticate": 'Bearer realm="api"'})
+        return Response(
+            error_body("unauthorized", str(message)), status=401, headers={"WWW-Authenticate": 'Bearer realm="api"'}
+        )
     if isinstance(exc, drf.Throttled):
         wait = exc.wait  # type: ignore[attr-defined]  # set by Throttled.__init__; missing from the stubs
-        return Response(error_body("rate_limited", "Too many requests."), status=429,
-                        headers={"Retry-After": str(int(wait or 1))})
+        return Response(
+            error_body("rate_limited", "Too many requests."), status=429, headers={"Retry-After": str(int(wait or 1))}
+        )
     if isinstance(exc, drf.MethodNotAllowed):
         return Response(error_body("method_not_allowed", str(exc.detail)), status=405)
     if isinstance(exc, (drf.NotFound, Http404)):

@@ -5,6 +5,7 @@ FloatField takes "1.5" and true, BooleanField takes "yes" and 1. For JSON bodies
 the JSON type the schema names, and nothing else. (Form and multipart values are all strings:
 those bodies keep DRF's own fields.)
 """
+
 import datetime
 
 from drf_spectacular.extensions import OpenApiSerializerFieldExtension

@@ -1,6 +1,7 @@
 """gunicorn settings. Long-polls and waiting transcribe calls each hold a thread for
 seconds to minutes, so each process runs many threads; the database pool (PostgreSQL)
 keeps connections few because waiting threads hand theirs back."""
+
 import os
 
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"

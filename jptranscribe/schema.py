@@ -1,6 +1,7 @@
 """Framework-level pieces of the OpenAPI description (drf-spectacular): the error envelope
 every endpoint shares, and which endpoints the contract covers. Each app's serializers.py
 renders and documents its own answers; the bearer-key scheme is accounts.schema."""
+
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
 
@@ -12,16 +13,22 @@ class ErrorBody(serializers.Serializer):
 
 # The envelope of every error, rendered from {"code", "message"}.
 class Error(serializers.Serializer):
-
     error = ErrorBody(source="*")
 
 
 def errors(*statuses):
     """The error envelope for each listed status."""
-    meaning = {400: "Bad request (invalid_request, invalid_audio)", 401: "Missing or invalid API key",
-               403: "worker_required or worker_banned", 404: "Not found", 409: "worker_not_registered or lease_lost",
-               413: "file_too_large or text_too_long", 429: "rate_limited (see Retry-After)",
-               500: "internal_error: retry", 503: "translation_unavailable"}
+    meaning = {
+        400: "Bad request (invalid_request, invalid_audio)",
+        401: "Missing or invalid API key",
+        403: "worker_required or worker_banned",
+        404: "Not found",
+        409: "worker_not_registered or lease_lost",
+        413: "file_too_large or text_too_long",
+        429: "rate_limited (see Retry-After)",
+        500: "internal_error: retry",
+        503: "translation_unavailable",
+    }
     return {status: OpenApiResponse(Error, description=meaning[status]) for status in statuses}
 
 

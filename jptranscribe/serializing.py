@@ -2,6 +2,7 @@
 
 A new DRF serializer deep-copies every declared field, which cost more than a claim's SQL;
 reading and rendering keep no state in the serializer, so all threads share one."""
+
 import functools
 
 

@@ -1,4 +1,5 @@
 """Settings, read from the environment. SQLite by default, PostgreSQL by DATABASE_URL."""
+
 import os
 import secrets
 from pathlib import Path
@@ -198,7 +199,7 @@ JPT_VERSION = "1.3.0"
 SPECTACULAR_SETTINGS = {
     "TITLE": "JPTranscribe API",
     "DESCRIPTION": "Send Japanese audio, get Japanese text and an English translation back. "
-                   "Every error is {\"error\": {\"code\", \"message\"}}.",
+    'Every error is {"error": {"code", "message"}}.',
     "VERSION": JPT_VERSION,
     "SERVERS": [{"url": "https://api.jptranscribe.com"}],
     "SERVE_INCLUDE_SCHEMA": False,

@@ -120,8 +120,9 @@ def _row_layout(model: type[models.Model], columns: tuple[str, ...], vendor: str
             expression = field.get_col(model._meta.db_table)
             converters: list[Callable[..., Any]] = connection.ops.get_db_converters(expression)
             attnames.append(field.attname)
-            layout.append((columns.index(field.column), converters + expression.get_db_converters(connection),
-                           expression))
+            layout.append(
+                (columns.index(field.column), converters + expression.get_db_converters(connection), expression)
+            )
     return attnames, layout
 
 
@@ -148,8 +149,11 @@ def insert_values(model: type[models.Model]) -> str:
 
 def row_params(obj: models.Model) -> dict[str, Any]:
     """A new instance's values, as the database takes them, named by column (for `insert_values`)."""
-    return {f.column: f.get_db_prep_save(f.pre_save(obj, True), connection)
-            for f in obj._meta.concrete_fields if f.column is not None}  # a concrete field has a column
+    return {
+        f.column: f.get_db_prep_save(f.pre_save(obj, True), connection)
+        for f in obj._meta.concrete_fields
+        if f.column is not None
+    }  # a concrete field has a column
 
 
 def _columns(model: type[models.Model]) -> list[str]:

@@ -1,4 +1,5 @@
 """The site's URLs. Apps are mounted by name: this package imports no app."""
+
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView

@@ -40,8 +40,17 @@ class OnlineFilter(admin.SimpleListFilter):
 
 @admin.register(Worker)
 class WorkerAdmin(admin.ModelAdmin):
-    list_display = ["__str__", "online", "last_seen_at", "engine", "model", "version", "jobs_done", "jobs_failed",
-                    "rtf"]
+    list_display = [
+        "__str__",
+        "online",
+        "last_seen_at",
+        "engine",
+        "model",
+        "version",
+        "jobs_done",
+        "jobs_failed",
+        "rtf",
+    ]
     list_filter = [OnlineFilter, "engine", "key__is_server"]
     search_fields = ["=key__prefix", "name", "client_id"]
     list_select_related = ["key"]

@@ -29,8 +29,15 @@ class LeaseLost(ServiceError, status=409, code="lease_lost"):
 
 def end_attempt(job: Job, outcome: str, error: str) -> None:
     """Close the running attempt of the job's current lease."""
-    run(sql.END_ATTEMPT, {"outcome": outcome, "now": db_datetime(timezone.now()), "error": error[:ERROR_LENGTH],
-                          "lease_id": job.lease_id})
+    run(
+        sql.END_ATTEMPT,
+        {
+            "outcome": outcome,
+            "now": db_datetime(timezone.now()),
+            "error": error[:ERROR_LENGTH],
+            "lease_id": job.lease_id,
+        },
+    )
 
 
 def requeue(job: Job) -> None:
@@ -49,8 +56,9 @@ def retry_or_fail(job: Job, error: str) -> None:
 def job_finish_failed(job: Job, error: str, *, status: str = Status.FAILED, code: str = "internal_error") -> None:
     """End a job without a result, giving back the credits and the demo it held. Call in a transaction."""
     error = error[:ERROR_LENGTH]
-    Job.objects.filter(pk=job.pk).update(status=status, error=error, error_code=code, finished_at=timezone.now(),
-                                         worker=None, lease_expires_at=None)
+    Job.objects.filter(pk=job.pk).update(
+        status=status, error=error, error_code=code, finished_at=timezone.now(), worker=None, lease_expires_at=None
+    )
     job.status, job.error, job.error_code = status, error, code
     JobAudio.objects.filter(job=job).delete()
     credits.credits_refund(job_ref=job.id, reason=error[:300])
@@ -75,13 +83,16 @@ def jobs_expire_leases() -> int:
     """Put jobs whose worker went silent back in the queue (or fail them after the last attempt)."""
     now = timezone.now()
     expired = 0
-    ids = list(Job.objects.filter(status=Status.LEASED, lease_expires_at__lt=now)
-               .values_list("pk", flat=True)[:EXPIRY_BATCH])
+    ids = list(
+        Job.objects.filter(status=Status.LEASED, lease_expires_at__lt=now).values_list("pk", flat=True)[:EXPIRY_BATCH]
+    )
     for job_id in ids:
         with transaction.atomic():
-            job = Job.objects.select_for_update(skip_locked=True).filter(
-                pk=job_id, status=Status.LEASED, lease_expires_at__lt=now
-            ).first()
+            job = (
+                Job.objects.select_for_update(skip_locked=True)
+                .filter(pk=job_id, status=Status.LEASED, lease_expires_at__lt=now)
+                .first()
+            )
             if job is None:
                 continue
             end_attempt(job, JobAttempt.Outcome.EXPIRED, "lease expired")
@@ -96,7 +107,9 @@ def jobs_expire_queued() -> int:
     """Fail jobs no worker took in time, so their callers hear back and their credits return."""
     cutoff = policy.queued_since_cutoff(timezone.now())
     expired = 0
-    ids = list(Job.objects.filter(status=Status.QUEUED, queued_at__lt=cutoff).values_list("pk", flat=True)[:EXPIRY_BATCH])
+    ids = list(
+        Job.objects.filter(status=Status.QUEUED, queued_at__lt=cutoff).values_list("pk", flat=True)[:EXPIRY_BATCH]
+    )
     for job_id in ids:
         with transaction.atomic():
             job = Job.objects.select_for_update(skip_locked=True).filter(pk=job_id, status=Status.QUEUED).first()

@@ -35,8 +35,12 @@ class WorkerQuerySet(models.QuerySet["Worker"]):
         """Seen recently, not signed off, not banned: only these count for routing.
 
         `pool.statements.WORKERS_ONLINE` is the same rule in SQL, for routing's hot path."""
-        return self.filter(last_seen_at__gte=online_since(), signed_off_at__isnull=True,
-                           key__workers_banned_at__isnull=True, key__revoked_at__isnull=True)
+        return self.filter(
+            last_seen_at__gte=online_since(),
+            signed_off_at__isnull=True,
+            key__workers_banned_at__isnull=True,
+            key__revoked_at__isnull=True,
+        )
 
 
 class Worker(models.Model):

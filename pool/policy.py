@@ -33,8 +33,9 @@ def after_failure(attempts: int) -> AfterFailure:
     return AfterFailure.GIVE_UP if attempts >= settings.JPT_MAX_ATTEMPTS else AfterFailure.RETRY
 
 
-def credited_seconds(*, duration: Decimal | float, owner_key_id: int, worker_key_id: int,
-                     worker_is_server: bool) -> float:
+def credited_seconds(
+    *, duration: Decimal | float, owner_key_id: int, worker_key_id: int, worker_is_server: bool
+) -> float:
     """What a worker's owner earns for a job: the clip's seconds for others' audio; nothing for
     its own, and nothing for the server's demo worker."""
     earns = owner_key_id != worker_key_id and not worker_is_server

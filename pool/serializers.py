@@ -4,6 +4,7 @@ Each class both reads (or renders) its body and documents it in openapi.yaml. Re
 JSON (the worker client sends JSON); the server also takes form bodies, as DRF does, but the
 description names one content type per body so that generated clients send it.
 """
+
 import base64
 
 from django.conf import settings
@@ -35,6 +36,7 @@ class PoolFigures(serializers.Serializer):
 
 # --- requests ---------------------------------------------------------------
 
+
 class WorkerIdInput(serializers.Serializer):
     worker_id = StrictRegexField(WORKER_ID, trim_whitespace=False)
 
@@ -56,8 +58,10 @@ class HeartbeatInput(WorkerIdInput):
 class ClaimInput(WorkerIdInput):
     wait_seconds = StrictFloatField(required=False, default=25, min_value=0)
     inline_audio = StrictBooleanField(
-        required=False, default=False,
-        help_text="Put the audio in the answer (audio_base64) when it is small enough, saving a request.")
+        required=False,
+        default=False,
+        help_text="Put the audio in the answer (audio_base64) when it is small enough, saving a request.",
+    )
 
 
 class SubmittedSegment(serializers.Serializer):
@@ -88,9 +92,9 @@ class FailInput(LeaseInput):
 
 # --- answers ----------------------------------------------------------------
 
+
 # Rendered from the Worker; the timings are the server's settings.
 class HeartbeatResult(serializers.Serializer):
-
     worker_id = serializers.CharField(source="client_id")
     accepted = AnswerValue(True, of_type=bool)
     online = serializers.BooleanField(source="is_online")
@@ -101,7 +105,6 @@ class HeartbeatResult(serializers.Serializer):
 
 # Rendered from the claimed Job.
 class ClaimedJob(serializers.Serializer):
-
     id = serializers.CharField()
     lease_id = serializers.CharField()
     lease_seconds = AnswerValue(lambda: int(settings.JPT_LEASE_SECONDS), of_type=int)
@@ -109,7 +112,8 @@ class ClaimedJob(serializers.Serializer):
     audio_url = serializers.SerializerMethodField()
     audio_base64 = serializers.SerializerMethodField(
         help_text="The audio itself when the claim asked for inline_audio and it is at most "
-                  "1 MiB (server setting); null means: fetch audio_url.")
+        "1 MiB (server setting); null means: fetch audio_url."
+    )
     duration_seconds = serializers.FloatField()
     language = serializers.CharField()
     route = serializers.ChoiceField(["pool_self", "pool_credit", "server_demo"])
@@ -124,18 +128,15 @@ class ClaimedJob(serializers.Serializer):
 
 # Rendered from {"job": the claimed Job, or None}.
 class ClaimResult(serializers.Serializer):
-
     job = ClaimedJob(allow_null=True)
 
 
 # Rendered from the seconds credited to the worker's owner.
 class CompleteResult(serializers.Serializer):
-
     status = AnswerValue("completed", of_type=str)
     credited_seconds = serializers.FloatField(source="*")
 
 
 # Rendered from the Job after the failure: back in the queue, or failed for good.
 class FailResult(serializers.Serializer):
-
     status = serializers.ChoiceField(["queued", "failed"])

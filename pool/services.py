@@ -28,21 +28,37 @@ Route = Job.Route
 # --- Workers --------------------------------------------------------------------------------------
 
 
-def worker_heartbeat(*, key: ApiKey, client_id: str, name: str = "", engine: str = "", model: str = "",
-                     version: str = "", going_offline: bool = False) -> Worker:
+def worker_heartbeat(
+    *,
+    key: ApiKey,
+    client_id: str,
+    name: str = "",
+    engine: str = "",
+    model: str = "",
+    version: str = "",
+    going_offline: bool = False,
+) -> Worker:
     """Register or refresh a worker and extend the lease of the job it holds; a worker that says
     goodbye leaves nothing waiting for a lease."""
     refuse_banned(key)
     now = timezone.now()
-    fields = {"name": name, "engine": engine, "model": model, "version": version, "last_seen_at": now,
-              "signed_off_at": now if going_offline else None,
-              "expires_at": now if going_offline else policy.registration_expires_at(now)}
+    fields = {
+        "name": name,
+        "engine": engine,
+        "model": model,
+        "version": version,
+        "last_seen_at": now,
+        "signed_off_at": now if going_offline else None,
+        "expires_at": now if going_offline else policy.registration_expires_at(now),
+    }
     with transaction.atomic():
         worker, _ = Worker.objects.update_or_create(key=key, client_id=client_id, defaults=fields)
         if going_offline:
             leases.requeue_held_jobs(worker, reason="worker went offline")
         else:
-            Job.objects.filter(worker=worker, status=Status.LEASED).update(lease_expires_at=policy.lease_expires_at(now))
+            Job.objects.filter(worker=worker, status=Status.LEASED).update(
+                lease_expires_at=policy.lease_expires_at(now)
+            )
     return worker
 
 
@@ -58,13 +74,32 @@ def worker_ban(*, key: ApiKey) -> None:
 # --- Submitting -----------------------------------------------------------------------------------
 
 
-def job_submit(*, key: ApiKey, route: str, route_reason: str, audio: bytes, content_type: str, audio_format: str,
-               duration_seconds: float, translate: bool, client_ip: str | None = None, demo_day: date | None = None,
-               job_id: str | None = None) -> Job:
+def job_submit(
+    *,
+    key: ApiKey,
+    route: str,
+    route_reason: str,
+    audio: bytes,
+    content_type: str,
+    audio_format: str,
+    duration_seconds: float,
+    translate: bool,
+    client_ip: str | None = None,
+    demo_day: date | None = None,
+    job_id: str | None = None,
+) -> Job:
     """Queue a routed clip with its audio. Called inside the routing transaction, so the credit
     hold, the demo quota and the job stand or fall together."""
-    job = Job(key=key, route=route, route_reason=route_reason, audio_format=audio_format,
-              duration_seconds=duration_seconds, translate=translate, client_ip=client_ip, demo_day=demo_day)
+    job = Job(
+        key=key,
+        route=route,
+        route_reason=route_reason,
+        audio_format=audio_format,
+        duration_seconds=duration_seconds,
+        translate=translate,
+        client_ip=client_ip,
+        demo_day=demo_day,
+    )
     if job_id:
         job.id = job_id
     stored = load(Job, sql.SUBMIT, {**row_params(job), "audio": audio, "content_type": content_type})
@@ -104,11 +139,17 @@ def claim_once(worker: Worker, inline_audio_up_to: int = 0) -> Job | None:
     """Lease the best queued job for this worker now, with its attempt row (and audio), or None."""
     now = timezone.now()
     statement = sql.CLAIM_DEMO if worker.key.is_server else sql.CLAIM_POOL
-    answer = run(statement, {
-        "worker_pk": worker.pk, "worker_key_id": worker.key_id, "lease_id": new_lease_id(),
-        "lease_expires_at": db_datetime(policy.lease_expires_at(now)), "now": db_datetime(now),
-        "inline_audio_up_to": inline_audio_up_to,
-    })
+    answer = run(
+        statement,
+        {
+            "worker_pk": worker.pk,
+            "worker_key_id": worker.key_id,
+            "lease_id": new_lease_id(),
+            "lease_expires_at": db_datetime(policy.lease_expires_at(now)),
+            "now": db_datetime(now),
+            "inline_audio_up_to": inline_audio_up_to,
+        },
+    )
     if answer.row is None:
         return None
     job = instance(Job, answer.columns, answer.row)
@@ -161,19 +202,37 @@ def job_audio(*, key: ApiKey, client_id: str, job_id: str, lease_id: str) -> Job
 # --- Ending a job ---------------------------------------------------------------------------------
 
 
-def job_complete(*, worker: Worker, job_id: str, lease_id: str, text: str, segments: list[dict[str, float | str]],
-                 model: str, processing_seconds: float | None = None) -> tuple[Job, float]:
+def job_complete(
+    *,
+    worker: Worker,
+    job_id: str,
+    lease_id: str,
+    text: str,
+    segments: list[dict[str, float | str]],
+    model: str,
+    processing_seconds: float | None = None,
+) -> tuple[Job, float]:
     """Store the result and settle credits. Repeating the same call is harmless.
 
     Returns the job and the seconds credited to the worker's owner.
     """
     with transaction.atomic():
-        job = load(Job, sql.COMPLETE, {
-            "job_id": job_id, "worker_pk": worker.pk, "lease_id": lease_id, "text": text,
-            "segments": db_value(Job, "segments", segments), "model": model or worker.model,
-            "now": db_datetime(timezone.now()), "outcome": JobAttempt.Outcome.COMPLETED, "error": "",
-            "processing_seconds": float(processing_seconds or 0),
-        })
+        job = load(
+            Job,
+            sql.COMPLETE,
+            {
+                "job_id": job_id,
+                "worker_pk": worker.pk,
+                "lease_id": lease_id,
+                "text": text,
+                "segments": db_value(Job, "segments", segments),
+                "model": model or worker.model,
+                "now": db_datetime(timezone.now()),
+                "outcome": JobAttempt.Outcome.COMPLETED,
+                "error": "",
+                "processing_seconds": float(processing_seconds or 0),
+            },
+        )
         if job is None:
             # A repeated call, or one that may not: say which.
             job = _held_job(worker=worker, job_id=job_id, lease_id=lease_id, lock=True)
@@ -190,8 +249,12 @@ def job_complete(*, worker: Worker, job_id: str, lease_id: str, text: str, segme
 
 
 def _credited(job: Job, worker: Worker) -> float:
-    return policy.credited_seconds(duration=job.duration_seconds, owner_key_id=job.key_id,
-                                   worker_key_id=worker.key_id, worker_is_server=worker.key.is_server)
+    return policy.credited_seconds(
+        duration=job.duration_seconds,
+        owner_key_id=job.key_id,
+        worker_key_id=worker.key_id,
+        worker_is_server=worker.key.is_server,
+    )
 
 
 def job_fail(*, worker: Worker, job_id: str, lease_id: str, error: str) -> Job:
@@ -240,7 +303,8 @@ def job_requeue(*, job: Job) -> Job:
 
 def job_reroute(*, job: Job, route: str, route_reason: str, demo_day: date | None = None) -> None:
     """Move a queued job to another route (its owner's worker vanished). Call in a transaction."""
-    Job.objects.filter(pk=job.pk, status=Status.QUEUED).update(route=route, route_reason=route_reason,
-                                                               demo_day=demo_day)
+    Job.objects.filter(pk=job.pk, status=Status.QUEUED).update(
+        route=route, route_reason=route_reason, demo_day=demo_day
+    )
     job.route = route
     wakeup.announce(wakeup.job_queued_channel(job))

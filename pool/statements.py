@@ -17,8 +17,9 @@ from pool.models import Job, JobAttempt, JobAudio, Worker
 JOB, WORKER, ATTEMPT, AUDIO, KEY = table(Job), table(Worker), table(JobAttempt), table(JobAudio), table(ApiKey)
 JOB_COLUMNS = column_list(Job)
 QUEUED, LEASED, COMPLETED = (literal(s) for s in (Job.Status.QUEUED, Job.Status.LEASED, Job.Status.COMPLETED))
-POOL_SELF, POOL_CREDIT, SERVER_DEMO = (literal(r) for r in (Job.Route.POOL_SELF, Job.Route.POOL_CREDIT,
-                                                            Job.Route.SERVER_DEMO))
+POOL_SELF, POOL_CREDIT, SERVER_DEMO = (
+    literal(r) for r in (Job.Route.POOL_SELF, Job.Route.POOL_CREDIT, Job.Route.SERVER_DEMO)
+)
 RUNNING, FAILED = literal(JobAttempt.Outcome.RUNNING), literal(JobAttempt.Outcome.FAILED)
 # What a pool call needs of its worker; the other fields load when touched.
 WORKER_COLUMNS = "w.id, w.key_id, w.client_id, w.model, w.last_seen_at, w.expires_at, w.signed_off_at"
@@ -54,14 +55,18 @@ def _lease(pick: str) -> str:
     )
 
 
-_START_ATTEMPT = (f"INSERT INTO {ATTEMPT} (job_id, worker_id, lease_id, started_at, outcome, error)"
-                  f" SELECT id, %(worker_pk)s, %(lease_id)s, %(now)s, {RUNNING}, ''")
+_START_ATTEMPT = (
+    f"INSERT INTO {ATTEMPT} (job_id, worker_id, lease_id, started_at, outcome, error)"
+    f" SELECT id, %(worker_pk)s, %(lease_id)s, %(now)s, {RUNNING}, ''"
+)
 
 
 def _inline_audio(job_id: str) -> str:
     """The clip itself when the worker asked for it and it is small enough: a round trip saved per job."""
-    return (f"CASE WHEN %(inline_audio_up_to)s > 0 THEN (SELECT data FROM {AUDIO}"
-            f" WHERE job_id = {job_id} AND length(data) <= %(inline_audio_up_to)s) END AS inline_audio")
+    return (
+        f"CASE WHEN %(inline_audio_up_to)s > 0 THEN (SELECT data FROM {AUDIO}"
+        f" WHERE job_id = {job_id} AND length(data) <= %(inline_audio_up_to)s) END AS inline_audio"
+    )
 
 
 def _claim(name: str, pick: str) -> Statement:
@@ -69,14 +74,18 @@ def _claim(name: str, pick: str) -> Statement:
         name,
         f"WITH claimed AS ({_lease(pick)}), attempt AS ({_START_ATTEMPT} FROM claimed)"
         f" SELECT {JOB_COLUMNS}, {_inline_audio('claimed.id')} FROM claimed",
-        sqlite_steps=(_lease(pick), f"{_START_ATTEMPT} FROM {JOB} WHERE id = %(id)s",
-                      f"SELECT {_inline_audio('%(id)s')}"),
+        sqlite_steps=(
+            _lease(pick),
+            f"{_START_ATTEMPT} FROM {JOB} WHERE id = %(id)s",
+            f"SELECT {_inline_audio('%(id)s')}",
+        ),
     )
 
 
 # The demo worker takes demo jobs only, oldest first.
-CLAIM_DEMO = _claim("claim_demo", f"SELECT id FROM {JOB} WHERE status = {QUEUED} AND route = {SERVER_DEMO}"
-                                  f" ORDER BY queued_at LIMIT 1")
+CLAIM_DEMO = _claim(
+    "claim_demo", f"SELECT id FROM {JOB} WHERE status = {QUEUED} AND route = {SERVER_DEMO} ORDER BY queued_at LIMIT 1"
+)
 # A volunteer's worker takes its own key's jobs first, then pool jobs oldest first, never one
 # that already failed on this worker.
 CLAIM_POOL = _claim(
@@ -107,19 +116,25 @@ HELD_AUDIO = Statement(
 
 # --- Ending an attempt, and completing -------------------------------------------------------------
 
-_END_ATTEMPT = (f"UPDATE {ATTEMPT} SET outcome = %(outcome)s, ended_at = %(now)s, error = %(error)s"
-                f" WHERE lease_id = %(lease_id)s AND outcome = {RUNNING}")
+_END_ATTEMPT = (
+    f"UPDATE {ATTEMPT} SET outcome = %(outcome)s, ended_at = %(now)s, error = %(error)s"
+    f" WHERE lease_id = %(lease_id)s AND outcome = {RUNNING}"
+)
 END_ATTEMPT = Statement("end_attempt", _END_ATTEMPT)
 
-_FINISH = (f"UPDATE {JOB} SET status = {COMPLETED}, text = %(text)s, segments = %(segments)s, model = %(model)s,"
-           f" finished_at = %(now)s, lease_expires_at = NULL"
-           f" WHERE id = %(job_id)s AND worker_id = %(worker_pk)s AND lease_id = %(lease_id)s AND lease_id <> ''"
-           f" AND status = {LEASED} RETURNING {JOB_COLUMNS}")
+_FINISH = (
+    f"UPDATE {JOB} SET status = {COMPLETED}, text = %(text)s, segments = %(segments)s, model = %(model)s,"
+    f" finished_at = %(now)s, lease_expires_at = NULL"
+    f" WHERE id = %(job_id)s AND worker_id = %(worker_pk)s AND lease_id = %(lease_id)s AND lease_id <> ''"
+    f" AND status = {LEASED} RETURNING {JOB_COLUMNS}"
+)
 
 
 def _count_done(duration: str) -> str:
-    return (f"UPDATE {WORKER} SET jobs_done = jobs_done + 1, audio_seconds = {WORKER}.audio_seconds + {duration},"
-            f" processing_seconds = {WORKER}.processing_seconds + %(processing_seconds)s")
+    return (
+        f"UPDATE {WORKER} SET jobs_done = jobs_done + 1, audio_seconds = {WORKER}.audio_seconds + {duration},"
+        f" processing_seconds = {WORKER}.processing_seconds + %(processing_seconds)s"
+    )
 
 
 # Only the holder's call with its lease moves the job; its attempt, audio and the worker's figures
@@ -130,8 +145,12 @@ COMPLETE = Statement(
     f" audio AS (DELETE FROM {AUDIO} WHERE job_id IN (SELECT id FROM done)),"
     f" counted AS ({_count_done('done.duration_seconds')} FROM done WHERE {WORKER}.id = %(worker_pk)s)"
     f" SELECT {JOB_COLUMNS} FROM done",
-    sqlite_steps=(_FINISH, _END_ATTEMPT, f"DELETE FROM {AUDIO} WHERE job_id = %(job_id)s",
-                  f"{_count_done('%(duration_seconds)s')} WHERE id = %(worker_pk)s"),
+    sqlite_steps=(
+        _FINISH,
+        _END_ATTEMPT,
+        f"DELETE FROM {AUDIO} WHERE job_id = %(job_id)s",
+        f"{_count_done('%(duration_seconds)s')} WHERE id = %(worker_pk)s",
+    ),
 )
 
 # --- Routing's question: whose workers are online -------------------------------------------------

@@ -1,4 +1,5 @@
 """The worker protocol's /v1 routes (mounted by jptranscribe.urls)."""
+
 from django.urls import path
 
 from pool.views import ClaimView, HeartbeatView, JobAudioView, JobCompleteView, JobFailView

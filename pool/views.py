@@ -22,72 +22,107 @@ from pool.serializers import (
     LeaseInput,
 )
 
-JOB_ID_PARAMETER = OpenApiParameter("job_id", str, OpenApiParameter.PATH, pattern=JOB_ID,
-                                    description="as in the claim's `job.id`")
+JOB_ID_PARAMETER = OpenApiParameter(
+    "job_id", str, OpenApiParameter.PATH, pattern=JOB_ID, description="as in the claim's `job.id`"
+)
 
 
 class HeartbeatView(WorkerView):
-    @extend_schema(request={"application/json": HeartbeatInput},
-                   responses={200: HeartbeatResult, **schema.errors(400, 401, 403, 429)},
-                   summary="Register or refresh a worker", tags=["worker"])
+    @extend_schema(
+        request={"application/json": HeartbeatInput},
+        responses={200: HeartbeatResult, **schema.errors(400, 401, 403, 429)},
+        summary="Register or refresh a worker",
+        tags=["worker"],
+    )
     def post(self, request):
         data = validated(HeartbeatInput, request.data)
         worker = services.worker_heartbeat(
-            key=request.user, client_id=data["worker_id"], name=data["name"], engine=data["engine"],
-            model=data["model"], version=data["version"], going_offline=data["status"] == "offline",
+            key=request.user,
+            client_id=data["worker_id"],
+            name=data["name"],
+            engine=data["engine"],
+            model=data["model"],
+            version=data["version"],
+            going_offline=data["status"] == "offline",
         )
         return Response(rendered(HeartbeatResult, worker))
 
 
 class ClaimView(WorkerView):
-    @extend_schema(request={"application/json": ClaimInput},
-                   responses={200: ClaimResult, **schema.errors(400, 401, 403, 409, 429)},
-                   summary="Claim the next job (long-poll)", tags=["worker"])
+    @extend_schema(
+        request={"application/json": ClaimInput},
+        responses={200: ClaimResult, **schema.errors(400, 401, 403, 409, 429)},
+        summary="Claim the next job (long-poll)",
+        tags=["worker"],
+    )
     def post(self, request):
         data = validated(ClaimInput, request.data)
         worker = workers.worker_for_request(key=request.user, client_id=data["worker_id"])
-        job = services.job_claim(worker=worker, wait_seconds=data["wait_seconds"],
-                                 inline_audio_up_to=settings.JPT_CLAIM_INLINE_AUDIO_BYTES if data["inline_audio"] else 0)
+        job = services.job_claim(
+            worker=worker,
+            wait_seconds=data["wait_seconds"],
+            inline_audio_up_to=settings.JPT_CLAIM_INLINE_AUDIO_BYTES if data["inline_audio"] else 0,
+        )
         return Response(rendered(ClaimResult, {"job": job}))
 
 
 class JobAudioView(WorkerView):
-    @extend_schema(parameters=[JOB_ID_PARAMETER, LeaseInput], responses={
-        (200, "application/octet-stream"): OpenApiResponse(OpenApiTypes.BINARY, description="the uploaded audio"),
-        **schema.errors(400, 401, 404, 409, 429)}, summary="Download a held job's audio", tags=["worker"])
+    @extend_schema(
+        parameters=[JOB_ID_PARAMETER, LeaseInput],
+        responses={
+            (200, "application/octet-stream"): OpenApiResponse(OpenApiTypes.BINARY, description="the uploaded audio"),
+            **schema.errors(400, 401, 404, 409, 429),
+        },
+        summary="Download a held job's audio",
+        tags=["worker"],
+    )
     def get(self, request, job_id):
         data = validated(LeaseInput, request.query_params)
-        audio = services.job_audio(key=request.user, client_id=data["worker_id"], job_id=job_id,
-                                   lease_id=data["lease_id"])
+        audio = services.job_audio(
+            key=request.user, client_id=data["worker_id"], job_id=job_id, lease_id=data["lease_id"]
+        )
         response = HttpResponse(bytes(audio.data), content_type=audio.content_type)
         response["Cache-Control"] = "no-store"
         return response
 
 
 class JobCompleteView(WorkerView):
-    @extend_schema(request={"application/json": CompleteInput}, parameters=[JOB_ID_PARAMETER],
-                   responses={200: CompleteResult, **schema.errors(400, 401, 404, 409, 429)},
-                   summary="Submit a job's result (idempotent)", tags=["worker"])
+    @extend_schema(
+        request={"application/json": CompleteInput},
+        parameters=[JOB_ID_PARAMETER],
+        responses={200: CompleteResult, **schema.errors(400, 401, 404, 409, 429)},
+        summary="Submit a job's result (idempotent)",
+        tags=["worker"],
+    )
     def post(self, request, job_id):
         data = validated(CompleteInput, request.data)
         worker = workers.worker_for_request(key=request.user, client_id=data["worker_id"])
         _job, credited = services.job_complete(
-            worker=worker, job_id=job_id, lease_id=data["lease_id"], text=data["text"].strip(),
-            segments=clean_segments(data["segments"]), model=data["model"],
+            worker=worker,
+            job_id=job_id,
+            lease_id=data["lease_id"],
+            text=data["text"].strip(),
+            segments=clean_segments(data["segments"]),
+            model=data["model"],
             processing_seconds=data.get("processing_seconds"),
         )
         return Response(rendered(CompleteResult, credited))
 
 
 class JobFailView(WorkerView):
-    @extend_schema(request={"application/json": FailInput}, parameters=[JOB_ID_PARAMETER],
-                   responses={200: FailResult, **schema.errors(400, 401, 404, 409, 429)},
-                   summary="Report a job failed (idempotent)", tags=["worker"])
+    @extend_schema(
+        request={"application/json": FailInput},
+        parameters=[JOB_ID_PARAMETER],
+        responses={200: FailResult, **schema.errors(400, 401, 404, 409, 429)},
+        summary="Report a job failed (idempotent)",
+        tags=["worker"],
+    )
     def post(self, request, job_id):
         data = validated(FailInput, request.data)
         worker = workers.worker_for_request(key=request.user, client_id=data["worker_id"])
-        job = services.job_fail(worker=worker, job_id=job_id, lease_id=data["lease_id"],
-                                error=data["error"] or "no reason given")
+        job = services.job_fail(
+            worker=worker, job_id=job_id, lease_id=data["lease_id"], error=data["error"] or "no reason given"
+        )
         return Response(rendered(FailResult, job))
 
 
@@ -96,8 +131,13 @@ def clean_segments(segments):
     cleaned = []
     for seg in segments:
         try:
-            cleaned.append({"start": round(float(seg["start"]), 3), "end": round(float(seg["end"]), 3),
-                            "text": str(seg.get("text", ""))[:5000]})
+            cleaned.append(
+                {
+                    "start": round(float(seg["start"]), 3),
+                    "end": round(float(seg["end"]), 3),
+                    "text": str(seg.get("text", ""))[:5000],
+                }
+            )
         except (KeyError, TypeError, ValueError):
             raise InvalidRequest("Each segment needs numeric 'start' and 'end' and a 'text'.")
     return cleaned

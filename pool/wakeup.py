@@ -9,6 +9,7 @@ wake every JPT_WAKEUP_POLL_SECONDS to re-check, as a safety net.
 Channels are named by the functions below, and only by them: a job ready to claim
 wakes one waiter of its queue; a finished job wakes everyone waiting for it.
 """
+
 from __future__ import annotations
 
 import logging
@@ -143,8 +144,7 @@ _listener_stop = threading.Event()
 
 def _conninfo() -> dict[str, str | int]:
     s = connection.settings_dict
-    params = {"dbname": s["NAME"], "user": s["USER"], "password": s["PASSWORD"], "host": s["HOST"],
-              "port": s["PORT"]}
+    params = {"dbname": s["NAME"], "user": s["USER"], "password": s["PASSWORD"], "host": s["HOST"], "port": s["PORT"]}
     return {k: v for k, v in params.items() if v}
 
 

@@ -58,4 +58,3 @@ def pool_stats() -> dict[str, int]:
         "workers_online": Worker.objects.online().filter(key__is_server=False).count(),
         "jobs_queued": Job.objects.filter(status=Job.Status.QUEUED).count(),
     }
-

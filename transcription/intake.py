@@ -1,4 +1,5 @@
 """Turning an upload or a URL into checked audio bytes, before anything is queued."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -12,8 +13,7 @@ from jptranscribe.errors import FileTooLarge, InvalidAudio, InvalidRequest
 from transcription.urlfetch import fetch_audio
 from worker_client import audio as audio_lib
 
-CONTENT_TYPES = {"WAV": "audio/wav", "MP3": "audio/mpeg", "M4A": "audio/mp4", "FLAC": "audio/flac",
-                 "OGG": "audio/ogg"}
+CONTENT_TYPES = {"WAV": "audio/wav", "MP3": "audio/mpeg", "M4A": "audio/mp4", "FLAC": "audio/flac", "OGG": "audio/ogg"}
 # Room for the multipart framing and the small form fields around the file.
 MULTIPART_OVERHEAD = 64 * 1024
 
@@ -29,15 +29,28 @@ class SizeLimitedUploadHandler(MemoryFileUploadHandler):
     whatever its Content-Length claimed (or whether it sent one).
     """
 
-    def handle_raw_input(self, input_data: IO[bytes], META: dict[str, str], content_length: int, boundary: str,
-                         encoding: str | None = None) -> None:
+    def handle_raw_input(
+        self,
+        input_data: IO[bytes],
+        META: dict[str, str],
+        content_length: int,
+        boundary: str,
+        encoding: str | None = None,
+    ) -> None:
         limit = settings.JPT_MAX_UPLOAD_BYTES
         if content_length and content_length > limit + MULTIPART_OVERHEAD:
             raise FileTooLarge(too_large_message())
         self.activated = True  # always in memory: the limit keeps it small
 
-    def new_file(self, field_name: str, file_name: str, content_type: str, content_length: int | None,
-                 charset: str | None = None, content_type_extra: dict[str, bytes] | None = None) -> None:
+    def new_file(
+        self,
+        field_name: str,
+        file_name: str,
+        content_type: str,
+        content_length: int | None,
+        charset: str | None = None,
+        content_type_extra: dict[str, bytes] | None = None,
+    ) -> None:
         self.received = 0
         super().new_file(field_name, file_name, content_type, content_length, charset, content_type_extra)
 
@@ -76,5 +89,9 @@ def check_audio(data: bytes) -> CheckedAudio:
         raise InvalidAudio(str(exc))
     if probe.duration_seconds > limit:
         raise InvalidRequest(f"The clip is longer than the {limit:g} s limit; split it into shorter clips.")
-    return CheckedAudio(data=data, content_type=CONTENT_TYPES[probe.format], format=probe.format,
-                        duration_seconds=probe.duration_seconds)
+    return CheckedAudio(
+        data=data,
+        content_type=CONTENT_TYPES[probe.format],
+        format=probe.format,
+        duration_seconds=probe.duration_seconds,
+    )

@@ -5,6 +5,7 @@
 | pool_credit | credits cover the clip (held now, charged later)| processed_by pool        |
 | 403         | none of the above                               | worker_required          |
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -39,8 +40,9 @@ class Decision:
     demo_day: date | None = None  # the quota day a demo was taken from
 
 
-def routes_to_try(*, own_online: bool, demo_online: bool, duration: float, is_server: bool,
-                  allow_self: bool = True) -> tuple[str, ...]:
+def routes_to_try(
+    *, own_online: bool, demo_online: bool, duration: float, is_server: bool, allow_self: bool = True
+) -> tuple[str, ...]:
     """The routes open to a clip, in the order the spec tries them, before any demo or credit is
     taken: an own worker online wins outright; the demo only for short clips while it runs."""
     if allow_self and own_online:
@@ -55,8 +57,13 @@ def _decide(*, key: ApiKey, duration: float, ip: str, job_id: str, allow_self: b
     Call inside a transaction: a hold of credits or a demo stands or falls with the job.
     """
     own_online, demo_online = workers_online(key)
-    for route in routes_to_try(own_online=own_online, demo_online=demo_online, duration=duration,
-                               is_server=key.is_server, allow_self=allow_self):
+    for route in routes_to_try(
+        own_online=own_online,
+        demo_online=demo_online,
+        duration=duration,
+        is_server=key.is_server,
+        allow_self=allow_self,
+    ):
         if route == Route.POOL_SELF:
             return Decision(route, "Your worker is online — job runs on your CPU")
         if route == Route.SERVER_DEMO:
@@ -67,8 +74,9 @@ def _decide(*, key: ApiKey, duration: float, ip: str, job_id: str, allow_self: b
         if route == Route.POOL_CREDIT:
             balance = credits.credits_reserve(key=key, amount=duration, job_ref=job_id)
             if balance is not None:
-                return Decision(route, f"No worker online — {duration:g} s of pool credits used "
-                                       f"({float(balance):g} s left)")
+                return Decision(
+                    route, f"No worker online — {duration:g} s of pool credits used ({float(balance):g} s left)"
+                )
     return _why_not(key=key, duration=duration, demo_online=demo_online)
 
 
@@ -79,17 +87,25 @@ def _why_not(*, key: ApiKey, duration: float, demo_online: bool) -> str:
     elif not demo_online:
         demo = "the free server demo is offline right now"
     else:
-        demo = (f"your {settings.JPT_DEMOS_PER_IP_PER_DAY} free server demos for today are used "
-                "(they come back at 00:00 UTC)")
+        demo = (
+            f"your {settings.JPT_DEMOS_PER_IP_PER_DAY} free server demos for today are used "
+            "(they come back at 00:00 UTC)"
+        )
     if key.is_browser:  # a visitor of the pages, with no key of its own
-        return (f"The web demo cannot take this clip: {demo}. Mint a free key (/get-key/) and run worker.py "
-                "(/worker/) to transcribe without these limits.")
+        return (
+            f"The web demo cannot take this clip: {demo}. Mint a free key (/get-key/) and run worker.py "
+            "(/worker/) to transcribe without these limits."
+        )
     needed = float(credits.credits_missing(needed=duration, balance=credits.credits_balance(key)))
-    return (f"No worker of yours is online, {demo}, and you need {needed:g} more seconds of pool credit. "
-            "Run worker.py with this key (see /worker/) to transcribe on your own CPU and earn credits.")
+    return (
+        f"No worker of yours is online, {demo}, and you need {needed:g} more seconds of pool credit. "
+        "Run worker.py with this key (see /worker/) to transcribe on your own CPU and earn credits."
+    )
 
 
-def transcription_submit(*, key: ApiKey, audio: CheckedAudio, translate: bool, ip: str, job_id: str | None = None) -> Job:
+def transcription_submit(
+    *, key: ApiKey, audio: CheckedAudio, translate: bool, ip: str, job_id: str | None = None
+) -> Job:
     """Route a checked clip and queue it, all or nothing."""
     job_id = job_id or new_job_id()
     with transaction.atomic():
@@ -97,9 +113,17 @@ def transcription_submit(*, key: ApiKey, audio: CheckedAudio, translate: bool, i
         if isinstance(decision, str):
             raise WorkerRequired(decision)
         return pool.job_submit(
-            job_id=job_id, key=key, route=decision.route, route_reason=decision.reason, audio=audio.data,
-            content_type=audio.content_type, audio_format=audio.format, duration_seconds=audio.duration_seconds,
-            translate=translate, client_ip=ip or None, demo_day=decision.demo_day,
+            job_id=job_id,
+            key=key,
+            route=decision.route,
+            route_reason=decision.reason,
+            audio=audio.data,
+            content_type=audio.content_type,
+            audio_format=audio.format,
+            duration_seconds=audio.duration_seconds,
+            translate=translate,
+            client_ip=ip or None,
+            demo_day=decision.demo_day,
         )
 
 
@@ -116,13 +140,14 @@ def reroute_if_stranded(job: Job) -> Job:
         job = Job.objects.select_for_update().get(pk=job.pk)
         if job.route != Route.POOL_SELF or job.status != Job.Status.QUEUED or workers_online(key)[0]:
             return job
-        decision = _decide(key=key, duration=float(job.duration_seconds), ip=job.client_ip or "", job_id=job.id,
-                           allow_self=False)
+        decision = _decide(
+            key=key, duration=float(job.duration_seconds), ip=job.client_ip or "", job_id=job.id, allow_self=False
+        )
         if isinstance(decision, str):
-            leases.job_finish_failed(job, "Your worker went offline before it finished this clip. " + decision,
-                                   code=WorkerRequired.code)
+            leases.job_finish_failed(
+                job, "Your worker went offline before it finished this clip. " + decision, code=WorkerRequired.code
+            )
         else:
-            pool.job_reroute(job=job, route=decision.route, route_reason=decision.reason,
-                             demo_day=decision.demo_day)
+            pool.job_reroute(job=job, route=decision.route, route_reason=decision.reason, demo_day=decision.demo_day)
     job.refresh_from_db()
     return job

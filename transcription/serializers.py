@@ -2,6 +2,7 @@
 
 Each class both reads (or renders) its body and documents it in openapi.yaml.
 """
+
 from django.conf import settings
 from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
@@ -13,14 +14,21 @@ from pool.serializers import PoolFigures
 
 SUPPORTED_LANGUAGES = ("ja",)
 # The job's status as the API names it: a leased job is "processing".
-PUBLIC_STATUS = {"queued": "queued", "leased": "processing", "completed": "completed", "failed": "failed",
-                 "cancelled": "cancelled"}
+PUBLIC_STATUS = {
+    "queued": "queued",
+    "leased": "processing",
+    "completed": "completed",
+    "failed": "failed",
+    "cancelled": "cancelled",
+}
 
 
 # --- requests ---------------------------------------------------------------
 
-FILE_HELP = (f"WAV, MP3, M4A, FLAC or OGG; up to {limit_bytes(settings.JPT_MAX_UPLOAD_BYTES)} "
-             f"and {limit_seconds(settings.JPT_MAX_CLIP_SECONDS)}")
+FILE_HELP = (
+    f"WAV, MP3, M4A, FLAC or OGG; up to {limit_bytes(settings.JPT_MAX_UPLOAD_BYTES)} "
+    f"and {limit_seconds(settings.JPT_MAX_CLIP_SECONDS)}"
+)
 
 
 class TranscribeInput(serializers.Serializer):
@@ -29,8 +37,9 @@ class TranscribeInput(serializers.Serializer):
     a generated client sends each under its own Content-Type."""
 
     file = serializers.FileField(required=False, allow_empty_file=True, help_text=FILE_HELP)
-    url = StrictCharField(required=False, allow_blank=False, max_length=2048,
-                          help_text="a public https URL to the audio")
+    url = StrictCharField(
+        required=False, allow_blank=False, max_length=2048, help_text="a public https URL to the audio"
+    )
     language = StrictCharField(required=False, default="ja", schema={"enum": list(SUPPORTED_LANGUAGES)})
     translate = serializers.BooleanField(required=False, default=False)
 
@@ -52,6 +61,7 @@ class TranscribeUrl(TranscribeInput):
 
 
 # --- answers ----------------------------------------------------------------
+
 
 class StatusField(serializers.ChoiceField):
     """The job's status as the API names it."""
@@ -158,7 +168,6 @@ TranscriptionState = PolymorphicProxySerializer(
 # Routing's inputs for this key, rendered from {"key", "workers_online", "credits_seconds",
 # "demos_left_today", "pool"}.
 class Account(serializers.Serializer):
-
     key_prefix = serializers.CharField(source="key.prefix")
     worker_online = serializers.SerializerMethodField()
     workers_online = serializers.IntegerField()

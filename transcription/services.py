@@ -1,4 +1,5 @@
 """Waiting for a transcription, reading it, and translating its result (rendered by transcription.serializers)."""
+
 from __future__ import annotations
 
 import threading

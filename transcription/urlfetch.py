@@ -5,6 +5,7 @@ connected to is checked again, so DNS tricks (a name that resolves to a public
 address first and a private one next) gain nothing. Redirects are followed by
 hand, each hop checked the same way. Proxies from the environment are ignored.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -80,8 +81,9 @@ class _CheckedHTTPSPool(HTTPSConnectionPool):
 
 
 class _CheckedAdapter(HTTPAdapter):
-    def init_poolmanager(self, connections: int, maxsize: int, block: bool = DEFAULT_POOLBLOCK,
-                         **pool_kwargs: Any) -> None:
+    def init_poolmanager(
+        self, connections: int, maxsize: int, block: bool = DEFAULT_POOLBLOCK, **pool_kwargs: Any
+    ) -> None:
         super().init_poolmanager(connections, maxsize, block, **pool_kwargs)
         self.poolmanager.pool_classes_by_scheme = {"http": _CheckedHTTPPool, "https": _CheckedHTTPSPool}
 
@@ -141,9 +143,7 @@ def fetch_audio(url: str, *, max_bytes: int) -> tuple[bytes, str]:
                     for chunk in response.iter_content(CHUNK):
                         body += chunk
                         if len(body) > max_bytes:
-                            raise FileTooLarge(
-                                f"The audio at the URL is over the {max_bytes // 1_048_576} MB limit."
-                            )
+                            raise FileTooLarge(f"The audio at the URL is over the {max_bytes // 1_048_576} MB limit.")
                         if time.monotonic() > deadline:
                             raise InvalidRequest("Fetching the audio URL took too long.")
                 except requests.RequestException as exc:

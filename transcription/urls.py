@@ -1,4 +1,5 @@
 """transcription's /v1 routes (mounted by jptranscribe.urls)."""
+
 from django.urls import path
 
 from transcription.views import AccountView, TranscribeView, TranscriptionView

@@ -33,13 +33,18 @@ class AccountView(KeyedView):
     @extend_schema(responses={200: Account, **schema.errors(401, 429)}, summary="Account and balance")
     def get(self, request):
         key = request.user
-        return Response(rendered(Account, {
-            "key": key,
-            "workers_online": Worker.objects.online().filter(key=key).count(),
-            "credits_seconds": credits.credits_balance(key),
-            "demos_left_today": accounts.demos_left_today(client_ip(request)),
-            "pool": pool_stats(),
-        }))
+        return Response(
+            rendered(
+                Account,
+                {
+                    "key": key,
+                    "workers_online": Worker.objects.online().filter(key=key).count(),
+                    "credits_seconds": credits.credits_balance(key),
+                    "demos_left_today": accounts.demos_left_today(client_ip(request)),
+                    "pool": pool_stats(),
+                },
+            )
+        )
 
 
 class TranscribeView(KeyedView):
@@ -55,10 +60,12 @@ class TranscribeView(KeyedView):
     @extend_schema(
         # Exactly one of an upload or a URL: each content type carries one.
         request={"multipart/form-data": TranscribeUpload, "application/json": TranscribeUrl},
-        parameters=[OpenApiParameter("Prefer", str, OpenApiParameter.HEADER, required=False,
-                                     description="respond-async: answer 202 at once")],
-        responses={200: Transcription, 202: Pending,
-                   **schema.errors(400, 401, 403, 413, 429, 500)},
+        parameters=[
+            OpenApiParameter(
+                "Prefer", str, OpenApiParameter.HEADER, required=False, description="respond-async: answer 202 at once"
+            )
+        ],
+        responses={200: Transcription, 202: Pending, **schema.errors(400, 401, 403, 413, 429, 500)},
         summary="Transcribe audio",
     )
     def post(self, request):
@@ -72,23 +79,38 @@ class TranscribeView(KeyedView):
         audio = intake.check_audio(raw)
         wants_async = "respond-async" in request.headers.get("Prefer", "").lower()
         if wants_async:
-            job = routing.transcription_submit(key=request.user, audio=audio, translate=data["translate"],
-                                               ip=client_ip(request))
+            job = routing.transcription_submit(
+                key=request.user, audio=audio, translate=data["translate"], ip=client_ip(request)
+            )
         else:
-            job = services.transcription_submit_and_wait(key=request.user, audio=audio, translate=data["translate"],
-                                                         ip=client_ip(request),
-                                                         timeout=settings.JPT_TRANSCRIBE_WAIT_SECONDS)
-        return job_response(request, job, accepted_headers={"Preference-Applied": "respond-async"}
-                            if wants_async else {})
+            job = services.transcription_submit_and_wait(
+                key=request.user,
+                audio=audio,
+                translate=data["translate"],
+                ip=client_ip(request),
+                timeout=settings.JPT_TRANSCRIBE_WAIT_SECONDS,
+            )
+        return job_response(
+            request, job, accepted_headers={"Preference-Applied": "respond-async"} if wants_async else {}
+        )
 
 
 class TranscriptionView(KeyedView):
     """GET /v1/transcriptions/{id} — status and result, for the key that sent the clip only."""
 
-    @extend_schema(parameters=[OpenApiParameter("job_id", str, OpenApiParameter.PATH, pattern=JOB_ID,
-                                                description="the `id` POST /v1/transcribe answered")],
-                   responses={200: TranscriptionState, **schema.errors(401, 404, 429)},
-                   summary="A transcription's status and result")
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "job_id",
+                str,
+                OpenApiParameter.PATH,
+                pattern=JOB_ID,
+                description="the `id` POST /v1/transcribe answered",
+            )
+        ],
+        responses={200: TranscriptionState, **schema.errors(401, 404, 429)},
+        summary="A transcription's status and result",
+    )
     def get(self, request, job_id):
         job = services.transcription_for_owner(key=request.user, job_id=job_id)
         if job is None:
@@ -109,8 +131,11 @@ def job_response(request, job, *, accepted_status=202, accepted_headers=None):
         error = job_error(job)
         return Response(error_body(error["code"], error["message"]), status=failure_status(job))
     url = status_url(request, job)
-    return Response(rendered(Pending, {"job": job, "status_url": url}), status=accepted_status,
-                    headers={"Location": url, **(accepted_headers or {})} if accepted_status == 202 else None)
+    return Response(
+        rendered(Pending, {"job": job, "status_url": url}),
+        status=accepted_status,
+        headers={"Location": url, **(accepted_headers or {})} if accepted_status == 202 else None,
+    )
 
 
 def failure_status(job) -> int:

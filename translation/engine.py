@@ -6,6 +6,7 @@ model's `inter_threads` replicas. A call that has the machine to itself is split
 replicas by length, or, when it is only a few sentences, runs on a second copy of the
 model that puts every thread on one batch.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -130,7 +131,7 @@ class SharedBatches:
                 break
             batch.append(request)
             size += len(request.pieces)
-        del self._waiting[:len(batch)]
+        del self._waiting[: len(batch)]
         return batch
 
     def _run_batch(self, batch: list[_Request], alone: bool, slots: int) -> None:
@@ -138,7 +139,7 @@ class SharedBatches:
             outputs = self._run([piece for request in batch for piece in request.pieces], alone)
             start = 0
             for request in batch:
-                request.outputs = outputs[start:start + len(request.pieces)]
+                request.outputs = outputs[start : start + len(request.pieces)]
                 start += len(request.pieces)
         except BaseException as exc:  # noqa: BLE001 - every request in the call fails with it, not just ours
             for request in batch:
@@ -163,18 +164,36 @@ def read_meta(path: Path) -> dict[str, Any]:
 
 
 class TranslationModel:
-    def __init__(self, path: Path, *, inter_threads: int = 2, intra_threads: int = 1, max_input_tokens: int = 256,
-                 cache_size: int = 1024, beam_size: int = 1, max_shared_pieces: int = MAX_SHARED_PIECES,
-                 length_factor: float = LENGTH_FACTOR) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        inter_threads: int = 2,
+        intra_threads: int = 1,
+        max_input_tokens: int = 256,
+        cache_size: int = 1024,
+        beam_size: int = 1,
+        max_shared_pieces: int = MAX_SHARED_PIECES,
+        length_factor: float = LENGTH_FACTOR,
+    ) -> None:
         self.path = Path(path)
-        self.translator = ctranslate2.Translator(str(self.path), device="cpu", compute_type="int8",
-                                                 inter_threads=inter_threads, intra_threads=intra_threads)
+        self.translator = ctranslate2.Translator(
+            str(self.path), device="cpu", compute_type="int8", inter_threads=inter_threads, intra_threads=intra_threads
+        )
         # A lone sentence cannot be split over replicas, and decoding it one token at a time is
         # bound by reading the weights: every core on it was 1.5-1.6x faster than one (bench/
         # translate.py). A second copy costs about 70 MB of int8 weights.
-        self.solo = self.translator if inter_threads == 1 else ctranslate2.Translator(
-            str(self.path), device="cpu", compute_type="int8", inter_threads=1,
-            intra_threads=inter_threads * intra_threads)
+        self.solo = (
+            self.translator
+            if inter_threads == 1
+            else ctranslate2.Translator(
+                str(self.path),
+                device="cpu",
+                compute_type="int8",
+                inter_threads=1,
+                intra_threads=inter_threads * intra_threads,
+            )
+        )
         self.source = spm.SentencePieceProcessor(model_file=str(self.path / "source.spm"))
         self.target = spm.SentencePieceProcessor(model_file=str(self.path / "target.spm"))
         meta = read_meta(self.path)
@@ -241,7 +260,11 @@ class TranslationModel:
         babbles is cut where it should be, and a batch does not decode every sentence as long
         as its longest. Greedy search reports each step to a callback, which says when."""
         caps = [self.decoding_cap(len(piece)) for piece in pieces]
-        options: dict[str, int | Callable[[Any], bool]] = {"beam_size": self.beam_size, "max_batch_size": len(pieces), "max_decoding_length": max(caps)}
+        options: dict[str, int | Callable[[Any], bool]] = {
+            "beam_size": self.beam_size,
+            "max_batch_size": len(pieces),
+            "max_decoding_length": max(caps),
+        }
         if self.beam_size == 1:  # CTranslate2 calls back only in greedy search
             options["callback"] = lambda step: step.step + 1 >= caps[step.batch_id]
         return options
@@ -281,8 +304,9 @@ class TranslationModel:
         calls = []
         for share in shares:
             source = [pieces[i] for i in share]
-            calls.append((share, translator.translate_batch(source, asynchronous=True,
-                                                            **self.decoding_options(source))))
+            calls.append(
+                (share, translator.translate_batch(source, asynchronous=True, **self.decoding_options(source)))
+            )
         english: list[str] = [""] * len(pieces)
         for share, results in calls:
             for i, result in zip(share, results, strict=True):

@@ -1,6 +1,7 @@
 """Installing a translation model: OPUS-MT release archives (converted with CTranslate2's
 own converter, no PyTorch), converted CTranslate2 folders, or Argos Translate packages.
 Every install lands in a temporary folder first and is renamed into place when whole."""
+
 from __future__ import annotations
 
 import json
@@ -80,8 +81,7 @@ def install_path(source: Path, target: Path) -> Path:
     try:
         if source.is_dir():
             if not is_model_dir(source):
-                raise ModelError(f"{source} needs model.bin, source.spm and target.spm (a converted "
-                                 "CTranslate2 model)")
+                raise ModelError(f"{source} needs model.bin, source.spm and target.spm (a converted CTranslate2 model)")
             for item in source.iterdir():
                 if item.is_file():
                     shutil.copyfile(item, staging / item.name)
@@ -89,8 +89,11 @@ def install_path(source: Path, target: Path) -> Path:
         elif source.suffix == ".argosmodel" or zipfile.is_zipfile(source):
             _install_argos(source, staging)
             meta = json.loads((staging / "argos-metadata.json").read_text())
-            meta = {"name": f"argos-{meta.get('from_code', 'ja')}-{meta.get('to_code', 'en')}",
-                    "version": str(meta.get("package_version", "")), "source": str(source)}
+            meta = {
+                "name": f"argos-{meta.get('from_code', 'ja')}-{meta.get('to_code', 'en')}",
+                "version": str(meta.get("package_version", "")),
+                "source": str(source),
+            }
         else:
             raise ModelError(f"{source} is neither a model folder nor an .argosmodel package")
         _finish(staging, target, meta)

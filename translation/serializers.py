@@ -1,4 +1,5 @@
 """Translation requests and answers: each class both reads (or renders) its body and documents it."""
+
 from django.conf import settings
 from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import serializers
@@ -11,9 +12,11 @@ SOURCE, TARGET = "ja", "en"
 # The view refuses a blank text or another language pair (400) and a text over the limit (413).
 @extend_schema_serializer(component_name="Translate")
 class TranslateInput(serializers.Serializer):
-
-    text = StrictCharField(allow_blank=True, trim_whitespace=False,
-                           schema={"pattern": NOT_BLANK, "maxLength": settings.JPT_TRANSLATION_MAX_CHARS})
+    text = StrictCharField(
+        allow_blank=True,
+        trim_whitespace=False,
+        schema={"pattern": NOT_BLANK, "maxLength": settings.JPT_TRANSLATION_MAX_CHARS},
+    )
     # A declared field leaves the class (DRF's metaclass): the stubs see Field.source.
     source = StrictCharField(required=False, default=SOURCE, schema={"enum": [SOURCE]})  # type: ignore[assignment]
     target = StrictCharField(required=False, default=TARGET, schema={"enum": [TARGET]})
@@ -21,7 +24,6 @@ class TranslateInput(serializers.Serializer):
 
 # Rendered from a translation.services.Translation.
 class TranslateResult(serializers.Serializer):
-
     text = serializers.CharField()
     source = AnswerValue(SOURCE, of_type=str)  # type: ignore[assignment]  # as in TranslateInput
     target = AnswerValue(TARGET, of_type=str)
@@ -30,7 +32,6 @@ class TranslateResult(serializers.Serializer):
 
 # Rendered from translation.services.status().
 class TranslationStatus(serializers.Serializer):
-
     available = serializers.BooleanField()
     model = serializers.CharField(allow_null=True)
     version = serializers.CharField(required=False)

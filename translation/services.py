@@ -1,5 +1,6 @@
 """Translation ja→en on the server. No worker is involved, and a missing model is a
 clear, actionable error rather than a failure of whatever asked for it."""
+
 from __future__ import annotations
 
 import threading
@@ -43,10 +44,12 @@ def get_model() -> TranslationModel:
             if not is_model_dir(path):
                 raise TranslationUnavailable(f"No translation model is installed at {path}: {INSTALL_HINT}.")
             _model = TranslationModel(
-                path, inter_threads=settings.JPT_TRANSLATION_INTER_THREADS,
+                path,
+                inter_threads=settings.JPT_TRANSLATION_INTER_THREADS,
                 intra_threads=settings.JPT_TRANSLATION_INTRA_THREADS,
                 max_input_tokens=settings.JPT_TRANSLATION_MAX_INPUT_TOKENS,
-                cache_size=settings.JPT_TRANSLATION_CACHE_SIZE, beam_size=settings.JPT_TRANSLATION_BEAM_SIZE,
+                cache_size=settings.JPT_TRANSLATION_CACHE_SIZE,
+                beam_size=settings.JPT_TRANSLATION_BEAM_SIZE,
                 length_factor=settings.JPT_TRANSLATION_LENGTH_FACTOR,
             )
     return _model

@@ -3,6 +3,7 @@
 A sentence ends at 。！？!? (with any closing quotes or brackets after it) unless it is
 inside 「」『』（）, and at every line break. Paragraph breaks are kept exactly.
 """
+
 from __future__ import annotations
 
 import re
@@ -25,14 +26,17 @@ def split_sentences(line: str, *, quotes: bool = True) -> list[str]:
 
     for i, ch in enumerate(line):
         current += ch
-        following = line[i + 1:i + 2]
+        following = line[i + 1 : i + 2]
         if quotes and ch in OPENERS:
             depth.append(OPENERS[ch])
         elif depth and ch == depth[-1]:
             depth.pop()
             # 「行くよ。」と言った goes on; 「はい。」「いいえ。」 are two sentences.
-            if not depth and current[-2:-1] in ENDERS and (not following or following.isspace()
-                                                             or following in OPENERS):
+            if (
+                not depth
+                and current[-2:-1] in ENDERS
+                and (not following or following.isspace() or following in OPENERS)
+            ):
                 end_here()
         elif not depth and (ch in ENDERS or (ch in CLOSERS and current[-2:-1] in ENDERS)):
             if following and (following in ENDERS or following in CLOSERS):

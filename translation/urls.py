@@ -1,4 +1,5 @@
 """translation's /v1 routes (mounted by jptranscribe.urls)."""
+
 from django.urls import path
 
 from translation.views import TranslateView

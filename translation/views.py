@@ -21,9 +21,11 @@ class TranslationUnavailableError(ServiceError, status=503, code="translation_un
 class TranslateView(KeyedView):
     """POST /v1/translate — Japanese to English on the server; no worker needed."""
 
-    @extend_schema(request={"application/json": TranslateInput},
-                   responses={200: TranslateResult, **schema.errors(400, 401, 413, 429, 503)},
-                   summary="Translate Japanese text to English")
+    @extend_schema(
+        request={"application/json": TranslateInput},
+        responses={200: TranslateResult, **schema.errors(400, 401, 413, 429, 503)},
+        summary="Translate Japanese text to English",
+    )
     def post(self, request):
         data = validated(TranslateInput, request.data)
         if (data["source"], data["target"]) != (SOURCE, TARGET):
@@ -31,8 +33,9 @@ class TranslateView(KeyedView):
         if not data["text"].strip():
             raise InvalidRequest("'text' is empty.")
         if len(data["text"]) > settings.JPT_TRANSLATION_MAX_CHARS:
-            raise TextTooLong(f"'text' is over the {settings.JPT_TRANSLATION_MAX_CHARS:,} character limit; "
-                              "send it in parts.")
+            raise TextTooLong(
+                f"'text' is over the {settings.JPT_TRANSLATION_MAX_CHARS:,} character limit; send it in parts."
+            )
         try:
             result = services.translate(data["text"])
         except services.TranslationUnavailable as exc:

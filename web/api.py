@@ -1,4 +1,5 @@
 """Public endpoints about the whole service (they read several apps)."""
+
 from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 

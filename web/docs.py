@@ -2,6 +2,7 @@
 
 A test fails when an endpoint has no example, so the page cannot fall behind the API.
 """
+
 import functools
 import re
 
@@ -13,7 +14,7 @@ from jptranscribe import errors
 EXAMPLES = {
     ("POST", "/v1/keys"): (
         "Create a free API key. No key needed. 5 keys per IP per day.",
-        'curl -X POST {base}/v1/keys \\\n  -H "Content-Type: application/json" \\\n  -d \'{{}}\'',
+        "curl -X POST {base}/v1/keys \\\n  -H \"Content-Type: application/json\" \\\n  -d '{{}}'",
     ),
     ("GET", "/v1/account"): (
         "Your workers, pool credits, demos left today and the pool's figures.",
@@ -84,22 +85,34 @@ def endpoints(base: str, key: str = "jpt_YOUR_KEY") -> list[dict]:
     for path, operations in api_schema()["paths"].items():
         for method, operation in operations.items():
             summary, curl = EXAMPLES[(method.upper(), path)]
-            found.append({
-                "method": method.upper(),
-                "path": path,
-                "title": operation.get("summary", ""),
-                "summary": summary,
-                "curl": curl.format(base=base, key=key),
-                "public": {} in operation.get("security", [{}]) or not operation.get("security"),
-                "worker": path.startswith(("/v1/pool/", "/v1/worker/")),
-                "anchor": re.sub(r"[^a-z0-9]+", "-", f"{method} {path}".lower()).strip("-"),
-            })
+            found.append(
+                {
+                    "method": method.upper(),
+                    "path": path,
+                    "title": operation.get("summary", ""),
+                    "summary": summary,
+                    "curl": curl.format(base=base, key=key),
+                    "public": {} in operation.get("security", [{}]) or not operation.get("security"),
+                    "worker": path.startswith(("/v1/pool/", "/v1/worker/")),
+                    "anchor": re.sub(r"[^a-z0-9]+", "-", f"{method} {path}".lower()).strip("-"),
+                }
+            )
     return sorted(found, key=lambda e: (e["worker"], ORDER.index(e["path"]) if e["path"] in ORDER else 99))
 
 
-ORDER = ["/v1/keys", "/v1/account", "/v1/transcribe", "/v1/transcriptions/{job_id}", "/v1/translate",
-         "/v1/health", "/v1/worker/heartbeat", "/v1/pool/claim", "/v1/pool/jobs/{job_id}/audio",
-         "/v1/pool/jobs/{job_id}/complete", "/v1/pool/jobs/{job_id}/fail"]
+ORDER = [
+    "/v1/keys",
+    "/v1/account",
+    "/v1/transcribe",
+    "/v1/transcriptions/{job_id}",
+    "/v1/translate",
+    "/v1/health",
+    "/v1/worker/heartbeat",
+    "/v1/pool/claim",
+    "/v1/pool/jobs/{job_id}/audio",
+    "/v1/pool/jobs/{job_id}/complete",
+    "/v1/pool/jobs/{job_id}/fail",
+]
 
 
 def error_table() -> list[dict]:

@@ -5,6 +5,7 @@ only, limits per IP), so the proxy must not be usable from other sites: every un
 passes Django's CSRF check (Origin/Referer against this host, plus the token the pages put
 in a header). A visitor sees only the transcriptions this browser session started.
 """
+
 import copy
 from urllib.parse import urlsplit, urlunsplit
 
@@ -57,8 +58,7 @@ def browser_proxy(view):
         anonymous = not request.META.get("HTTP_AUTHORIZATION")
         job_id = kwargs.get("job_id")
         if anonymous and job_id and job_id not in request.session.get(SESSION_JOBS, []):
-            return JsonResponse(error_body("not_found", "No transcription with this id in this browser."),
-                                status=404)
+            return JsonResponse(error_body("not_found", "No transcription with this id in this browser."), status=404)
         response = view(request, *args, **kwargs)
         data = getattr(response, "data", None)
         if isinstance(data, dict):
@@ -89,9 +89,12 @@ def under_prefix(url: str) -> str:
 def csrf_failure(request, reason=""):
     """In the API's envelope on /api; Django's own page elsewhere (the admin's forms)."""
     if request.path.startswith(PREFIX + "/"):
-        return JsonResponse(error_body(
-            "csrf_failed",
-            "The browser proxy only takes calls from this site's pages (CSRF check failed: "
-            f"{reason}). Programs should call /v1 with 'Authorization: Bearer jpt_…'.",
-        ), status=403)
+        return JsonResponse(
+            error_body(
+                "csrf_failed",
+                "The browser proxy only takes calls from this site's pages (CSRF check failed: "
+                f"{reason}). Programs should call /v1 with 'Authorization: Bearer jpt_…'.",
+            ),
+            status=403,
+        )
     return html_csrf_failure(request, reason)

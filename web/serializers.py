@@ -1,4 +1,5 @@
 """Answers about the whole service: each class both renders its body and documents it."""
+
 from django.conf import settings
 from rest_framework import serializers
 
@@ -16,7 +17,6 @@ class Backend(serializers.Serializer):
 
 # Rendered from {"pool": pool figures, "translation": translation.services.status()}.
 class Health(serializers.Serializer):
-
     status = serializers.SerializerMethodField()
     version = serializers.SerializerMethodField()
     backend = Backend(source="*")

@@ -1,4 +1,5 @@
 """The public figures behind /status/: one JSON document the page polls, as any monitor can."""
+
 from datetime import datetime, timedelta
 from statistics import median
 from typing import Any
@@ -30,28 +31,37 @@ def compute_status_figures(now: datetime) -> dict[str, Any]:
     first_hour = this_hour - timedelta(hours=HOURS - 1)
     since = now - timedelta(hours=HOURS)
     # created_at bounds the scan with an index; no job waits an hour, so none is missed.
-    done = Job.objects.filter(status=Job.Status.COMPLETED, finished_at__gte=since,
-                              created_at__gte=since - timedelta(hours=1))
+    done = Job.objects.filter(
+        status=Job.Status.COMPLETED, finished_at__gte=since, created_at__gte=since - timedelta(hours=1)
+    )
 
     totals = done.aggregate(jobs=Count("pk"), audio=Sum("duration_seconds"))
     per_hour = {
         row["hour"]: row
         for row in done.filter(finished_at__gte=first_hour)
-        .annotate(hour=TruncHour("finished_at")).values("hour")
-        .annotate(jobs=Count("pk"), audio_seconds=Sum("duration_seconds")).order_by()
+        .annotate(hour=TruncHour("finished_at"))
+        .values("hour")
+        .annotate(jobs=Count("pk"), audio_seconds=Sum("duration_seconds"))
+        .order_by()
     }
     hours = []
     for i in range(HOURS):
         start = first_hour + timedelta(hours=i)
         row = per_hour.get(start)
         jobs, audio_seconds = (row["jobs"], row["audio_seconds"]) if row else (0, None)
-        hours.append({"hour": start.isoformat().replace("+00:00", "Z"), "jobs_done": jobs,
-                      "audio_minutes": round(float(audio_seconds or 0) / 60, 2)})
+        hours.append(
+            {
+                "hour": start.isoformat().replace("+00:00", "Z"),
+                "jobs_done": jobs,
+                "audio_minutes": round(float(audio_seconds or 0) / 60, 2),
+            }
+        )
 
     waits = [
         (started - created).total_seconds()
         for created, started in done.annotate(started=Min("attempt_log__started_at"))
-        .order_by("-finished_at").values_list("created_at", "started")[:WAIT_SAMPLE]
+        .order_by("-finished_at")
+        .values_list("created_at", "started")[:WAIT_SAMPLE]
         if started is not None
     ]
     return {

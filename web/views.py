@@ -1,4 +1,5 @@
 """The pages a person reads: home with the try-it form, get a key, run a worker, status, docs."""
+
 from django.conf import settings
 from django.http import JsonResponse
 from django.shortcuts import render
@@ -18,11 +19,19 @@ def api_base(request) -> str:
 
 
 # The pages load only their own scripts and styles and talk only to this site.
-CONTENT_SECURITY_POLICY = "; ".join([
-    "default-src 'self'", "script-src 'self'", "style-src 'self'", "img-src 'self' data:",
-    "connect-src 'self'", "object-src 'none'", "base-uri 'none'", "frame-ancestors 'none'",
-    "form-action 'self'",
-])
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "frame-ancestors 'none'",
+        "form-action 'self'",
+    ]
+)
 
 
 def page(request, template, status=200, **context):
@@ -77,8 +86,13 @@ def get_key(request):
 def worker(request):
     from worker_client.models import CATALOGUE, DEFAULT_MODEL, OFFLINE_FALLBACK
 
-    return page(request, "worker.html", models=CATALOGUE.values(), default_model=DEFAULT_MODEL["vosk"],
-                fallback_model=OFFLINE_FALLBACK)
+    return page(
+        request,
+        "worker.html",
+        models=CATALOGUE.values(),
+        default_model=DEFAULT_MODEL["vosk"],
+        fallback_model=OFFLINE_FALLBACK,
+    )
 
 
 @require_GET
@@ -93,8 +107,9 @@ def chart_bars(hours):
     bars = []
     for i, h in enumerate(hours):
         height = round(130 * h["jobs_done"] / top)
-        bars.append({**h, "x": i * 20 + 2, "y": 140 - height, "height": height, "label": h["hour"][11:16],
-                     "tick": i % 6 == 0})
+        bars.append(
+            {**h, "x": i * 20 + 2, "y": 140 - height, "height": height, "label": h["hour"][11:16], "tick": i % 6 == 0}
+        )
     return bars
 
 
@@ -103,8 +118,11 @@ def chart_bars(hours):
 def status_json(request):
     """The figures /status/ draws, for any monitor: pool now, the last 24 h, per hour."""
     if request.method not in ("GET", "HEAD"):
-        return JsonResponse(error_body("method_not_allowed", f'Method "{request.method}" not allowed.'),
-                            status=405, headers={"Allow": "GET, HEAD"})
+        return JsonResponse(
+            error_body("method_not_allowed", f'Method "{request.method}" not allowed.'),
+            status=405,
+            headers={"Allow": "GET, HEAD"},
+        )
     return JsonResponse(stats.status_figures())
 
 

@@ -3,6 +3,7 @@
 PyAV bundles FFmpeg's libraries in its wheel, so nothing here needs a system
 package. The server imports this module; it must never import the server.
 """
+
 from __future__ import annotations
 
 import io
@@ -44,9 +45,7 @@ def _open(data: bytes):
     fmt = ACCEPTED_FORMATS.get(container.format.name)
     if fmt is None or not container.streams.audio:
         container.close()
-        raise AudioError(
-            "Unsupported audio format; send WAV, MP3, M4A, FLAC or OGG."
-        )
+        raise AudioError("Unsupported audio format; send WAV, MP3, M4A, FLAC or OGG.")
     return container, fmt
 
 

@@ -1,4 +1,5 @@
 """The worker protocol over HTTP, with the retry rules a volunteer's flaky network needs."""
+
 from __future__ import annotations
 
 import base64
@@ -67,8 +68,7 @@ class ServerClient:
         self.worker_id = worker_id
         self.timeout = timeout
         self.session = requests.Session()
-        self.session.headers.update({"Authorization": f"Bearer {key}",
-                                     "User-Agent": f"jptranscribe-worker/{VERSION}"})
+        self.session.headers.update({"Authorization": f"Bearer {key}", "User-Agent": f"jptranscribe-worker/{VERSION}"})
 
     def _call(self, method, path, *, timeout=None, **kwargs):
         try:
@@ -87,39 +87,66 @@ class ServerClient:
         if response.status_code in (404, 409):
             raise JobGone(message or code)
         if response.status_code == 429 or response.status_code >= 500:
-            raise Retryable(f"server answered {response.status_code} {code}",
-                            retry_after=response.headers.get("Retry-After"))
+            raise Retryable(
+                f"server answered {response.status_code} {code}", retry_after=response.headers.get("Retry-After")
+            )
         raise Retryable(f"server refused the call: {response.status_code} {code} {message}")
 
     def heartbeat(self, *, name, engine, model, online=True) -> dict:
-        return self._call("POST", "/v1/worker/heartbeat", json={
-            "worker_id": self.worker_id, "name": name, "engine": engine, "model": model, "version": VERSION,
-            "status": "online" if online else "offline",
-        }).json()
+        return self._call(
+            "POST",
+            "/v1/worker/heartbeat",
+            json={
+                "worker_id": self.worker_id,
+                "name": name,
+                "engine": engine,
+                "model": model,
+                "version": VERSION,
+                "status": "online" if online else "offline",
+            },
+        ).json()
 
     def claim(self, wait_seconds=25) -> dict | None:
-        response = self._call("POST", "/v1/pool/claim", json={"worker_id": self.worker_id,
-                                                               "wait_seconds": wait_seconds, "inline_audio": True},
-                              timeout=wait_seconds + 15)
+        response = self._call(
+            "POST",
+            "/v1/pool/claim",
+            json={"worker_id": self.worker_id, "wait_seconds": wait_seconds, "inline_audio": True},
+            timeout=wait_seconds + 15,
+        )
         return response.json()["job"]
 
     def audio(self, job) -> bytes:
         """The job's audio: from the claim's answer when the server put it there (small clips)."""
         if job.get("audio_base64"):
             return base64.b64decode(job["audio_base64"])
-        return self._call("GET", job["audio_url"], params={"worker_id": self.worker_id,
-                                                           "lease_id": job["lease_id"]}).content
+        return self._call(
+            "GET", job["audio_url"], params={"worker_id": self.worker_id, "lease_id": job["lease_id"]}
+        ).content
 
     def complete(self, job, result, processing_seconds) -> dict:
-        return self._call("POST", f"/v1/pool/jobs/{job['id']}/complete", json={
-            "worker_id": self.worker_id, "lease_id": job["lease_id"], "text": result.text,
-            "segments": result.segments, "model": result.model, "processing_seconds": processing_seconds,
-        }).json()
+        return self._call(
+            "POST",
+            f"/v1/pool/jobs/{job['id']}/complete",
+            json={
+                "worker_id": self.worker_id,
+                "lease_id": job["lease_id"],
+                "text": result.text,
+                "segments": result.segments,
+                "model": result.model,
+                "processing_seconds": processing_seconds,
+            },
+        ).json()
 
     def fail(self, job, error: str) -> dict:
-        return self._call("POST", f"/v1/pool/jobs/{job['id']}/fail", json={
-            "worker_id": self.worker_id, "lease_id": job["lease_id"], "error": error[:1900],
-        }).json()
+        return self._call(
+            "POST",
+            f"/v1/pool/jobs/{job['id']}/fail",
+            json={
+                "worker_id": self.worker_id,
+                "lease_id": job["lease_id"],
+                "error": error[:1900],
+            },
+        ).json()
 
     def with_retries(self, call, *, attempts=6, backoff=None, stop=None):
         """Retry an idempotent call through network trouble (complete and fail are idempotent)."""

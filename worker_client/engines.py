@@ -3,6 +3,7 @@
 An engine loads its model once and is reused for every clip; `transcribe` takes the
 uploaded bytes (any accepted format) and returns text, timed segments and the model name.
 """
+
 from __future__ import annotations
 
 import json
@@ -68,7 +69,7 @@ class VoskEngine(Engine):
 
         try:
             for offset in range(0, len(pcm), self.CHUNK_FRAMES):
-                if rec.AcceptWaveform(pcm[offset:offset + self.CHUNK_FRAMES].tobytes()):
+                if rec.AcceptWaveform(pcm[offset : offset + self.CHUNK_FRAMES].tobytes()):
                     collect(rec.Result())  # must be read, or AcceptWaveform keeps answering True
             collect(rec.FinalResult())
         finally:
@@ -99,22 +100,30 @@ class WhisperEngine(Engine):
         from faster_whisper import WhisperModel
 
         self.beam_size = beam_size
-        self._model = WhisperModel(str(self.model_path), device="cpu", compute_type="int8",
-                                   cpu_threads=threads or 0)
+        self._model = WhisperModel(str(self.model_path), device="cpu", compute_type="int8", cpu_threads=threads or 0)
 
     def transcribe(self, data: bytes) -> Result:
         samples = audio.decode_float32(data)
         segments, _ = self._model.transcribe(
-            samples, language="ja", task="transcribe", beam_size=self.beam_size, vad_filter=True,
-            condition_on_previous_text=False, temperature=(0.0, 0.4), compression_ratio_threshold=2.4,
+            samples,
+            language="ja",
+            task="transcribe",
+            beam_size=self.beam_size,
+            vad_filter=True,
+            condition_on_previous_text=False,
+            temperature=(0.0, 0.4),
+            compression_ratio_threshold=2.4,
             no_speech_threshold=0.6,
         )
         length = len(samples) / audio.SAMPLE_RATE
         segs = [
             # Whisper's timestamps can overshoot the end of the audio, and it spaces Japanese
             # sentences apart; neither should reach the user.
-            {"start": round(min(s.start, length), 3), "end": round(min(s.end, length), 3),
-             "text": join_words(s.text.split())}
+            {
+                "start": round(min(s.start, length), 3),
+                "end": round(min(s.end, length), 3),
+                "text": join_words(s.text.split()),
+            }
             for s in segments
         ]
         segs = [s for s in segs if s["text"]]

@@ -4,6 +4,7 @@ Vosk separates every word with a space and adds no punctuation. Japanese is writ
 without spaces, so spaces stay only between two Latin words ("Hello world"), and a
 pause long enough to end a sentence becomes 。 — or ？ after a question particle.
 """
+
 from __future__ import annotations
 
 import re

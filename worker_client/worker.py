@@ -1,10 +1,11 @@
 """JPTranscribe worker: transcribe the pool's Japanese audio on your CPU and earn credits.
 
-    pip install -r worker_client/requirements.txt
-    python worker_client/worker.py --key jpt_…          (or: python -m worker_client --key jpt_…)
-    python worker_client/worker.py models list
-    python worker_client/worker.py models fetch whisper-small
+pip install -r worker_client/requirements.txt
+python worker_client/worker.py --key jpt_…          (or: python -m worker_client --key jpt_…)
+python worker_client/worker.py models list
+python worker_client/worker.py models fetch whisper-small
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,6 +43,8 @@ CLAIM_WAIT_SECONDS = 25
 class _ClaimOutcome(TypedDict, total=False):
     job: dict | None  # the claim's answer: a job, or None when none came in the wait
     error: BaseException  # what the claim raised, re-raised in the main thread
+
+
 log = logging.getLogger("worker")
 
 
@@ -73,8 +76,9 @@ class Worker:
 
     # --- protocol --------------------------------------------------------------------------
     def heartbeat(self, online=True) -> dict:
-        return self.client.heartbeat(name=self.name, engine=self.engine.name, model=self.engine.model_name,
-                                     online=online)
+        return self.client.heartbeat(
+            name=self.name, engine=self.engine.name, model=self.engine.model_name, online=online
+        )
 
     def _heartbeats(self):
         """Beat on its own thread, so a worker busy with a long clip (even one it finishes
@@ -115,9 +119,15 @@ class Worker:
         reply = self.register()
         if self.stopping.is_set():
             return 0
-        log.info("Worker %s · server %s · key %s · engine %s · model %s · %s", self.client.worker_id,
-                 self.client.server, self.client.key_prefix, self.engine.name, self.engine.model_name,
-                 "accepted by the server" if reply.get("accepted") else "NOT accepted by the server")
+        log.info(
+            "Worker %s · server %s · key %s · engine %s · model %s · %s",
+            self.client.worker_id,
+            self.client.server,
+            self.client.key_prefix,
+            self.engine.name,
+            self.engine.model_name,
+            "accepted by the server" if reply.get("accepted") else "NOT accepted by the server",
+        )
         self.heartbeat_interval = float(reply.get("heartbeat_interval_seconds", self.heartbeat_interval))
         beating = threading.Thread(target=self._heartbeats, name="heartbeat", daemon=True)
         beating.start()
@@ -208,9 +218,16 @@ class Worker:
             log.warning("%s: could not deliver the result (%s); the server will re-run it.", job["id"], exc)
             return
         duration = float(job.get("duration_seconds") or 0)
-        log.info("%s  %.1f s audio in %.1f s (RTF %.2f) · %s/%s · +%.1f s credit", job["id"], duration, elapsed,
-                 elapsed / duration if duration else 0, self.engine.name, result.model,
-                 float(reply.get("credited_seconds", 0)))
+        log.info(
+            "%s  %.1f s audio in %.1f s (RTF %.2f) · %s/%s · +%.1f s credit",
+            job["id"],
+            duration,
+            elapsed,
+            elapsed / duration if duration else 0,
+            self.engine.name,
+            result.model,
+            float(reply.get("credited_seconds", 0)),
+        )
 
     def _report_failure(self, job, reason):
         try:
@@ -255,8 +272,11 @@ def _models_command(args) -> int:
         present = models.installed(models_dir)
         print(f"Models in {models_dir}:")
         for name, model in models.CATALOGUE.items():
-            state = "installed" if name in present else (
-                "installable offline" if any(s.offline for s in model.sources) else "fetchable")
+            state = (
+                "installed"
+                if name in present
+                else ("installable offline" if any(s.offline for s in model.sources) else "fetchable")
+            )
             print(f"  {name:<18} {model.engine:<8} {model.size_mb:>6} MB  {state:<20} {model.description}")
         for name in sorted(set(present) - set(models.CATALOGUE)):
             print(f"  {name:<18} (local folder)")
@@ -274,8 +294,9 @@ def build_parser():
     parser = argparse.ArgumentParser(prog="worker.py", description="JPTranscribe pool worker")
     parser.add_argument("--server", default=os.environ.get("JPT_SERVER", DEFAULT_SERVER))
     parser.add_argument("--key", default=os.environ.get("JPT_KEY"), help="your jpt_… key (or env JPT_KEY)")
-    parser.add_argument("--engine", choices=["vosk", "whisper"], default=None,
-                        help="default: vosk, or the engine of --model")
+    parser.add_argument(
+        "--engine", choices=["vosk", "whisper"], default=None, help="default: vosk, or the engine of --model"
+    )
     parser.add_argument("--model", default=None, help="a catalogue name (models list) or a model folder")
     parser.add_argument("--threads", type=int, default=0, help="CPU threads for the engine (0: automatic)")
     parser.add_argument("--beam-size", type=int, default=1, help="Whisper beam size")
@@ -305,16 +326,16 @@ def main(argv=None) -> int:
         return 2
     models_dir = Path(args.models_dir)
     try:
-        resolved = models.resolve(args.model, args.engine, models_dir, allow_download=not args.no_download,
-                                  log=log.warning)
+        resolved = models.resolve(
+            args.model, args.engine, models_dir, allow_download=not args.no_download, log=log.warning
+        )
     except models.ModelError as exc:
         print(f"No model to run: {exc}", file=sys.stderr)
         return 1
     if args.engine and args.engine != resolved.engine:
         log.warning("%s is a %s model; running the %s engine.", resolved.name, resolved.engine, resolved.engine)
     started = time.monotonic()
-    engine = load_engine(resolved.engine, resolved.path, resolved.name, threads=args.threads,
-                         beam_size=args.beam_size)
+    engine = load_engine(resolved.engine, resolved.path, resolved.name, threads=args.threads, beam_size=args.beam_size)
     log.info("Loaded %s (%s) in %.1f s.", resolved.name, resolved.engine, time.monotonic() - started)
     worker_id = args.worker_id or _worker_id(models_dir, args.key[:12])
     client = ServerClient(args.server, args.key, worker_id)

@@ -1,4 +1,5 @@
 """`make run`: the API under gunicorn plus the server's demo worker, stopped together."""
+
 import os
 import secrets
 import signal
@@ -44,8 +45,11 @@ class Command(BaseCommand):
         signal.signal(signal.SIGINT, self.stop)
         signal.signal(signal.SIGTERM, self.stop)
         env = {**os.environ, "HOST": host, "PORT": str(port)}
-        self.start("api", [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "jptranscribe/gunicorn.conf.py"),
-                           "jptranscribe.wsgi"], env)
+        self.start(
+            "api",
+            [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "jptranscribe/gunicorn.conf.py"), "jptranscribe.wsgi"],
+            env,
+        )
         base = f"http://{host}:{port}"
         if not self.wait_for_health(base):
             self.stderr.write("The API did not come up; see the log above.")
@@ -80,10 +84,22 @@ class Command(BaseCommand):
             return None
         raw_key = demo_worker_key()
         server_key_ensure(raw_key)
-        command = [sys.executable, "-m", "worker_client", "--server", base, "--name", "server-demo",
-                   "--worker-id", "server-demo"]
-        for flag, value in (("--engine", settings.JPT_DEMO_ENGINE), ("--model", settings.JPT_DEMO_MODEL),
-                            ("--threads", settings.JPT_DEMO_THREADS)):
+        command = [
+            sys.executable,
+            "-m",
+            "worker_client",
+            "--server",
+            base,
+            "--name",
+            "server-demo",
+            "--worker-id",
+            "server-demo",
+        ]
+        for flag, value in (
+            ("--engine", settings.JPT_DEMO_ENGINE),
+            ("--model", settings.JPT_DEMO_MODEL),
+            ("--threads", settings.JPT_DEMO_THREADS),
+        ):
             if value:
                 command += [flag, value]
         return command, {**os.environ, "JPT_KEY": raw_key}

@@ -11,8 +11,10 @@ from transcription.routing import reroute_if_stranded
 
 
 class Command(BaseCommand):
-    help = ("Expire leases and stale jobs, re-route stranded ones, delete orphaned audio, old jobs and "
-            "expired browser sessions.")
+    help = (
+        "Expire leases and stale jobs, re-route stranded ones, delete orphaned audio, old jobs and "
+        "expired browser sessions."
+    )
 
     def handle(self, *args, **options):
         expired_leases = leases.jobs_expire_leases()
