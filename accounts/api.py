@@ -6,7 +6,7 @@ from rest_framework.views import APIView
 
 from accounts import usage as usage_counter
 from jptranscribe.errors import RateLimited
-from jptranscribe.net import client_ip
+from jptranscribe.net import address_block, client_ip
 
 
 class KeyedView(APIView):
@@ -46,7 +46,7 @@ class KeyedView(APIView):
 def rate_subject(request) -> str:
     """Limits count per key; web visitors share the browser key, so theirs count per IP."""
     if request.user.is_browser:
-        return f"browser:{client_ip(request)}"
+        return f"browser:{address_block(client_ip(request))}"
     return str(request.user.pk)
 
 

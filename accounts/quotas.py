@@ -1,4 +1,7 @@
-"""Per-day quotas kept in the database, so every process and node sees one count."""
+"""Per-day quotas kept in the database, so every process and node sees one count.
+
+A quota's subject is an address (keys and demos per IP a day); an IPv6 address counts as its
+/64 (`jptranscribe.net.address_block`)."""
 
 from datetime import date
 
@@ -7,6 +10,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import DailyQuota
+from jptranscribe.net import address_block
 
 DEMOS = "demo"
 KEYS = "keys"
@@ -18,6 +22,7 @@ def today() -> date:
 
 def quota_take(*, scope: str, subject: str, limit: int, day: date | None = None) -> bool:
     """Use one unit if any is left. The conditional UPDATE makes it safe under concurrency."""
+    subject = address_block(subject)
     day = day or today()
     with transaction.atomic():
         DailyQuota.objects.get_or_create(scope=scope, subject=subject, day=day)
@@ -28,9 +33,11 @@ def quota_take(*, scope: str, subject: str, limit: int, day: date | None = None)
 
 
 def quota_give_back(*, scope: str, subject: str, day: date) -> None:
+    subject = address_block(subject)
     DailyQuota.objects.filter(scope=scope, subject=subject, day=day, used__gt=0).update(used=F("used") - 1)
 
 
 def quota_remaining(*, scope: str, subject: str, limit: int, day: date | None = None) -> int:
+    subject = address_block(subject)
     row = DailyQuota.objects.filter(scope=scope, subject=subject, day=day or today()).first()
     return max(0, limit - (row.used if row else 0))

@@ -22,3 +22,19 @@ def client_ip(request) -> str:
         if address not in trusted:
             return address
     return peer
+
+
+def address_block(address: str) -> str:
+    """What a per-address limit counts: an IPv4 address, or an IPv6 address's /64.
+
+    A subscriber gets at least a /64 from its provider, so its 2^64 addresses cost nothing:
+    counting them one by one would let a single home mint keys and take demos without end."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)

@@ -39,8 +39,17 @@ def check_address(address: str) -> None:
         ip = ip.ipv4_mapped
     if any(ip in net for net in _allowed_networks()):
         return
-    if not ip.is_global or ip.is_multicast or ip.is_reserved:
+    if not ip.is_global or ip.is_multicast or ip.is_reserved or _is_tunnel_or_site_local(ip):
         raise ForbiddenAddress("The URL points to a private or internal address; use a public URL.")
+
+
+SIX_TO_FOUR = ipaddress.ip_network("2002::/16")
+
+
+def _is_tunnel_or_site_local(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """IPv6 ranges Python counts as global that can still lead inside: 6to4 (2002::/16 wraps any
+    IPv4 address, a private one too) and the deprecated site-local fec0::/10."""
+    return isinstance(ip, ipaddress.IPv6Address) and (ip in SIX_TO_FOUR or ip.is_site_local)
 
 
 def _check_host(host: str, port: int) -> None:

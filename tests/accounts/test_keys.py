@@ -36,6 +36,14 @@ class TestMintingKeys:
         # another address is not affected
         assert Caller(None, ip="192.0.2.99").post("/v1/keys", {}).status_code == 201
 
+    def test_an_ipv6_network_counts_as_one_address(self, db):
+        """A home gets a /64: its addresses share one allowance, whichever of them asks."""
+        for host in range(1, 6):
+            assert Caller(None, ip=f"2001:db8:1:2::{host}").post("/v1/keys", {}).status_code == 201
+        refused = Caller(None, ip="2001:db8:1:2:ffff:ffff:ffff:ffff").post("/v1/keys", {})
+        assert refused.status_code == 429 and refused.json()["error"]["code"] == "rate_limited"
+        assert Caller(None, ip="2001:db8:1:3::1").post("/v1/keys", {}).status_code == 201, "the next /64 is another"
+
     def test_forwarded_for_is_ignored_unless_the_peer_is_a_trusted_proxy(self, settings):
         spoofer = Caller(None, ip="192.0.2.10")
         for i in range(5):

@@ -38,6 +38,12 @@ class TestRoutes:
         elsewhere = Caller(alice.raw_key, ip="192.0.2.200")
         assert elsewhere.transcribe().json()["processed_by"] == "server_demo"
 
+    def test_the_demos_of_an_ipv6_network_are_shared_by_its_addresses(self, alice, demo_worker):
+        grant(alice, 100)
+        callers = [Caller(alice.raw_key, ip=f"2001:db8:7:7::{host}") for host in range(1, 5)]
+        routes = [caller.transcribe().json()["processed_by"] for caller in callers]
+        assert routes == ["server_demo", "server_demo", "server_demo", "pool"]
+
     def test_a_clip_over_30_seconds_skips_the_demo(self, alice, demo_worker):
         grant(alice, 100)
         body = alice.transcribe(wav_bytes(30.5)).json()

@@ -109,6 +109,7 @@ class TestRefusals:
         "https://127.0.0.1/a.wav", "https://localhost/a.wav", "https://10.0.0.8/a.wav", "https://192.168.1.1/a.wav",
         "https://172.16.5.4/a.wav", "https://169.254.169.254/latest/meta-data/", "https://[::1]/a.wav",
         "https://[::ffff:10.0.0.1]/a.wav", "https://0.0.0.0/a.wav", "https://100.64.0.1/a.wav",
+        "https://[2002:c0a8:101::1]/a.wav", "https://[2002:a00:1::]/a.wav", "https://[fec0::1]/a.wav",
     ])
     def test_internal_addresses_are_refused(self, alice, url):
         response = transcribe_url(alice, url)
