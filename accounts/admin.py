@@ -39,14 +39,19 @@ class ApiKeyAdmin(admin.ModelAdmin):
         "revoked_at",
         "workers_banned_at",
         "balance",
+        # The demo worker's key is made by `serve`; a server key claims demo jobs and earns nothing.
+        "is_server",
     )
-    fields = (*readonly_fields, "is_server", "note")
+    fields = (*readonly_fields, "note")
     # Banning a key's workers is added by the pool's admin, which knows workers.
     actions = ["revoke", "restore", "grant_credits"]
     show_full_result_count = False
 
     def has_add_permission(self, request):
         return False  # keys are minted through the API, which shows the raw key once
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # a key is revoked, never deleted: its jobs and its ledger stay
 
     def get_changelist_instance(self, request):
         changelist = super().get_changelist_instance(request)
@@ -74,19 +79,19 @@ class ApiKeyAdmin(admin.ModelAdmin):
         kept = getattr(key, "_balance_ms", None)  # None: no ledger row yet, so nothing kept
         return float(credits.seconds_of(kept or 0))
 
-    @admin.action(description="Revoke the selected keys")
+    @admin.action(permissions=["change"], description="Revoke the selected keys")
     def revoke(self, request, queryset):
         for key in queryset:
             services.key_revoke(key=key)
         self.message_user(request, f"Revoked {queryset.count()} keys.")
 
-    @admin.action(description="Restore the selected keys")
+    @admin.action(permissions=["change"], description="Restore the selected keys")
     def restore(self, request, queryset):
         for key in queryset:
             services.key_restore(key=key)
         self.message_user(request, f"Restored {queryset.count()} keys.")
 
-    @admin.action(description="Grant or deduct credits…")
+    @admin.action(permissions=["change"], description="Grant or deduct credits…")
     def grant_credits(self, request, queryset):
         form = CreditForm(request.POST if "apply" in request.POST else None)
         if form.is_valid():

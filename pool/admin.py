@@ -13,7 +13,7 @@ admin.site.unregister(ApiKey)
 class ApiKeyWithWorkersAdmin(ApiKeyAdmin):
     actions = [*ApiKeyAdmin.actions, "ban_workers"]
 
-    @admin.action(description="Ban the selected keys from running workers")
+    @admin.action(permissions=["change"], description="Ban the selected keys from running workers")
     def ban_workers(self, request, queryset):
         for key in queryset:
             services.worker_ban(key=key)
@@ -61,6 +61,9 @@ class WorkerAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False
 
+    def has_delete_permission(self, request, obj=None):
+        return False  # a worker holding a job must not vanish under it: ban the key instead
+
     @admin.display(boolean=True)
     def online(self, worker):
         return worker.is_online
@@ -70,7 +73,9 @@ class WorkerAdmin(admin.ModelAdmin):
         rtf = worker.real_time_factor
         return f"{rtf:.2f}" if rtf is not None else "—"
 
-    @admin.action(description="Ban these workers' keys from running workers (jobs in hand are re-queued)")
+    @admin.action(
+        permissions=["change"], description="Ban these workers' keys from running workers (jobs in hand are re-queued)"
+    )
     def ban(self, request, queryset):
         keys = {worker.key for worker in queryset}
         for key in keys:
@@ -99,13 +104,16 @@ class JobAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False
 
-    @admin.action(description="Re-queue (a held job goes back to the queue)")
+    def has_delete_permission(self, request, obj=None):
+        return False  # deleting would keep a held job's credits and demo: cancel it, which gives them back
+
+    @admin.action(permissions=["change"], description="Re-queue (a held job goes back to the queue)")
     def requeue(self, request, queryset):
         for job in queryset:
             services.job_requeue(job=job)
         self.message_user(request, "Re-queued.")
 
-    @admin.action(description="Cancel (reserved credits and demos are given back)")
+    @admin.action(permissions=["change"], description="Cancel (reserved credits and demos are given back)")
     def cancel(self, request, queryset):
         for job in queryset:
             services.job_cancel(job=job, reason=f"by {request.user.get_username()}")

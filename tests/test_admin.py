@@ -6,7 +6,7 @@ from django.test import Client
 from django.urls import reverse
 
 from accounts.models import CreditEntry
-from pool.models import Job, JobAudio
+from pool.models import Job, JobAudio, Worker
 from tests.helpers import claim_job, grant, online_worker
 
 pytestmark = pytest.mark.django_db
@@ -135,3 +135,50 @@ def test_the_worker_list_filters_who_is_online_now(staff, alice, bob):
     offline = staff.get("/admin/pool/worker/?online=no").content.decode()
     assert "alice-pc" in online and "bob-pc" not in online
     assert "bob-pc" in offline and "alice-pc" not in offline
+
+
+@pytest.fixture
+def viewer():
+    """A staff member who may look at everything and change nothing."""
+    from django.contrib.auth.models import Permission
+
+    user = User.objects.create_user("viewer", "viewer@example.com", "a-long-password-2", is_staff=True)
+    user.user_permissions.set(Permission.objects.filter(codename__startswith="view_"))
+    client = Client()
+    client.login(username="viewer", password="a-long-password-2")
+    return client
+
+
+def test_a_staff_member_with_view_permission_only_changes_nothing(viewer, alice, bob):
+    grant(alice, 10)
+    job_id = alice.transcribe().json()["id"]
+    online_worker(bob)
+    assert viewer.get("/admin/pool/job/").status_code == 200
+    act(viewer, "accounts/apikey", "grant_credits", [alice.key.pk], apply="1", seconds="1000000", reason="mine")
+    act(viewer, "accounts/apikey", "revoke", [alice.key.pk])
+    act(viewer, "accounts/apikey", "ban_workers", [bob.key.pk])
+    act(viewer, "pool/job", "cancel", [job_id])
+    act(viewer, "pool/job", "requeue", [job_id])
+    act(viewer, "pool/worker", "ban", [Worker.objects.get().pk])
+    assert alice.get("/v1/account").json()["credits_seconds"] == 7.0, "3 s held for the queued job, no grant"
+    assert Job.objects.get().status == "queued"
+    assert bob.heartbeat().status_code == 200, "not banned"
+
+
+@pytest.mark.parametrize("model", ["pool/job", "accounts/apikey", "pool/worker"])
+def test_jobs_keys_and_workers_are_never_deleted_through_the_admin(staff, alice, bob, model):
+    grant(alice, 10)
+    alice.transcribe()
+    online_worker(alice)
+    pk = {"pool/job": lambda: Job.objects.get().pk, "accounts/apikey": lambda: bob.key.pk,  # no ledger yet
+          "pool/worker": lambda: Worker.objects.get().pk}[model]()
+    act(staff, model, "delete_selected", [pk], post="yes")
+    assert staff.post(f"/admin/{model}/{quote(pk)}/delete/", {"post": "yes"}).status_code == 403
+    assert Job.objects.count() == 1 and Worker.objects.count() == 1
+    assert alice.get("/v1/account").status_code == 200 and bob.get("/v1/account").status_code == 200
+    assert CreditEntry.objects.filter(kind="reserved").count() == 1
+
+
+def test_whether_a_key_is_the_servers_is_not_editable(staff, alice):
+    page = staff.get(reverse("admin:accounts_apikey_change", args=[alice.key.pk])).content.decode()
+    assert 'name="is_server"' not in page
