@@ -1,7 +1,7 @@
 from django.core.cache import cache
 from rest_framework import authentication, exceptions
 
-from accounts.models import BROWSER_KEY_HASH, ApiKey, cached_key_name, hash_key
+from accounts.models import BROWSER_KEY_HASH, KEY_CACHE_SECONDS, ApiKey, cached_key_name, hash_key
 from accounts.services import browser_key
 
 # Set on a request by the browser proxy (web/), after its CSRF check: only such a request may act
@@ -19,18 +19,20 @@ def is_via_browser_proxy(request) -> bool:
 
 
 # Keys are read on every request; the shared cache saves that query. Every change to a key
-# goes through a service that calls ApiKey.forget_cached(), so revoking is immediate.
-KEY_CACHE_SECONDS = 60
+# calls ApiKey.forget_cached() (the services, and a signal for the admin's saves), so revoking
+# takes effect at once on every node.
 
 
 def cached_key(hashed_key: str, load):
-    """The key from the shared cache, or from `load()` (then cached; None is not)."""
+    """The key from the shared cache, or from `load()` (then cached, unless the key changed
+    a moment ago: see KEY_CHANGED; None is not cached)."""
     name = cached_key_name(hashed_key)
-    key = cache.get(name)
-    if key is None:
-        key = load()
-        if key is not None:
-            cache.set(name, key, KEY_CACHE_SECONDS)
+    cached = cache.get(name)
+    if isinstance(cached, ApiKey):
+        return cached
+    key = load()
+    if key is not None and cached is None:
+        cache.add(name, key, KEY_CACHE_SECONDS)
     return key
 
 

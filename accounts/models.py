@@ -24,6 +24,14 @@ def cached_key_name(hashed_key: str) -> str:
     return f"jpt:api-key:{hashed_key}"
 
 
+# Authentication keeps keys in the shared cache this long (every request reads one).
+KEY_CACHE_SECONDS = 60
+# What a key's cached copy becomes when the key changes, for as long as a copy could live: a
+# request that read the key just before the change only *adds* its copy, so it cannot put the
+# stale key back, and lookups read the database until this runs out.
+KEY_CHANGED = "changed"
+
+
 class ApiKeyQuerySet(models.QuerySet):
     def for_bearer(self, raw_key: str):
         """The live key matching a raw bearer token, or None."""
@@ -92,9 +100,9 @@ class ApiKey(models.Model):
     def cache_key(self):
         return cached_key_name(self.hashed_key)
 
-    def forget_cached(self):
-        """Call after any change: authentication reads keys from the shared cache."""
-        cache.delete(self.cache_key)
+    def forget_cached(self) -> None:
+        """Call after any change: authentication reads keys from the shared cache, on every node."""
+        cache.set(self.cache_key, KEY_CHANGED, KEY_CACHE_SECONDS)
 
 
 class CreditEntry(models.Model):

@@ -69,6 +69,29 @@ class TestBearerAuth:
         assert response.status_code == 401
         assert response.json()["error"]["code"] == "unauthorized"
 
+    @pytest.mark.postgres  # and with Redis as the shared cache
+    def test_a_request_that_read_the_key_just_before_a_revoke_cannot_cache_it_back(self, alice):
+        """The revoke lands between a request's database read and its caching of what it read."""
+        from accounts.auth import cached_key
+
+        def read_then_revoked_meanwhile():
+            key = ApiKey.objects.for_bearer(alice.raw_key)
+            key_revoke(key=ApiKey.objects.get(pk=key.pk))
+            return key
+
+        assert cached_key(hash_key(alice.raw_key), read_then_revoked_meanwhile) is not None
+        assert alice.get("/v1/account").status_code == 401
+
+    @pytest.mark.postgres
+    def test_a_restored_key_works_again_at_once(self, alice):
+        from accounts.services import key_restore
+
+        key = alice.key
+        key_revoke(key=key)
+        assert alice.get("/v1/account").status_code == 401
+        key_restore(key=key)
+        assert alice.get("/v1/account").status_code == 200
+
     def test_it_refuses_a_revoked_key_at_once(self, alice):
         assert alice.get("/v1/account").status_code == 200  # the key is now in the shared cache
         key_revoke(key=alice.key)
