@@ -1,8 +1,13 @@
+from typing import NoReturn
+
+from django.conf import settings
 from django.core.cache import cache
+from django_ratelimit.core import get_usage
 from rest_framework import authentication, exceptions
 
 from accounts.models import BROWSER_KEY_HASH, KEY_CACHE_SECONDS, ApiKey, cached_key_name, hash_key
 from accounts.services import browser_key
+from jptranscribe.net import address_block, client_ip
 
 # Set on a request by the browser proxy (web/), after its CSRF check: only such a request may act
 # under the browser key.
@@ -47,6 +52,24 @@ def key_for_bearer(raw_key: str):
     return cached_key(hash_key(raw_key), load)
 
 
+def refuse(request, failure: exceptions.APIException) -> NoReturn:
+    """A 401 — until an address has failed JPT_RATE_AUTH_FAILURES times in the period: then 429
+    with Retry-After, so guessing keys or hammering without one costs the server little."""
+    usage = get_usage(
+        request._request,
+        group="auth-failed",
+        rate=settings.JPT_RATE_AUTH_FAILURES,
+        increment=True,
+        key=lambda group, req: address_block(client_ip(req)),
+    )
+    if usage and usage["should_limit"]:
+        wait = usage["time_left"]
+        raise exceptions.Throttled(
+            wait, detail=f"Too many requests without a valid key from your address; retry in {wait} s."
+        )
+    raise failure
+
+
 class BearerKeyAuthentication(authentication.BaseAuthentication):
     """`Authorization: Bearer jpt_…`; every failure is the same 401 to the caller.
 
@@ -57,18 +80,18 @@ class BearerKeyAuthentication(authentication.BaseAuthentication):
     def authenticate(self, request):
         header = request.META.get("HTTP_AUTHORIZATION", "")
         if not header:
-            return self.authenticate_browser(request)
+            if is_via_browser_proxy(request._request):
+                return self.authenticate_browser(request)
+            refuse(request, exceptions.NotAuthenticated("Missing API key: send 'Authorization: Bearer jpt_…'."))
         scheme, _, raw_key = header.partition(" ")
         if scheme.lower() != "bearer" or not raw_key.strip():
-            raise exceptions.AuthenticationFailed("Malformed Authorization header: use 'Bearer jpt_…'.")
+            refuse(request, exceptions.AuthenticationFailed("Malformed Authorization header: use 'Bearer jpt_…'."))
         key = key_for_bearer(raw_key.strip())
         if key is None:
-            raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
+            refuse(request, exceptions.AuthenticationFailed("Invalid or revoked API key."))
         return key, key
 
     def authenticate_browser(self, request):
-        if not is_via_browser_proxy(request._request):
-            return None
         key = cached_key(BROWSER_KEY_HASH, browser_key)
         if key.is_revoked:
             raise exceptions.AuthenticationFailed("The web demo is switched off; use the API with your own key.")

@@ -171,7 +171,9 @@ def exception_handler(exc, context):
     if isinstance(exc, drf.Throttled):
         wait = exc.wait  # type: ignore[attr-defined]  # set by Throttled.__init__; missing from the stubs
         return Response(
-            error_body("rate_limited", "Too many requests."), status=429, headers={"Retry-After": str(int(wait or 1))}
+            error_body("rate_limited", str(exc.detail)),
+            status=429,
+            headers={"Retry-After": str(max(1, int(wait or 1)))},
         )
     if isinstance(exc, drf.MethodNotAllowed):
         return Response(error_body("method_not_allowed", str(exc.detail)), status=405)

@@ -150,7 +150,7 @@ if CACHE_URL:
 else:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "BACKEND": "jptranscribe.cache.DatabaseCache",
             "LOCATION": "jpt_cache",
         }
     }
@@ -230,6 +230,8 @@ JPT_DEMOS_PER_IP_PER_DAY = envint("JPT_DEMOS_PER_IP_PER_DAY", 3)
 JPT_KEYS_PER_IP_PER_DAY = envint("JPT_KEYS_PER_IP_PER_DAY", 5)
 JPT_RATE_USER = os.environ.get("JPT_RATE_USER", "30/m")
 JPT_RATE_WORKER = os.environ.get("JPT_RATE_WORKER", "1200/m")
+# Requests with a missing, malformed, unknown or revoked key, per address (IPv6: per /64).
+JPT_RATE_AUTH_FAILURES = os.environ.get("JPT_RATE_AUTH_FAILURES", "30/m")
 # Only requests whose socket peer is one of these may set X-Forwarded-For.
 JPT_TRUSTED_PROXIES = envlist("JPT_TRUSTED_PROXIES")
 

@@ -20,7 +20,8 @@ CONFIG = Path(__file__).resolve().parent / "schemathesis.toml"
 
 def test_the_live_api_keeps_its_contract(tmp_path):
     model = converted_model(write_opus_mt_release(tmp_path / "release"), tmp_path / "model")
-    env = {"JPT_RATE_USER": "100000/m", "JPT_RATE_WORKER": "100000/m", "JPT_KEYS_PER_IP_PER_DAY": "100000",
+    env = {"JPT_RATE_USER": "100000/m", "JPT_RATE_WORKER": "100000/m", "JPT_RATE_AUTH_FAILURES": "100000/m",
+           "JPT_KEYS_PER_IP_PER_DAY": "100000",
            "JPT_TRANSCRIBE_WAIT_SECONDS": "1", "JPT_CLAIM_WAIT_MAX_SECONDS": "1",
            "JPT_TRANSLATION_MODEL": str(model)}
     with LiveServer(database_url=os.environ.get("DATABASE_URL"), threads=32, env=env) as server:

@@ -59,3 +59,14 @@ def test_counters_are_shared_not_per_process(alice):
         alice.get("/v1/account")
         other.get("/v1/account")
     assert other.get("/v1/account").status_code == 429
+
+
+def test_requests_without_a_valid_key_are_limited_per_address(db):
+    guesser = Caller("jpt_" + "x" * 40, ip="192.0.2.66")
+    for _ in range(30):
+        assert guesser.get("/v1/account").status_code == 401
+    response = guesser.get("/v1/account")
+    assert response.status_code == 429 and response.json()["error"]["code"] == "rate_limited"
+    assert 1 <= int(response["Retry-After"]) <= 60
+    assert Caller(None, ip="192.0.2.66").get("/v1/account").status_code == 429, "a missing key counts too"
+    assert Caller(None, ip="192.0.2.67").get("/v1/account").status_code == 401, "another address has its own"
