@@ -6,6 +6,7 @@ that is created and dropped here.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -71,6 +72,22 @@ class LiveServer:
             self.db_name = f"jpt_live_{os.getpid()}_{self.port}"
             self.env["DATABASE_URL"] = database_url.rsplit("/", 1)[0] + "/" + self.db_name
         self.proc = None
+
+    @classmethod
+    def beside(cls, other: LiveServer, **kw) -> LiveServer:
+        """A second app server on `other`'s PostgreSQL database (created and dropped by `other`)."""
+        server = cls(**kw)
+        server.env["DATABASE_URL"] = other.env["DATABASE_URL"]
+        return server
+
+    def kill(self):
+        """SIGKILL the server's processes, as a crashed machine would stop them."""
+        for pid in [*children_of(self.proc.pid), self.proc.pid]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.proc.wait()
 
     def manage(self, *args, check=True, **kw):
         return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=self.env, check=check,
