@@ -42,6 +42,27 @@ def credited_seconds(
     return float(duration) if earns else 0.0
 
 
+# Japanese speech runs at about 8 characters a second; a result may hold five times that, plus a
+# little, and no more: a longer one is no transcript of this clip (and would be translated).
+RESULT_CHARS_PER_SECOND = 40
+RESULT_CHARS_BASE = 200
+
+
+def max_result_chars(duration: Decimal | float) -> int:
+    return int(float(duration) * RESULT_CHARS_PER_SECOND) + RESULT_CHARS_BASE
+
+
+def segments_within(segments: list[dict], duration: Decimal | float) -> list[dict]:
+    """The segments with their times inside the clip (0 to its length), text kept: an engine's
+    last segment may run past the end, and a worker's numbers are not to be trusted."""
+    end = round(float(duration), 3)
+    inside = []
+    for segment in segments:
+        start = min(max(segment["start"], 0.0), end)
+        inside.append({**segment, "start": start, "end": min(max(segment["end"], start), end)})
+    return inside
+
+
 def queued_since_cutoff(now: datetime) -> datetime:
     """A job queued before this, and still not taken, fails so its caller hears back
     (JPT_QUEUE_TIMEOUT_SECONDS)."""

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from accounts import credits
 from accounts.models import ApiKey
-from jptranscribe.errors import NotFound
+from jptranscribe.errors import InvalidRequest, NotFound
 from jptranscribe.sql import db_datetime, db_value, instance, load, row_params, run
 from pool import leases, policy, wakeup
 from pool import statements as sql
@@ -214,7 +214,8 @@ def job_complete(
 ) -> tuple[Job, float]:
     """Store the result and settle credits. Repeating the same call is harmless.
 
-    Returns the job and the seconds credited to the worker's owner.
+    A text longer than the clip can hold is refused (the job stays with the worker); segment
+    times are kept inside the clip. Returns the job and the seconds credited to the worker's owner.
     """
     with transaction.atomic():
         job = load(
@@ -231,14 +232,25 @@ def job_complete(
                 "outcome": JobAttempt.Outcome.COMPLETED,
                 "error": "",
                 "processing_seconds": float(processing_seconds or 0),
+                "chars_per_second": policy.RESULT_CHARS_PER_SECOND,
+                "chars_base": policy.RESULT_CHARS_BASE,
             },
         )
         if job is None:
-            # A repeated call, or one that may not: say which.
+            # A repeated call, a text too long for the clip, or a call that may not: say which.
             job = _held_job(worker=worker, job_id=job_id, lease_id=lease_id, lock=True)
+            if job.status == Status.LEASED and len(text) > policy.max_result_chars(job.duration_seconds):
+                raise InvalidRequest(
+                    f"The text has {len(text):,} characters; a {float(job.duration_seconds):g} s clip holds at most "
+                    f"{policy.max_result_chars(job.duration_seconds):,}. Send the transcript of this clip only."
+                )
             if job.status != Status.COMPLETED:
                 raise LeaseLost("This job has already ended.")
             return job, _credited(job, worker)
+        inside = policy.segments_within(job.segments, job.duration_seconds)
+        if inside != job.segments:  # rare: an engine's last segment running past the end
+            Job.objects.filter(pk=job.pk).update(segments=inside)
+            job.segments = inside
         if job.route == Route.POOL_CREDIT:
             credits.credits_settle(job_ref=job.id)
         earned = _credited(job, worker)

@@ -126,7 +126,8 @@ _FINISH = (
     f"UPDATE {JOB} SET status = {COMPLETED}, text = %(text)s, segments = %(segments)s, model = %(model)s,"
     f" finished_at = %(now)s, lease_expires_at = NULL"
     f" WHERE id = %(job_id)s AND worker_id = %(worker_pk)s AND lease_id = %(lease_id)s AND lease_id <> ''"
-    f" AND status = {LEASED} RETURNING {JOB_COLUMNS}"
+    f" AND status = {LEASED} AND length(%(text)s) <= duration_seconds * %(chars_per_second)s + %(chars_base)s"
+    f" RETURNING {JOB_COLUMNS}"
 )
 
 

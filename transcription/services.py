@@ -7,6 +7,7 @@ import time
 from typing import TYPE_CHECKING
 
 from django.conf import settings
+from django.core.cache import cache
 
 from pool import leases, wakeup
 from pool import services as pool
@@ -55,12 +56,44 @@ def transcription_for_owner(*, key: ApiKey, job_id: str) -> Job | None:
     return reroute_if_stranded(job) if job is not None else None
 
 
+# How long one reader may hold the turn to translate a result (then another takes over).
+TRANSLATING_SECONDS = 120
+
+
+def _awaits_translation(job: Job) -> bool:
+    return (
+        job.translate
+        and job.status == Job.Status.COMPLETED
+        and job.translation is None
+        and not any(w.get("code") == "translation_unavailable" for w in job.warnings)
+    )
+
+
 def ensure_translation(job: Job) -> Job:
-    """Translate a finished transcript on first read. A transcription never fails because of it."""
-    if not job.translate or job.status != Job.Status.COMPLETED or job.translation is not None:
+    """Translate a finished transcript once, on its first read, and store it.
+
+    Readers that arrive while it is being translated wait for what is stored instead of
+    translating it again, on any app server (the turn is kept in the shared cache). A
+    transcription never fails because of its translation."""
+    if not _awaits_translation(job):
         return job
-    if any(w.get("code") == "translation_unavailable" for w in job.warnings):
-        return job
+    turn = f"jpt:translating:{job.id}"
+    while not cache.add(turn, 1, TRANSLATING_SECONDS):
+        time.sleep(0.1)
+        job.translation, job.warnings = Job.objects.values_list("translation", "warnings").get(pk=job.pk)
+        if not _awaits_translation(job):
+            return job
+    try:
+        # Another reader may have stored it between our first look and taking the turn.
+        job.translation, job.warnings = Job.objects.values_list("translation", "warnings").get(pk=job.pk)
+        if _awaits_translation(job):
+            _translate_and_store(job)
+    finally:
+        cache.delete(turn)
+    return job
+
+
+def _translate_and_store(job: Job) -> None:
     from translation import services as translation
 
     if not job.text.strip():
@@ -71,4 +104,3 @@ def ensure_translation(job: Job) -> Job:
         except translation.TranslationUnavailable as exc:
             job.warnings = [*job.warnings, {"code": "translation_unavailable", "message": str(exc)}]
     Job.objects.filter(pk=job.pk).update(translation=job.translation, warnings=job.warnings)
-    return job

@@ -48,3 +48,20 @@ class TestEarnings:
 
     def test_the_server_demo_worker_earns_nothing(self):
         assert policy.credited_seconds(duration=10, owner_key_id=1, worker_key_id=2, worker_is_server=True) == 0
+
+
+class TestResults:
+    def test_a_result_may_hold_five_times_the_speech_rate_and_a_little(self):
+        assert policy.max_result_chars(60) == 60 * 40 + 200
+        assert policy.max_result_chars(Decimal("0.5")) == 220
+
+    def test_segment_times_are_kept_inside_the_clip(self):
+        segments = [{"start": -1.0, "end": 2.0, "text": "a"}, {"start": 2.0, "end": 9.5, "text": "b"},
+                    {"start": 12.0, "end": 11.0, "text": "c"}]
+        assert policy.segments_within(segments, Decimal("3.000")) == [
+            {"start": 0.0, "end": 2.0, "text": "a"}, {"start": 2.0, "end": 3.0, "text": "b"},
+            {"start": 3.0, "end": 3.0, "text": "c"}]
+
+    def test_segments_inside_the_clip_are_left_as_they_are(self):
+        segments = [{"start": 0.0, "end": 1.5, "text": "a"}]
+        assert policy.segments_within(segments, 1.5) == segments

@@ -192,6 +192,25 @@ class TestHoldingAJob:
         stored = Job.objects.get()
         assert (stored.status, stored.failures) == ("queued", 1)
 
+    def test_a_text_longer_than_the_clip_can_hold_is_refused_and_the_job_stays_with_its_worker(self, alice):
+        online_worker(alice)
+        alice.transcribe(wav_bytes(3))  # holds at most 3 * 40 + 200 = 320 characters
+        job = claim_job(alice)
+        refused = alice.complete(job, text="ハッキング" * 65)
+        assert refused.status_code == 400 and refused.json()["error"]["code"] == "invalid_request"
+        assert "at most 320" in refused.json()["error"]["message"]
+        assert Job.objects.get().status == "leased"
+        assert alice.complete(job, text="あ" * 320).status_code == 200
+
+    def test_segment_times_are_kept_inside_the_clip(self, alice):
+        online_worker(alice)
+        job_id = alice.transcribe(wav_bytes(2)).json()["id"]
+        job = claim_job(alice)
+        segments = [{"start": 0, "end": 1.5, "text": "前半"}, {"start": 1.5, "end": 3600, "text": "後半"}]
+        assert alice.complete(job, text="前半後半", segments=segments).status_code == 200
+        assert alice.get(f"/v1/transcriptions/{job_id}").json()["segments"] == [
+            {"start": 0.0, "end": 1.5, "text": "前半"}, {"start": 1.5, "end": 2.0, "text": "後半"}]
+
     def test_segments_must_be_well_formed(self, alice):
         online_worker(alice)
         alice.transcribe()

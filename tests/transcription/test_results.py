@@ -149,3 +149,38 @@ def test_a_waiting_claim_is_woken_by_a_new_job_at_once(settings):
     thread.join()
     assert result["job"] is not None
     assert time.monotonic() - submitted < 2, "woken by the submit, not by the 5 s poll"
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.postgres
+def test_a_result_read_by_many_at_once_is_translated_once(alice, monkeypatch):
+    from types import SimpleNamespace
+
+    from translation import services as translation
+
+    calls = []
+
+    def slow_translate(text):
+        calls.append(text)
+        time.sleep(0.5)
+        return SimpleNamespace(text="Hello.", model="stand-in")
+
+    monkeypatch.setattr(translation, "translate", slow_translate)
+    online_worker(alice)
+    job_id = alice.transcribe(translate="true").json()["id"]
+    alice.complete(claim_job(alice), text="こんにちは。")
+    answers = []
+
+    def read():
+        try:
+            answers.append(alice.get(f"/v1/transcriptions/{job_id}").json())
+        finally:
+            connection.close()
+
+    readers = [threading.Thread(target=read) for _ in range(4)]
+    for reader in readers:
+        reader.start()
+    for reader in readers:
+        reader.join()
+    assert [a["translation"] for a in answers] == ["Hello."] * 4
+    assert calls == ["こんにちは。"], "translated once, stored, and read by the others"
