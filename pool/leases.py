@@ -47,10 +47,20 @@ def requeue(job: Job) -> None:
 
 
 def retry_or_fail(job: Job, error: str) -> None:
-    if policy.after_failure(job.attempts) is policy.AfterFailure.GIVE_UP:
-        job_finish_failed(job, f"Transcription failed after {job.attempts} attempts ({error}).")
+    tries = _failed_tries(job)
+    if policy.after_failure(tries) is policy.AfterFailure.GIVE_UP:
+        job_finish_failed(job, f"Transcription failed after {tries} attempts ({error}).")
     else:
         requeue(job)
+
+
+def _failed_tries(job: Job) -> int:
+    """A pool job counts the keys whose workers failed it or let it expire, each once (a key never
+    gets it back, and worker ids cost nothing); one's own or a demo job counts its attempts."""
+    if job.route != Job.Route.POOL_CREDIT:
+        return job.attempts
+    ended = [JobAttempt.Outcome.FAILED, JobAttempt.Outcome.EXPIRED]
+    return JobAttempt.objects.filter(job=job, outcome__in=ended).values("worker__key_id").distinct().count()
 
 
 def job_finish_failed(job: Job, error: str, *, status: str = Status.FAILED, code: str = "internal_error") -> None:

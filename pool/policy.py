@@ -28,9 +28,10 @@ class AfterFailure(Enum):
     GIVE_UP = "give up"
 
 
-def after_failure(attempts: int) -> AfterFailure:
-    """A job that failed or whose worker went silent is tried again, up to JPT_MAX_ATTEMPTS in all."""
-    return AfterFailure.GIVE_UP if attempts >= settings.JPT_MAX_ATTEMPTS else AfterFailure.RETRY
+def after_failure(tries: int) -> AfterFailure:
+    """A job that failed or whose worker went silent is tried again, up to JPT_MAX_ATTEMPTS tries
+    in all (a pool job counts one per key that failed it: see `pool.leases`)."""
+    return AfterFailure.GIVE_UP if tries >= settings.JPT_MAX_ATTEMPTS else AfterFailure.RETRY
 
 
 def credited_seconds(

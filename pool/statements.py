@@ -20,7 +20,9 @@ QUEUED, LEASED, COMPLETED = (literal(s) for s in (Job.Status.QUEUED, Job.Status.
 POOL_SELF, POOL_CREDIT, SERVER_DEMO = (
     literal(r) for r in (Job.Route.POOL_SELF, Job.Route.POOL_CREDIT, Job.Route.SERVER_DEMO)
 )
-RUNNING, FAILED = literal(JobAttempt.Outcome.RUNNING), literal(JobAttempt.Outcome.FAILED)
+RUNNING, FAILED, EXPIRED = (
+    literal(o) for o in (JobAttempt.Outcome.RUNNING, JobAttempt.Outcome.FAILED, JobAttempt.Outcome.EXPIRED)
+)
 # What a pool call needs of its worker; the other fields load when touched.
 WORKER_COLUMNS = "w.id, w.key_id, w.client_id, w.model, w.last_seen_at, w.expires_at, w.signed_off_at"
 WORKER_MAY_WORK = "w.signed_off_at IS NULL AND k.workers_banned_at IS NULL AND k.revoked_at IS NULL"
@@ -87,12 +89,12 @@ CLAIM_DEMO = _claim(
     "claim_demo", f"SELECT id FROM {JOB} WHERE status = {QUEUED} AND route = {SERVER_DEMO} ORDER BY queued_at LIMIT 1"
 )
 # A volunteer's worker takes its own key's jobs first, then pool jobs oldest first, never one
-# that already failed on this worker.
+# that a worker of its key already failed or let expire (worker ids cost nothing; keys are counted).
 CLAIM_POOL = _claim(
     "claim_pool",
     f"SELECT id FROM {JOB} j WHERE j.status = {QUEUED} AND ((j.route = {POOL_SELF} AND j.key_id = %(worker_key_id)s)"
-    f" OR (j.route = {POOL_CREDIT} AND NOT EXISTS (SELECT 1 FROM {ATTEMPT} a WHERE a.job_id = j.id"
-    f" AND a.worker_id = %(worker_pk)s AND a.outcome = {FAILED})))"
+    f" OR (j.route = {POOL_CREDIT} AND NOT EXISTS (SELECT 1 FROM {ATTEMPT} a JOIN {WORKER} aw ON aw.id = a.worker_id"
+    f" WHERE a.job_id = j.id AND aw.key_id = %(worker_key_id)s AND a.outcome IN ({FAILED}, {EXPIRED}))))"
     f" ORDER BY CASE WHEN j.route = {POOL_SELF} THEN 0 ELSE 1 END, j.queued_at LIMIT 1",
 )
 

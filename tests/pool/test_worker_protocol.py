@@ -232,6 +232,36 @@ class TestRetries:
         charlie = online_worker(mint_caller(ip="192.0.2.3"), "c1")
         assert claim_job(charlie, "c1")["id"] == job["id"]
 
+    def test_a_key_that_failed_a_pool_job_does_not_get_it_back_under_another_worker_id(self, alice, bob):
+        grant(bob, 100)
+        bob.transcribe()
+        online_worker(alice, "a1")
+        alice.fail(claim_job(alice, "a1"), worker_id="a1")
+        online_worker(alice, "a2")
+        assert claim_job(alice, "a2") is None
+
+    def test_one_key_cannot_fail_a_pool_job_for_good_with_many_worker_ids(self, alice, bob, settings):
+        settings.JPT_MAX_ATTEMPTS = 3
+        grant(bob, 100)
+        job_id = bob.transcribe().json()["id"]
+        for worker_id in ("k1", "k2", "k3"):
+            online_worker(alice, worker_id)
+            job = claim_job(alice, worker_id)
+            if job is not None:
+                alice.fail(job, worker_id=worker_id)
+        assert bob.get(f"/v1/transcriptions/{job_id}").json()["status"] == "queued"
+        assert bob.get("/v1/account").json()["credits_seconds"] == 97.0, "still held, for a worker of another key"
+
+    def test_a_key_whose_lease_ran_out_does_not_get_the_pool_job_back(self, alice, bob):
+        grant(bob, 100)
+        job_id = bob.transcribe().json()["id"]
+        online_worker(alice, "a1")
+        claim_job(alice, "a1")
+        Job.objects.filter(pk=job_id).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+        online_worker(alice, "a2")
+        assert claim_job(alice, "a2") is None
+        assert Job.objects.get().status == "queued", "expired, back in the queue, for other keys"
+
     def test_after_three_failed_attempts_the_job_fails_and_credits_return(self, alice, bob, settings):
         from tests.helpers import mint_caller
 
