@@ -14,8 +14,10 @@ from django.core.management.base import BaseCommand
 
 from accounts.models import KEY_ALPHABET, KEY_BODY_LENGTH
 from accounts.services import server_key_ensure
+from pool.services import worker_heartbeat
 
 ROOT = Path(settings.BASE_DIR)
+DEMO_WORKER_ID = "server-demo"
 
 
 def demo_worker_key() -> str:
@@ -45,18 +47,18 @@ class Command(BaseCommand):
         signal.signal(signal.SIGINT, self.stop)
         signal.signal(signal.SIGTERM, self.stop)
         env = {**os.environ, "HOST": host, "PORT": str(port)}
+        base = f"http://{host}:{port}"
+        demo = None if no_demo_worker else self.demo_worker_command(base)
         self.start(
             "api",
             [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "jptranscribe/gunicorn.conf.py"), "jptranscribe.wsgi"],
             env,
         )
-        base = f"http://{host}:{port}"
         if not self.wait_for_health(base):
             self.stderr.write("The API did not come up; see the log above.")
             self.shutdown()
             sys.exit(1)
         self.stdout.write(f"API ready at {base}/v1/health  (Ctrl-C stops everything)")
-        demo = None if no_demo_worker else self.demo_worker_command(base)
         if demo:
             self.start("demo-worker", *demo)
         restarts = 0
@@ -83,7 +85,9 @@ class Command(BaseCommand):
             self.stdout.write("No worker client in this checkout: the server demo is off.")
             return None
         raw_key = demo_worker_key()
-        server_key_ensure(raw_key)
+        # Counted as online before the API's first answer: a clip sent while the worker still
+        # loads its model waits for it, instead of being refused for a demo that is coming.
+        worker_heartbeat(key=server_key_ensure(raw_key), client_id=DEMO_WORKER_ID, name="server-demo")
         command = [
             sys.executable,
             "-m",
@@ -93,7 +97,7 @@ class Command(BaseCommand):
             "--name",
             "server-demo",
             "--worker-id",
-            "server-demo",
+            DEMO_WORKER_ID,
         ]
         for flag, value in (
             ("--engine", settings.JPT_DEMO_ENGINE),
