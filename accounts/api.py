@@ -2,9 +2,11 @@
 
 from django.conf import settings
 from django_ratelimit.core import get_usage
+from rest_framework import exceptions
 from rest_framework.views import APIView
 
 from accounts import usage as usage_counter
+from accounts.auth import refuse
 from jptranscribe.errors import RateLimited
 from jptranscribe.net import address_block, client_ip
 
@@ -33,6 +35,12 @@ class KeyedView(APIView):
                 f"Rate limit of {self.rate()} per key exceeded; retry in {usage['time_left']} s.",
                 retry_after=usage["time_left"],
             )
+
+    def permission_denied(self, request, message=None, code=None):
+        """No key at all: a failed authentication, counted per address as a wrong key is."""
+        if request.authenticators and not request.successful_authenticator:
+            refuse(request, exceptions.NotAuthenticated("Missing API key: send 'Authorization: Bearer jpt_…'."))
+        super().permission_denied(request, message, code)
 
     def finalize_response(self, request, response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)

@@ -79,10 +79,8 @@ class BearerKeyAuthentication(authentication.BaseAuthentication):
 
     def authenticate(self, request):
         header = request.META.get("HTTP_AUTHORIZATION", "")
-        if not header:
-            if is_via_browser_proxy(request._request):
-                return self.authenticate_browser(request)
-            refuse(request, exceptions.NotAuthenticated("Missing API key: send 'Authorization: Bearer jpt_…'."))
+        if not header:  # a keyed view refuses it (KeyedView.permission_denied); a public one serves it
+            return self.authenticate_browser(request) if is_via_browser_proxy(request._request) else None
         scheme, _, raw_key = header.partition(" ")
         if scheme.lower() != "bearer" or not raw_key.strip():
             refuse(request, exceptions.AuthenticationFailed("Malformed Authorization header: use 'Bearer jpt_…'."))
