@@ -86,7 +86,8 @@ def error_table() -> list[tuple[int, str, str]]:
         (
             400,
             "invalid_audio",
-            "empty, not WAV/MP3/M4A/FLAC/OGG, or no decodable audio (a corrupt MP3 is this, not an empty transcript)",
+            "empty, not WAV/MP3/M4A/FLAC/OGG, or no decodable audio (a corrupt MP3 is this, not an empty transcript); "
+            "more audio than its header declares, over 8 channels, or a sample rate outside 8-192 kHz",
         ),
         (401, "unauthorized", "missing, malformed, unknown or revoked key"),
         (

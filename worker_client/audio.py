@@ -7,7 +7,6 @@ package. The server imports this module; it must never import the server.
 from __future__ import annotations
 
 import io
-import wave
 from dataclasses import dataclass
 
 import av
@@ -61,24 +60,35 @@ def _frames(container):
         return
 
 
-def probe(data: bytes, *, max_seconds: float | None = None) -> Probe:
-    """Measure the real decoded length, not the header's claim.
+# Formats whose header states their exact length: a file must not decode to more than it says.
+EXACT_LENGTH_HEADERS = ("WAV", "FLAC", "M4A")
+# Decoders may add a frame or two of padding to what a header says.
+DECLARED_MARGIN_SECONDS = 0.5
+MAX_CHANNELS = 8
+SAMPLE_RATES = (8_000, 192_000)
 
-    Headers lie and a corrupt MP3 decodes to nothing without raising, so the
-    duration is the count of decoded samples. Decoding stops early once
-    `max_seconds` is exceeded: the caller only needs to know it is too long.
+
+def probe(data: bytes, *, max_seconds: float | None = None) -> Probe:
+    """Measure the real decoded length, by decoding as the workers do, not the header's claim.
+
+    Headers lie (a WAV may say 1 s and carry ten minutes in later chunks, which FFmpeg plays)
+    and a corrupt MP3 decodes to nothing without raising, so the duration is the count of
+    decoded samples. Decoding stops early once `max_seconds` is exceeded (the caller only
+    needs to know it is too long) or once it runs past what an exact header declared.
     """
-    seconds = _pcm_wav_seconds(data)
-    if seconds is not None:
-        if seconds <= 0:
-            raise AudioError("The file contains no decodable audio.")
-        return Probe(format="WAV", duration_seconds=round(seconds, 3))
     container, fmt = _open(data)
     with container:
+        _check_layout(container.streams.audio[0])
+        declared = container.duration / 1_000_000 if container.duration and fmt in EXACT_LENGTH_HEADERS else None
         seconds = 0.0
         for frame in _frames(container):
             if frame.sample_rate:
                 seconds += frame.samples / frame.sample_rate
+            if declared is not None and seconds > declared + DECLARED_MARGIN_SECONDS:
+                raise AudioError(
+                    f"The file decodes to more audio than its header declares ({declared:g} s); "
+                    "re-encode it and send it again."
+                )
             if max_seconds is not None and seconds > max_seconds:
                 break
     if seconds <= 0:
@@ -86,34 +96,31 @@ def probe(data: bytes, *, max_seconds: float | None = None) -> Probe:
     return Probe(format=fmt, duration_seconds=round(seconds, 3))
 
 
-def _pcm_wav_seconds(data: bytes) -> float | None:
-    """A plain PCM WAV's length from the samples really present (a header may claim more).
-
-    Every byte of PCM is a sample, so there is nothing to decode: this costs microseconds
-    where decoding frame by frame cost ~1 ms a second of audio, and WAV is what the web page
-    and most callers send. None for anything else (PyAV decides then).
-    """
-    if data[:4] != b"RIFF" or data[8:12] != b"WAVE":
-        return None
-    try:
-        with wave.open(io.BytesIO(data)) as wav:
-            frame_bytes = wav.getsampwidth() * wav.getnchannels()
-            rate = wav.getframerate()
-            if not frame_bytes or not 1000 <= rate <= 384_000:
-                return None
-            present = len(wav.readframes(wav.getnframes())) // frame_bytes
-    except (wave.Error, EOFError, ValueError):
-        return None
-    return present / rate
+def _check_layout(stream) -> None:
+    channels = stream.codec_context.channels
+    rate = stream.codec_context.sample_rate
+    if channels > MAX_CHANNELS:
+        raise AudioError(f"The audio has {channels} channels; at most {MAX_CHANNELS} are taken.")
+    if not SAMPLE_RATES[0] <= rate <= SAMPLE_RATES[1]:
+        raise AudioError(f"The audio's sample rate is {rate} Hz; 8 to 192 kHz are taken.")
 
 
-def decode_pcm16(data: bytes, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """Decode to mono signed 16-bit PCM at `sample_rate` (what Kaldi and Whisper want)."""
+def decode_pcm16(data: bytes, sample_rate: int = SAMPLE_RATE, *, max_seconds: float | None = None) -> np.ndarray:
+    """Decode to mono signed 16-bit PCM at `sample_rate` (what Kaldi and Whisper want).
+
+    With `max_seconds` (a job's stated length and a margin), decoding stops with an error once
+    the audio runs past it: a file that decodes to hours is refused, not held in memory."""
     container, _ = _open(data)
     resampler = av.AudioResampler(format="s16", layout="mono", rate=sample_rate)
     chunks = []
+    seconds = 0.0
     with container:
+        _check_layout(container.streams.audio[0])
         for frame in _frames(container):
+            if frame.sample_rate:
+                seconds += frame.samples / frame.sample_rate
+            if max_seconds is not None and seconds > max_seconds:
+                raise AudioError(f"The audio runs past the {max_seconds:g} s it was stated to last.")
             for out in resampler.resample(frame):
                 chunks.append(out.to_ndarray().reshape(-1))
         for out in resampler.resample(None):
@@ -126,6 +133,6 @@ def decode_pcm16(data: bytes, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     return pcm
 
 
-def decode_float32(data: bytes, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+def decode_float32(data: bytes, sample_rate: int = SAMPLE_RATE, *, max_seconds: float | None = None) -> np.ndarray:
     """Mono float32 in [-1, 1], the input faster-whisper takes."""
-    return decode_pcm16(data, sample_rate).astype(np.float32) / 32768.0
+    return decode_pcm16(data, sample_rate, max_seconds=max_seconds).astype(np.float32) / 32768.0

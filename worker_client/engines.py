@@ -30,7 +30,8 @@ class Engine:
         self.model_name = model_name
         self.threads = threads
 
-    def transcribe(self, data: bytes) -> Result:
+    def transcribe(self, data: bytes, *, max_seconds: float | None = None) -> Result:
+        """The clip's text; decoding stops with an AudioError past `max_seconds`."""
         raise NotImplementedError
 
 
@@ -58,8 +59,8 @@ class VoskEngine(Engine):
             self._local.recognizer = rec
         return rec
 
-    def words(self, data: bytes) -> list[Word]:
-        pcm = audio.decode_pcm16(data)
+    def words(self, data: bytes, *, max_seconds: float | None = None) -> list[Word]:
+        pcm = audio.decode_pcm16(data, max_seconds=max_seconds)
         rec = self._recognizer()
         words: list[Word] = []
 
@@ -76,8 +77,8 @@ class VoskEngine(Engine):
             rec.Reset()
         return words
 
-    def transcribe(self, data: bytes) -> Result:
-        sentences = sentences_from_words(self.words(data))
+    def transcribe(self, data: bytes, *, max_seconds: float | None = None) -> Result:
+        sentences = sentences_from_words(self.words(data, max_seconds=max_seconds))
         return Result(
             text="".join(text for _, _, text in sentences),
             segments=[{"start": s, "end": e, "text": t} for s, e, t in sentences],
@@ -102,8 +103,8 @@ class WhisperEngine(Engine):
         self.beam_size = beam_size
         self._model = WhisperModel(str(self.model_path), device="cpu", compute_type="int8", cpu_threads=threads or 0)
 
-    def transcribe(self, data: bytes) -> Result:
-        samples = audio.decode_float32(data)
+    def transcribe(self, data: bytes, *, max_seconds: float | None = None) -> Result:
+        samples = audio.decode_float32(data, max_seconds=max_seconds)
         segments, _ = self._model.transcribe(
             samples,
             language="ja",

@@ -38,6 +38,15 @@ from worker_client.engines import load_engine
 
 DEFAULT_SERVER = "https://api.jptranscribe.com"
 CLAIM_WAIT_SECONDS = 25
+# A clip may decode a little longer than the server measured it (decoders pad a frame or two).
+DECODE_MARGIN_SECONDS = 2.0
+
+
+def decode_limit(job: dict) -> float | None:
+    """Never decode past the job's stated length and a margin: a file made to decode to hours
+    fails its job (as undecodable audio) instead of filling this machine's memory."""
+    stated = job.get("duration_seconds")
+    return float(stated) * 1.05 + DECODE_MARGIN_SECONDS if stated else None
 
 
 class _ClaimOutcome(TypedDict, total=False):
@@ -184,7 +193,7 @@ class Worker:
         def work():
             try:
                 data = self.client.with_retries(lambda: self.client.audio(job), stop=self.abort_job.is_set)
-                outcome["result"] = self.engine.transcribe(data)
+                outcome["result"] = self.engine.transcribe(data, max_seconds=decode_limit(job))
             except BaseException as exc:  # noqa: BLE001 - reported to the server below
                 outcome["error"] = exc
 

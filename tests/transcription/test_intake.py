@@ -101,3 +101,12 @@ class TestSize:
         settings.JPT_MAX_UPLOAD_BYTES = 100_000
         response = alice_online.transcribe(b"\0" * 300_000)
         assert error(response) == (413, "file_too_large")
+
+
+@pytest.mark.django_db
+def test_audio_whose_header_understates_it_or_with_an_odd_layout_is_invalid_audio(alice, demo_worker):
+    from tests.worker_client.test_audio_probe import _flac_declaring, _wav
+
+    for data, name in ((_flac_declaring(1.0, 3.0), "clip.flac"), (_wav(1.0, rate=4000), "clip.wav")):
+        response = alice.transcribe(data, file=upload(data, name))
+        assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_audio", name

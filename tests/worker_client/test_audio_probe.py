@@ -1,5 +1,6 @@
-"""Probing a WAV reads its header instead of decoding: it must agree with decoding."""
+"""The server measures audio by decoding it as the workers do: a header cannot lie about length."""
 import io
+import struct
 import wave
 
 import numpy as np
@@ -7,6 +8,7 @@ import pytest
 
 from tests.clips import encode, wav_bytes
 from worker_client import audio
+from worker_client.worker import decode_limit
 
 
 def _wav(seconds, rate=16000, channels=1, width=2) -> bytes:
@@ -22,21 +24,36 @@ def _wav(seconds, rate=16000, channels=1, width=2) -> bytes:
 
 
 def _decoded_seconds(data: bytes) -> float:
-    """What the slow path (PyAV, frame by frame) measures."""
     container, _ = audio._open(data)
     with container:
         return sum(frame.samples / frame.sample_rate for frame in audio._frames(container))
 
 
+def _wav_with_a_hidden_chunk(said_seconds, carried_seconds, rate=16000) -> bytes:
+    """A WAV whose data chunk says `said_seconds`, followed by a second data chunk that FFmpeg
+    (the workers' decoder) plays too, while a header-only reading stops at the first."""
+    honest = _wav(said_seconds, rate)
+    extra = (np.sin(np.arange(int(carried_seconds * rate)) * 0.05) * 100).astype(np.int16).tobytes()
+    body = honest[12:] + b"data" + struct.pack("<I", len(extra)) + extra
+    return b"RIFF" + struct.pack("<I", 4 + len(body)) + b"WAVE" + body
+
+
+def _flac_declaring(seconds: float, actual_seconds: float) -> bytes:
+    """A FLAC whose STREAMINFO says `seconds` (total samples, 36 bits at bytes 18-25) while its
+    frames carry `actual_seconds`."""
+    flac = bytearray(encode(wav_bytes(actual_seconds), "flac", "flac"))
+    assert flac[:4] == b"fLaC"
+    fields = int.from_bytes(flac[18:26], "big")
+    flac[18:26] = ((fields >> 36 << 36) | int(seconds * 16000)).to_bytes(8, "big")
+    return bytes(flac)
+
+
 @pytest.mark.parametrize("seconds, rate, channels, width", [
     (1.0, 8000, 1, 2), (2.5, 16000, 1, 2), (1.25, 44100, 2, 2), (0.5, 22050, 1, 1), (1.0, 48000, 2, 4),
 ])
-def test_wav_length_matches_decoding(seconds, rate, channels, width):
-    data = _wav(seconds, rate, channels, width)
-    assert audio._pcm_wav_seconds(data) is not None
-    probe = audio.probe(data)
+def test_wav_length_is_what_decoding_finds(seconds, rate, channels, width):
+    probe = audio.probe(_wav(seconds, rate, channels, width))
     assert probe.format == "WAV"
-    assert probe.duration_seconds == pytest.approx(_decoded_seconds(data), abs=0.001)
     assert probe.duration_seconds == pytest.approx(seconds, abs=0.001)
 
 
@@ -45,20 +62,48 @@ def test_truncated_wav_counts_the_samples_present_not_the_header():
     assert audio.probe(data).duration_seconds == pytest.approx(1.0, abs=0.001)
 
 
+def test_a_wav_is_measured_as_the_workers_decode_it_not_by_its_first_chunk():
+    data = _wav_with_a_hidden_chunk(1.0, 10.0)
+    assert audio.probe(data).duration_seconds == pytest.approx(_decoded_seconds(data), abs=0.01)
+    assert audio.probe(data).duration_seconds >= 10, "charged for what a worker would decode"
+    long = _wav_with_a_hidden_chunk(1.0, 100.0)
+    assert audio.probe(long, max_seconds=90).duration_seconds > 90, "so the 90 s limit refuses it"
+
+
+def test_a_file_that_decodes_to_more_than_its_header_declares_is_refused():
+    with pytest.raises(audio.AudioError, match=r"more audio than its header declares \(1 s\)"):
+        audio.probe(_flac_declaring(1.0, 3.0), max_seconds=90)
+    assert audio.probe(_flac_declaring(3.0, 3.0)).duration_seconds == pytest.approx(3.0, abs=0.05)
+
+
+def test_sample_rates_outside_8_to_192_khz_and_over_8_channels_are_refused():
+    with pytest.raises(audio.AudioError, match="sample rate is 4000 Hz"):
+        audio.probe(_wav(1.0, rate=4000))
+    with pytest.raises(audio.AudioError, match="9 channels"):
+        audio.probe(_wav(0.5, rate=8000, channels=9))
+
+
 def test_wav_with_no_samples_is_refused():
     with pytest.raises(audio.AudioError, match="no decodable audio"):
         audio.probe(_wav(0))
 
 
-def test_wav_with_a_broken_header_falls_back_to_decoding():
+def test_wav_with_a_broken_header_is_refused():
     data = bytearray(wav_bytes(1.0))
-    data[12:16] = b"junk"  # no fmt chunk where the header parser expects one
-    assert audio._pcm_wav_seconds(bytes(data)) is None
+    data[12:16] = b"junk"
     with pytest.raises(audio.AudioError):
         audio.probe(bytes(data))
 
 
-def test_other_formats_still_decode():
+def test_other_formats_decode():
     flac = encode(wav_bytes(1.5), "flac", "flac")
-    assert audio._pcm_wav_seconds(flac) is None
     assert audio.probe(flac) == audio.Probe(format="FLAC", duration_seconds=pytest.approx(1.5, abs=0.05))
+
+
+def test_the_worker_stops_decoding_past_the_jobs_stated_length():
+    data = wav_bytes(30.0)
+    limit = decode_limit({"duration_seconds": 1.0})
+    assert limit is not None and limit < 5
+    with pytest.raises(audio.AudioError, match="runs past"):
+        audio.decode_pcm16(data, max_seconds=limit)
+    assert len(audio.decode_pcm16(wav_bytes(1.0), max_seconds=limit)) == 16000
