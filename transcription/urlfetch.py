@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import threading
 import time
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -68,6 +69,9 @@ def _checked_peer(sock: socket.socket) -> socket.socket:
     except ForbiddenAddress:
         sock.close()
         raise
+    deadline = getattr(_Deadline.current, "deadline", None)
+    if deadline is not None:
+        deadline.sockets.append(sock)
     return sock
 
 
@@ -123,10 +127,49 @@ def _check_url(url: str) -> None:
     _check_host(parts.hostname, port)
 
 
+class _Deadline:
+    """A wall-clock limit on a whole fetch. At the deadline the sockets the fetch opened are shut,
+    so a server that drips a byte at a time (each read within its own timeout) is cut off on time."""
+
+    current = threading.local()
+
+    def __init__(self, seconds: float) -> None:
+        self.at = time.monotonic() + seconds
+        self.passed = False
+        self.sockets: list[socket.socket] = []
+        self._timer = threading.Timer(seconds, self._cut)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Deadline:
+        _Deadline.current.deadline = self
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+        _Deadline.current.deadline = None
+
+    def _cut(self) -> None:
+        self.passed = True
+        for sock in self.sockets:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def check(self) -> None:
+        if self.passed or time.monotonic() > self.at:
+            raise InvalidRequest("Fetching the audio URL took too long.")
+
+
 def fetch_audio(url: str, *, max_bytes: int) -> tuple[bytes, str]:
     """Download at most `max_bytes` from a public URL. Returns (body, content type)."""
     timeout = settings.JPT_URL_FETCH_TIMEOUT_SECONDS
-    deadline = time.monotonic() + timeout * 2
+    with _Deadline(timeout * 2) as deadline:
+        return _fetch(url, max_bytes=max_bytes, timeout=timeout, deadline=deadline)
+
+
+def _fetch(url: str, *, max_bytes: int, timeout: float, deadline: _Deadline) -> tuple[bytes, str]:
     with _session() as session:
         for _ in range(settings.JPT_URL_FETCH_MAX_REDIRECTS + 1):
             _check_url(url)
@@ -153,9 +196,10 @@ def fetch_audio(url: str, *, max_bytes: int) -> tuple[bytes, str]:
                         body += chunk
                         if len(body) > max_bytes:
                             raise FileTooLarge(f"The audio at the URL is over the {max_bytes // 1_048_576} MB limit.")
-                        if time.monotonic() > deadline:
-                            raise InvalidRequest("Fetching the audio URL took too long.")
+                        deadline.check()
                 except requests.RequestException as exc:
+                    deadline.check()
                     raise InvalidRequest(f"Could not fetch the audio URL ({exc.__class__.__name__}).")
+                deadline.check()  # a cut connection can also read as the body's end
                 return bytes(body), response.headers.get("Content-Type", "")
     raise InvalidRequest("The audio URL redirected too many times.")

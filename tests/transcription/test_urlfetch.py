@@ -1,6 +1,7 @@
 """`url` instead of `file`: public HTTPS only, nothing on our own network."""
 import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -33,9 +34,27 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
 
+class DripHandler(Handler):
+    """Headers at once, then one byte every 0.2 s: each read is quick, the whole is not."""
+
+    def do_GET(self):
+        if self.path != "/drip.wav":
+            return super().do_GET()
+        self.send_response(200)
+        self.send_header("Content-Length", "1000")
+        self.end_headers()
+        try:
+            for _ in range(1000):
+                self.wfile.write(b"R")
+                self.wfile.flush()
+                time.sleep(0.2)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+
 @pytest.fixture
 def audio_server():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), DripHandler)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     base = f"http://127.0.0.1:{server.server_address[1]}"
@@ -94,6 +113,14 @@ class TestFetching:
 
     def test_what_is_fetched_must_still_be_audio(self, alice, audio_server, local_fetch_allowed):
         assert refused(transcribe_url(alice, f"{audio_server}/not-audio"), "invalid_audio")
+
+    def test_a_server_dripping_its_body_is_cut_off_at_the_deadline(self, alice, audio_server, local_fetch_allowed,
+                                                                    settings):
+        settings.JPT_URL_FETCH_TIMEOUT_SECONDS = 1  # each read may wait 1 s; the whole fetch 2 s
+        started = time.monotonic()
+        response = transcribe_url(alice, f"{audio_server}/drip.wav")
+        assert refused(response) and "took too long" in response.json()["error"]["message"]
+        assert time.monotonic() - started < 4, "one byte every 0.2 s would take 200 s"
 
     def test_endless_redirects_stop(self, alice, audio_server, local_fetch_allowed):
         response = transcribe_url(alice, f"{audio_server}/loop")
