@@ -86,14 +86,19 @@ class JobAudioView(WorkerView):
         return response
 
 
-class JobCompleteView(WorkerView):
-    @extend_schema(
-        request={"application/json": CompleteInput},
+def held_job_call(body, answer, summary: str):
+    """The description of a call about a job the worker holds (by id in the path, with its lease)."""
+    return extend_schema(
+        request={"application/json": body},
         parameters=[JOB_ID_PARAMETER],
-        responses={200: CompleteResult, **schema.errors(400, 401, 404, 409, 429)},
-        summary="Submit a job's result (idempotent)",
+        summary=summary,
+        responses={200: answer, **schema.errors(400, 401, 404, 409, 429)},
         tags=["worker"],
     )
+
+
+class JobCompleteView(WorkerView):
+    @held_job_call(CompleteInput, CompleteResult, "Submit a job's result (idempotent)")
     def post(self, request, job_id):
         data = validated(CompleteInput, request.data)
         worker = workers.worker_for_request(key=request.user, client_id=data["worker_id"])
@@ -110,13 +115,7 @@ class JobCompleteView(WorkerView):
 
 
 class JobFailView(WorkerView):
-    @extend_schema(
-        request={"application/json": FailInput},
-        parameters=[JOB_ID_PARAMETER],
-        responses={200: FailResult, **schema.errors(400, 401, 404, 409, 429)},
-        summary="Report a job failed (idempotent)",
-        tags=["worker"],
-    )
+    @held_job_call(FailInput, FailResult, "Report a job failed (idempotent)")
     def post(self, request, job_id):
         data = validated(FailInput, request.data)
         worker = workers.worker_for_request(key=request.user, client_id=data["worker_id"])

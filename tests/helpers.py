@@ -79,3 +79,23 @@ def grant(caller, seconds):
     from accounts.credits import credits_grant
 
     credits_grant(key=caller.key, amount=seconds, reason="test")
+
+
+def in_threads(target, count: int) -> None:
+    """Run `target` in `count` threads at once and wait for them all (each closes its own
+    database connection, as a request thread would)."""
+    import threading
+
+    from django.db import connection
+
+    def run():
+        try:
+            target()
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()

@@ -124,29 +124,22 @@ class ServerClient:
         ).content
 
     def complete(self, job, result, processing_seconds) -> dict:
-        return self._call(
-            "POST",
-            f"/v1/pool/jobs/{job['id']}/complete",
-            json={
-                "worker_id": self.worker_id,
-                "lease_id": job["lease_id"],
-                "text": result.text,
-                "segments": result.segments,
-                "model": result.model,
-                "processing_seconds": processing_seconds,
-            },
-        ).json()
+        return self._held_job_call(
+            job,
+            "complete",
+            text=result.text,
+            segments=result.segments,
+            model=result.model,
+            processing_seconds=processing_seconds,
+        )
 
     def fail(self, job, error: str) -> dict:
-        return self._call(
-            "POST",
-            f"/v1/pool/jobs/{job['id']}/fail",
-            json={
-                "worker_id": self.worker_id,
-                "lease_id": job["lease_id"],
-                "error": error[:1900],
-            },
-        ).json()
+        return self._held_job_call(job, "fail", error=error[:1900])
+
+    def _held_job_call(self, job, action: str, **fields) -> dict:
+        """A call about a job this worker holds: it names the worker and the lease."""
+        body = {"worker_id": self.worker_id, "lease_id": job["lease_id"], **fields}
+        return self._call("POST", f"/v1/pool/jobs/{job['id']}/{action}", json=body).json()
 
     def with_retries(self, call, *, attempts=6, backoff=None, stop=None):
         """Retry an idempotent call through network trouble (complete and fail are idempotent)."""

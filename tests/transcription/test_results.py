@@ -6,7 +6,7 @@ import pytest
 from django.db import connection
 
 from pool.models import Job
-from tests.helpers import claim_job, grant, mint_caller, online_worker
+from tests.helpers import claim_job, grant, in_threads, mint_caller, online_worker
 
 
 def work_in_background(caller, worker_id="w1", text="こんにちは、今日は配信を始めます。", fail=False, delay=0.2):
@@ -170,17 +170,6 @@ def test_a_result_read_by_many_at_once_is_translated_once(alice, monkeypatch):
     job_id = alice.transcribe(translate="true").json()["id"]
     alice.complete(claim_job(alice), text="こんにちは。")
     answers = []
-
-    def read():
-        try:
-            answers.append(alice.get(f"/v1/transcriptions/{job_id}").json())
-        finally:
-            connection.close()
-
-    readers = [threading.Thread(target=read) for _ in range(4)]
-    for reader in readers:
-        reader.start()
-    for reader in readers:
-        reader.join()
+    in_threads(lambda: answers.append(alice.get(f"/v1/transcriptions/{job_id}").json()), 4)
     assert [a["translation"] for a in answers] == ["Hello."] * 4
     assert calls == ["こんにちは。"], "translated once, stored, and read by the others"
