@@ -65,5 +65,9 @@ def test_serve_answers_and_stops_with_all_its_children(sig):
             with pytest.raises(requests.ConnectionError):
                 requests.get(f"http://127.0.0.1:{port}/v1/health", timeout=1)
         finally:
-            if proc.poll() is None:
+            if proc.poll() is None:  # a failed assertion: leave no gunicorn or worker behind
+                for pid in [grandchild for child in children_of(proc.pid) for grandchild in children_of(child)]:
+                    os.kill(pid, signal.SIGKILL)
+                for pid in children_of(proc.pid):
+                    os.kill(pid, signal.SIGKILL)
                 proc.kill()
