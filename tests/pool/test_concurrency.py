@@ -12,6 +12,7 @@ from accounts.models import ApiKey, CreditBalance, CreditEntry
 from pool import services as pool
 from pool.models import Job, JobAttempt
 from transcription.intake import CheckedAudio
+from tests.helpers import in_threads
 from transcription.routing import WorkerRequired, transcription_submit
 
 JOBS = 500
@@ -103,22 +104,15 @@ def test_concurrent_requests_of_one_key_cannot_spend_the_same_seconds_twice():
     outcomes, start = Counter(), threading.Barrier(8)
 
     def submit():
-        try:
-            start.wait()
-            for _ in range(3):
-                try:
-                    transcription_submit(key=key, audio=clip, translate=False, ip="192.0.2.1")
-                    outcomes["held"] += 1
-                except WorkerRequired:
-                    outcomes["refused"] += 1
-        finally:
-            connection.close()
+        start.wait()
+        for _ in range(3):
+            try:
+                transcription_submit(key=key, audio=clip, translate=False, ip="192.0.2.1")
+                outcomes["held"] += 1
+            except WorkerRequired:
+                outcomes["refused"] += 1
 
-    threads = [threading.Thread(target=submit) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    in_threads(submit, 8)
     assert outcomes == {"held": 6, "refused": 18}
     assert credits_balance(key) == Decimal("1.000")
     assert Job.objects.filter(key=key).count() == 6
