@@ -66,3 +66,19 @@ def demo_worker(db):
     caller = mint_caller(ip="127.0.0.1", is_server=True)
     assert caller.heartbeat("demo").status_code == 200
     return caller
+
+
+@pytest.fixture(scope="session")
+def opus_release(tmp_path_factory):
+    """A small OPUS-MT release archive, built here (tests.translation.tiny_model)."""
+    from tests.translation.tiny_model import write_opus_mt_release
+
+    return write_opus_mt_release(tmp_path_factory.mktemp("opus") / "release")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(opus_release, tmp_path_factory):
+    """That release converted by the real conversion code: a translation model to serve."""
+    from tests.translation.tiny_model import converted_model
+
+    return converted_model(opus_release, tmp_path_factory.mktemp("ct2") / "opus-mt-tiny")

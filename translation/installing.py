@@ -8,7 +8,10 @@ import json
 import shutil
 import tempfile
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
+
+import requests
 
 from translation.engine import META_FILE, is_model_dir
 from worker_client.models import Download, ModelError, download
@@ -56,10 +59,24 @@ def convert_opus_mt(model_dir: Path, staging: Path):
         shutil.copyfile(model_dir / spm_name, staging / spm_name)
 
 
-def fetch_opus_mt(url: str, target: Path, *, sha256: str | None = None, progress=True) -> Path:
+def fetch_opus_mt(
+    url: str,
+    target: Path,
+    *,
+    sha256: str | None = None,
+    progress=True,
+    session: requests.Session | None = None,
+    converting: Callable[[], None] | None = None,
+) -> Path:
+    """Download, check, convert and install. `session` and `converting` let the background
+    preparation (translation/preparing.py) count the bytes and say when conversion starts."""
     downloads = target.parent / ".downloads"
     downloads.mkdir(parents=True, exist_ok=True)
-    archive = download(Download(url, Path(url).name, sha256=sha256), downloads / Path(url).name, progress=progress)
+    archive = download(
+        Download(url, Path(url).name, sha256=sha256), downloads / Path(url).name, session=session, progress=progress
+    )
+    if converting is not None:
+        converting()
     staging = _staging(target)
     try:
         unpacked = staging / "opus"

@@ -4,7 +4,7 @@ from django.conf import settings
 from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import serializers
 
-from jptranscribe.fields import NOT_BLANK, AnswerValue, StrictCharField
+from jptranscribe.fields import NOT_BLANK, AnswerValue, StrictCharField, UtcDateTimeField
 
 SOURCE, TARGET = "ja", "en"
 
@@ -30,8 +30,17 @@ class TranslateResult(serializers.Serializer):
     model = serializers.CharField()
 
 
-# Rendered from translation.services.status().
+# Rendered from translation.services.health(): `status` says whether /v1/translate works now;
+# `phase` (and `progress`, when the download's size is known) come with "preparing", `reason` (and
+# `retry_at`, when the server will try again) with "unavailable".
 class TranslationStatus(serializers.Serializer):
+    status = serializers.ChoiceField(["ready", "preparing", "unavailable"])
     available = serializers.BooleanField()
     model = serializers.CharField(allow_null=True)
     version = serializers.CharField(required=False)
+    phase = serializers.ChoiceField(["downloading", "converting"], required=False)
+    progress = serializers.FloatField(
+        required=False, min_value=0, max_value=1, help_text="share of the download done, when its size is known"
+    )
+    reason = serializers.CharField(required=False, help_text="why there is no translation, and how to turn it on")
+    retry_at = UtcDateTimeField(required=False, help_text="when the server tries to download the model again")

@@ -15,4 +15,4 @@ class HealthView(PublicView):
 
     @extend_schema(responses={200: Health}, summary="Health check")
     def get(self, request):
-        return Response(rendered(Health, {"pool": pool_stats(), "translation": translation.status()}))
+        return Response(rendered(Health, {"pool": pool_stats(), "translation": translation.health()}))

@@ -15,7 +15,7 @@ class Backend(serializers.Serializer):
         return "coordinator"
 
 
-# Rendered from {"pool": pool figures, "translation": translation.services.status()}.
+# Rendered from {"pool": pool figures, "translation": translation.services.health()}.
 class Health(serializers.Serializer):
     status = serializers.SerializerMethodField()
     version = serializers.SerializerMethodField()

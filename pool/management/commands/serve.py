@@ -54,6 +54,10 @@ class Command(BaseCommand):
             [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "jptranscribe/gunicorn.conf.py"), "jptranscribe.wsgi"],
             env,
         )
+        if settings.JPT_TRANSLATION_AUTO_FETCH:
+            # The translation model, fetched and converted beside the API when it is missing (the API
+            # serves meanwhile; /v1/health shows how far along). A command by name: pool imports no translation.
+            self.start("translation-model", [sys.executable, "manage.py", "translation_model", "prepare"], env)
         if not self.wait_for_health(base):
             self.stderr.write("The API did not come up; see the log above.")
             self.shutdown()
@@ -71,6 +75,9 @@ class Command(BaseCommand):
                     self.stderr.write(f"The API exited with code {proc.returncode}; stopping.")
                     self.shutdown()
                     sys.exit(1)
+                if name == "translation-model":  # the model is in place, or it gave up: its log says which
+                    del self.children[name]
+                    continue
                 restarts += 1
                 delay = min(60, 2 ** min(restarts, 6))
                 self.stderr.write(f"The demo worker exited with code {proc.returncode}; restarting in {delay} s.")
