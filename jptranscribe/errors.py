@@ -121,6 +121,12 @@ def error_table() -> list[tuple[int, str, str]]:
             "a worker touches a job it no longer holds (lease expired, re-assigned, or already finished)",
         ),
         (
+            409,
+            "worker_busy",
+            "a claim from a worker that holds as many jobs as it runs at once (its heartbeat's `max_jobs`, "
+            f"at most {settings.JPT_WORKER_MAX_JOBS}): complete or fail one first",
+        ),
+        (
             413,
             "file_too_large",
             f"upload or fetched URL over {limit_bytes(settings.JPT_MAX_UPLOAD_BYTES)}; "

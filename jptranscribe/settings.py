@@ -243,6 +243,18 @@ JPT_WORKER_ONLINE_SECONDS = envfloat("JPT_WORKER_ONLINE_SECONDS", 90)
 JPT_WORKER_TTL_SECONDS = envfloat("JPT_WORKER_TTL_SECONDS", 900)
 JPT_HEARTBEAT_INTERVAL_SECONDS = envfloat("JPT_HEARTBEAT_INTERVAL_SECONDS", 20)
 JPT_LEASE_SECONDS = envfloat("JPT_LEASE_SECONDS", 120)
+# However often a worker renews it, a lease ends this long after the claim (a slow CPU runs a
+# 90 s clip through Whisper small in a few minutes); the job goes back to the queue.
+JPT_LEASE_MAX_SECONDS = envfloat("JPT_LEASE_MAX_SECONDS", 1800)
+# A worker declares how many jobs it runs at once (max_jobs in its heartbeat), up to this.
+JPT_WORKER_MAX_JOBS = envint("JPT_WORKER_MAX_JOBS", 4)
+# Long-polled claims one key may have open at once, across all its workers (each holds a
+# server thread while it waits).
+JPT_CLAIMS_WAITING_PER_KEY = envint("JPT_CLAIMS_WAITING_PER_KEY", 16)
+# Transcribe calls that wait for their result at once, per key and per address (IPv6: per
+# /64); beyond these a call is answered 202 at once with its status_url instead of waiting.
+JPT_TRANSCRIBE_WAITING_PER_KEY = envint("JPT_TRANSCRIBE_WAITING_PER_KEY", 8)
+JPT_TRANSCRIBE_WAITING_PER_ADDRESS = envint("JPT_TRANSCRIBE_WAITING_PER_ADDRESS", 16)
 JPT_MAX_ATTEMPTS = envint("JPT_MAX_ATTEMPTS", 3)
 JPT_MAINTENANCE_INTERVAL_SECONDS = envfloat("JPT_MAINTENANCE_INTERVAL_SECONDS", 1)
 JPT_QUEUE_TIMEOUT_SECONDS = envfloat("JPT_QUEUE_TIMEOUT_SECONDS", 3600)
@@ -254,6 +266,8 @@ JPT_URL_FETCH_ALLOW_HTTP = envbool("JPT_URL_FETCH_ALLOW_HTTP", False)
 # For tests only: addresses a URL fetch may reach despite being private.
 JPT_URL_FETCH_ALLOWED_NETWORKS = envlist("JPT_URL_FETCH_ALLOWED_NETWORKS")
 JPT_URL_FETCH_TIMEOUT_SECONDS = envfloat("JPT_URL_FETCH_TIMEOUT_SECONDS", 15)
+# Looking up the URL's host gives up after this (the resolver itself may retry for much longer).
+JPT_URL_FETCH_DNS_TIMEOUT_SECONDS = envfloat("JPT_URL_FETCH_DNS_TIMEOUT_SECONDS", 5)
 JPT_URL_FETCH_MAX_REDIRECTS = envint("JPT_URL_FETCH_MAX_REDIRECTS", 3)
 
 # The server's own demo worker: its key (made once under var/ unless given) and its engine.
@@ -278,3 +292,9 @@ JPT_TRANSLATION_LENGTH_FACTOR = envfloat("JPT_TRANSLATION_LENGTH_FACTOR", 3.0)
 JPT_TRANSLATION_FETCH_URL = os.environ.get(
     "JPT_TRANSLATION_FETCH_URL", "https://object.pouta.csc.fi/OPUS-MT-models/ja-en/opus-2019-12-18.zip"
 )
+# `serve` (make run) fetches and converts the model in the background when it is missing. Off by
+# default under pytest (PYTEST_VERSION), also in the servers tests start (they inherit it): no
+# test reaches the internet.
+JPT_TRANSLATION_AUTO_FETCH = envbool("JPT_TRANSLATION_AUTO_FETCH", not os.environ.get("PYTEST_VERSION"))
+# After a failed download (offline) it tries again after this long, doubling up to a day; 0: only at the next start.
+JPT_TRANSLATION_AUTO_FETCH_RETRY_SECONDS = envfloat("JPT_TRANSLATION_AUTO_FETCH_RETRY_SECONDS", 3600)

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Collection
+from datetime import datetime
 
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
+from django.db.models import DateTimeField, F, Value
+from django.db.models.functions import Coalesce, Least
 from django.utils import timezone
 
 from accounts import credits, quotas
@@ -84,6 +88,31 @@ def requeue_held_jobs(worker: Worker, *, reason: str) -> None:
         requeue(job)
 
 
+def take_back_held_jobs(worker: Worker, *, reason: str) -> None:
+    """The worker's process died holding these (it came back as a new session): back to the queue
+    at once, the attempt counted as a lease that ran out, as it would have."""
+    for job in Job.objects.select_for_update().filter(worker=worker, status=Status.LEASED):
+        end_attempt(job, JobAttempt.Outcome.EXPIRED, reason)
+        retry_or_fail(job, reason)
+
+
+def renew(worker: Worker, lease_ids: Collection[str], now: datetime) -> list[str]:
+    """Renew the named leases the worker still holds (each up to its hard limit); the others it
+    holds are left to run out. Returns the lease ids renewed."""
+    if not lease_ids:
+        return []
+    held = Job.objects.filter(
+        worker=worker, status=Status.LEASED, lease_id__in=list(lease_ids), lease_expires_at__gte=now
+    )
+    renewed = list(held.values_list("lease_id", flat=True))
+    if renewed:
+        until = Value(policy.lease_expires_at(now), output_field=DateTimeField())
+        held.filter(lease_id__in=renewed).update(
+            lease_expires_at=Least(until, Coalesce(F("lease_hard_expires_at"), until))
+        )
+    return renewed
+
+
 # --- Expiry ---------------------------------------------------------------------------------------
 
 EXPIRY_BATCH = 100
@@ -105,8 +134,13 @@ def jobs_expire_leases() -> int:
             )
             if job is None:
                 continue
-            end_attempt(job, JobAttempt.Outcome.EXPIRED, "lease expired")
-            retry_or_fail(job, "the worker went silent")
+            if policy.lease_has_expired(job.lease_hard_expires_at, now):
+                limit = f"{settings.JPT_LEASE_MAX_SECONDS / 60:g} min"
+                end_attempt(job, JobAttempt.Outcome.EXPIRED, f"the lease reached its hard limit ({limit})")
+                retry_or_fail(job, f"no worker finished it within the {limit} a lease may last")
+            else:
+                end_attempt(job, JobAttempt.Outcome.EXPIRED, "lease expired")
+                retry_or_fail(job, "the worker went silent")
             expired += 1
     if expired:
         log.info("re-queued %d jobs whose lease expired", expired)

@@ -46,12 +46,22 @@ class WorkerQuerySet(models.QuerySet["Worker"]):
 class Worker(models.Model):
     """A running worker client, identified by the id its client chose, within its key."""
 
+    # Not columns: when a pool call loaded it (`pool.workers`), how many jobs it held, and how
+    # many its key's online workers run at once.
+    held_jobs: int | None = None
+    key_places: int | None = None
+
     key = models.ForeignKey(ApiKey, on_delete=models.CASCADE, related_name="workers")
     client_id = models.CharField(max_length=64)
     name = models.CharField(max_length=100, blank=True)
     engine = models.CharField(max_length=40, blank=True)
     model = models.CharField(max_length=100, blank=True)
     version = models.CharField(max_length=40, blank=True)
+    # A worker process names a new session when it starts: jobs held under an older one were lost
+    # with that process, and go back to the queue at once.
+    session_id = models.CharField(max_length=64, blank=True)
+    # How many jobs it runs at once, as it declared (at most JPT_WORKER_MAX_JOBS).
+    max_jobs = models.PositiveSmallIntegerField(default=1)
     registered_at = models.DateTimeField(default=timezone.now)
     last_seen_at = models.DateTimeField(default=timezone.now, db_index=True)
     # Registration lasts this long after the last heartbeat (the spec's ~15 min TTL).
@@ -125,6 +135,11 @@ class Job(models.Model):
     worker = models.ForeignKey(Worker, null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs")
     lease_id = models.CharField(max_length=32, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
+    # However often the worker renews it, a lease ends here (JPT_LEASE_MAX_SECONDS after the claim).
+    lease_hard_expires_at = models.DateTimeField(null=True, blank=True)
+    # Which of its worker's `max_jobs` places the job takes: one job a place, so a worker never
+    # holds more than it declared, even with claims racing.
+    worker_slot = models.PositiveSmallIntegerField(null=True, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     failures = models.PositiveSmallIntegerField(default=0)
 
@@ -154,6 +169,9 @@ class Job(models.Model):
             models.CheckConstraint(
                 condition=~Q(status="leased") | (Q(worker__isnull=False) & Q(lease_expires_at__isnull=False)),
                 name="leased_job_has_holder",
+            ),
+            models.UniqueConstraint(
+                fields=["worker", "worker_slot"], condition=Q(status="leased"), name="one_held_job_per_worker_slot"
             ),
         ]
 

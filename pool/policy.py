@@ -14,6 +14,27 @@ def lease_expires_at(now: datetime) -> datetime:
     return now + timedelta(seconds=settings.JPT_LEASE_SECONDS)
 
 
+def lease_hard_expires_at(now: datetime) -> datetime:
+    """However often it is renewed, a lease ends this long after its claim (JPT_LEASE_MAX_SECONDS):
+    a worker that keeps beating but never finishes cannot keep a job from its caller."""
+    return now + timedelta(seconds=settings.JPT_LEASE_MAX_SECONDS)
+
+
+def renewed_lease_expires_at(now: datetime, hard_expires_at: datetime | None) -> datetime:
+    """A heartbeat that names a lease renews it, up to its hard limit."""
+    renewed = lease_expires_at(now)
+    return min(renewed, hard_expires_at) if hard_expires_at is not None else renewed
+
+
+# A worker holds at most as many jobs as it runs at once; the places are numbered 1 to this.
+WORKER_SLOTS = 16
+
+
+def declared_max_jobs(asked: int) -> int:
+    """How many jobs at once a worker may hold: what it declared, within JPT_WORKER_MAX_JOBS."""
+    return max(1, min(asked, settings.JPT_WORKER_MAX_JOBS, WORKER_SLOTS))
+
+
 def lease_has_expired(expires_at: datetime | None, now: datetime) -> bool:
     return expires_at is not None and expires_at < now
 

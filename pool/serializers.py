@@ -27,6 +27,8 @@ WORKER_ID = r"^[A-Za-z0-9_.-]{1,64}\Z"
 # An id of another shape names nothing: the lookup answers 404 or 409 lease_lost, as for any unknown id.
 JOB_ID = JOB_ID_PATTERN
 LEASE_ID = r"^[A-Za-z0-9_-]{22}$"
+# Chosen by the worker process when it starts (a random UUID's hex, say).
+SESSION_ID = r"^[A-Za-z0-9_-]{8,64}\Z"
 
 
 class PoolFigures(serializers.Serializer):
@@ -52,6 +54,28 @@ class HeartbeatInput(WorkerIdInput):
     model = StrictCharField(max_length=100, required=False, default="", allow_blank=True)
     version = StrictCharField(max_length=40, required=False, default="", allow_blank=True)
     status = serializers.ChoiceField(["online", "offline"], required=False, default="online")
+    session_id = StrictRegexField(
+        SESSION_ID,
+        required=False,
+        help_text="New each time the worker process starts: jobs held under an earlier session of this "
+        "worker_id go back to the queue at once (that process is gone).",
+    )
+    leases = serializers.ListField(
+        child=StrictCharField(max_length=32, schema={"pattern": LEASE_ID}),
+        required=False,
+        default=list,
+        max_length=64,
+        help_text="The lease_id of every job this worker is still working on: only these are renewed; "
+        "a lease not named here runs out.",
+    )
+    max_jobs = serializers.IntegerField(
+        required=False,
+        default=1,
+        min_value=1,
+        max_value=64,
+        help_text="How many jobs this worker runs at once; the server allows at most "
+        "JPT_WORKER_MAX_JOBS (4 unless its operator changed it), and a claim beyond it is refused.",
+    )
 
 
 @extend_schema_serializer(component_name="Claim")
@@ -93,11 +117,21 @@ class FailInput(LeaseInput):
 # --- answers ----------------------------------------------------------------
 
 
-# Rendered from the Worker; the timings are the server's settings.
+# Rendered from pool.services.Heartbeat; the timings are the server's settings.
 class HeartbeatResult(serializers.Serializer):
-    worker_id = serializers.CharField(source="client_id")
+    worker_id = serializers.CharField(source="worker.client_id")
     accepted = AnswerValue(True, of_type=bool)
-    online = serializers.BooleanField(source="is_online")
+    online = serializers.BooleanField(source="worker.is_online")
+    max_jobs = serializers.IntegerField(source="worker.max_jobs", help_text="as many jobs as it may hold at once")
+    leases_renewed = serializers.ListField(child=serializers.CharField(), source="renewed")
+    leases_lost = serializers.ListField(
+        child=serializers.CharField(),
+        source="lost",
+        help_text="leases named in the heartbeat that this worker no longer holds: stop working on those jobs",
+    )
+    lease_max_seconds = AnswerValue(
+        lambda: int(settings.JPT_LEASE_MAX_SECONDS), of_type=int, help_text="no lease lasts longer than this"
+    )
     ttl_seconds = AnswerValue(lambda: int(settings.JPT_WORKER_TTL_SECONDS), of_type=int)
     heartbeat_interval_seconds = AnswerValue(lambda: settings.JPT_HEARTBEAT_INTERVAL_SECONDS, of_type=float)
     online_window_seconds = AnswerValue(lambda: int(settings.JPT_WORKER_ONLINE_SECONDS), of_type=int)
@@ -109,6 +143,7 @@ class ClaimedJob(serializers.Serializer):
     lease_id = serializers.CharField()
     lease_seconds = AnswerValue(lambda: int(settings.JPT_LEASE_SECONDS), of_type=int)
     lease_expires_at = UtcDateTimeField()
+    lease_hard_expires_at = UtcDateTimeField(help_text="heartbeats renew the lease up to this time, no later")
     audio_url = serializers.SerializerMethodField()
     audio_base64 = serializers.SerializerMethodField(
         help_text="The audio itself when the claim asked for inline_audio and it is at most "

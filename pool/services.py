@@ -4,25 +4,37 @@ and the operators' actions on them. The SQL is in `pool.statements`, the rules i
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
+from dataclasses import dataclass
 from datetime import date
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from accounts import credits
 from accounts.models import ApiKey
-from jptranscribe.errors import InvalidRequest, NotFound
+from jptranscribe import places
+from jptranscribe.errors import InvalidRequest, NotFound, RateLimited
 from jptranscribe.sql import db_datetime, db_value, instance, load, row_params, run
 from pool import leases, policy, wakeup
 from pool import statements as sql
 from pool.leases import LeaseLost, job_finish_failed
 from pool.models import Job, JobAttempt, JobAudio, Worker, new_lease_id
-from pool.workers import refuse_banned, worker_for_request, worker_seen
+from pool.workers import WorkerBusy, refuse_banned, worker_for_request, worker_seen
 
 Status = Job.Status
 Route = Job.Route
+
+
+@dataclass
+class Heartbeat:
+    """A worker after its heartbeat, and which of the leases it named it still holds."""
+
+    worker: Worker
+    renewed: list[str]
+    lost: list[str]
 
 
 # --- Workers --------------------------------------------------------------------------------------
@@ -37,29 +49,41 @@ def worker_heartbeat(
     model: str = "",
     version: str = "",
     going_offline: bool = False,
-) -> Worker:
-    """Register or refresh a worker and extend the lease of the job it holds; a worker that says
-    goodbye leaves nothing waiting for a lease."""
+    session_id: str | None = None,
+    holding: Collection[str] = (),
+    max_jobs: int = 1,
+) -> Heartbeat:
+    """Register or refresh a worker and renew the leases it says it still holds.
+
+    A lease it does not name is not renewed (it runs out unless the worker finishes first); a
+    new `session_id` means a new process, so whatever the old one held goes back to the queue
+    now; a worker that says goodbye leaves nothing waiting for a lease. `session_id=None` (the
+    server's own pre-registration) leaves the session as it is.
+    """
     refuse_banned(key)
     now = timezone.now()
-    fields = {
+    fields: dict[str, object] = {
         "name": name,
         "engine": engine,
         "model": model,
         "version": version,
+        "max_jobs": policy.declared_max_jobs(max_jobs),
         "last_seen_at": now,
         "signed_off_at": now if going_offline else None,
         "expires_at": now if going_offline else policy.registration_expires_at(now),
     }
+    if session_id is not None:
+        fields["session_id"] = session_id
     with transaction.atomic():
+        before = Worker.objects.select_for_update().filter(key=key, client_id=client_id).first()
         worker, _ = Worker.objects.update_or_create(key=key, client_id=client_id, defaults=fields)
         if going_offline:
             leases.requeue_held_jobs(worker, reason="worker went offline")
-        else:
-            Job.objects.filter(worker=worker, status=Status.LEASED).update(
-                lease_expires_at=policy.lease_expires_at(now)
-            )
-    return worker
+            return Heartbeat(worker, renewed=[], lost=list(holding))
+        if before is not None and session_id is not None and before.session_id != session_id:
+            leases.take_back_held_jobs(worker, reason="the worker restarted without finishing it")
+        renewed = leases.renew(worker, holding, now)
+    return Heartbeat(worker, renewed=renewed, lost=[lease for lease in holding if lease not in renewed])
 
 
 def worker_ban(*, key: ApiKey) -> None:
@@ -118,9 +142,31 @@ def job_claim(*, worker: Worker, wait_seconds: float, inline_audio_up_to: int = 
     The job's `inline_audio` is its audio when that is at most `inline_audio_up_to` bytes
     (else None), so a small clip needs no request of its own. While waiting, the thread
     holds no database connection (it goes back to the pool) and sleeps until a wake-up
-    for a queue this worker takes from.
+    for a queue this worker takes from. Each waiting claim holds a server thread, so a key
+    may have only as many waiting as its online workers run jobs at once.
     """
-    deadline = time.monotonic() + max(0.0, min(wait_seconds, settings.JPT_CLAIM_WAIT_MAX_SECONDS))
+    if worker.held_jobs is not None and worker.held_jobs >= worker.max_jobs:
+        raise WorkerBusy(
+            f"This worker holds {worker.held_jobs} job(s), as many as it runs at once (max_jobs in its "
+            "heartbeat): complete or fail one first."
+        )
+    wait_seconds = max(0.0, min(wait_seconds, settings.JPT_CLAIM_WAIT_MAX_SECONDS))
+    if not wait_seconds:
+        leases.pool_maintenance()
+        return claim_once(worker, inline_audio_up_to)
+    limit = min(settings.JPT_CLAIMS_WAITING_PER_KEY, max(1, worker.key_places or 0))
+    with places.place(f"claims:{worker.key_id}", limit) as free:
+        if not free:
+            raise RateLimited(
+                f"This key already has {limit} claims waiting: as many as its online workers run jobs at once "
+                f"(at most {settings.JPT_CLAIMS_WAITING_PER_KEY}). Wait for one to answer before claiming again.",
+                retry_after=int(wait_seconds) or 1,
+            )
+        return _claim_waiting(worker, wait_seconds, inline_audio_up_to)
+
+
+def _claim_waiting(worker: Worker, wait_seconds: float, inline_audio_up_to: int) -> Job | None:
+    deadline = time.monotonic() + wait_seconds
     channels = wakeup.claim_channels(key_id=worker.key_id, is_server=worker.key.is_server)
     while True:
         with wakeup.hub.listening(channels) as woken:
@@ -139,17 +185,23 @@ def claim_once(worker: Worker, inline_audio_up_to: int = 0) -> Job | None:
     """Lease the best queued job for this worker now, with its attempt row (and audio), or None."""
     now = timezone.now()
     statement = sql.CLAIM_DEMO if worker.key.is_server else sql.CLAIM_POOL
-    answer = run(
-        statement,
-        {
-            "worker_pk": worker.pk,
-            "worker_key_id": worker.key_id,
-            "lease_id": new_lease_id(),
-            "lease_expires_at": db_datetime(policy.lease_expires_at(now)),
-            "now": db_datetime(now),
-            "inline_audio_up_to": inline_audio_up_to,
-        },
-    )
+    params = {
+        "worker_pk": worker.pk,
+        "worker_key_id": worker.key_id,
+        "lease_id": new_lease_id(),
+        "lease_expires_at": db_datetime(policy.lease_expires_at(now)),
+        "lease_hard_expires_at": db_datetime(policy.lease_hard_expires_at(now)),
+        "now": db_datetime(now),
+        "inline_audio_up_to": inline_audio_up_to,
+    }
+    for tries_left in (2, 1, 0):
+        try:
+            answer = run(statement, params)
+            break
+        except IntegrityError:
+            # Another claim of this worker took the same place an instant before: look again.
+            if tries_left == 0 or transaction.get_connection().in_atomic_block:
+                raise
     if answer.row is None:
         return None
     job = instance(Job, answer.columns, answer.row)

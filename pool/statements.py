@@ -13,6 +13,7 @@ from __future__ import annotations
 from accounts.models import ApiKey
 from jptranscribe.sql import Statement, column_list, for_update, insert_values, literal, skip_locked, table
 from pool.models import Job, JobAttempt, JobAudio, Worker
+from pool.policy import WORKER_SLOTS
 
 JOB, WORKER, ATTEMPT, AUDIO, KEY = table(Job), table(Worker), table(JobAttempt), table(JobAudio), table(ApiKey)
 JOB_COLUMNS = column_list(Job)
@@ -24,7 +25,9 @@ RUNNING, FAILED, EXPIRED = (
     literal(o) for o in (JobAttempt.Outcome.RUNNING, JobAttempt.Outcome.FAILED, JobAttempt.Outcome.EXPIRED)
 )
 # What a pool call needs of its worker; the other fields load when touched.
-WORKER_COLUMNS = "w.id, w.key_id, w.client_id, w.model, w.last_seen_at, w.expires_at, w.signed_off_at"
+WORKER_COLUMNS = (
+    "w.id, w.key_id, w.client_id, w.model, w.max_jobs, w.session_id, w.last_seen_at, w.expires_at, w.signed_off_at"
+)
 WORKER_MAY_WORK = "w.signed_off_at IS NULL AND k.workers_banned_at IS NULL AND k.revoked_at IS NULL"
 
 
@@ -43,16 +46,25 @@ SUBMIT = Statement(
 # --- Claiming: one UPDATE … RETURNING picks the best queued job and leases it ----------------------
 
 
+_SLOT_NUMBERS = "(VALUES " + ", ".join(f"({n})" for n in range(1, WORKER_SLOTS + 1)) + ") AS s"
+
+
 def _lease(pick: str) -> str:
-    """Lease the job `pick` chooses to the worker, unless it signed off, or its key was banned or
-    revoked, while its long-poll was open. On PostgreSQL the pick skips rows another claimer holds;
+    """Lease the job `pick` chooses to the worker in its lowest free place, unless it has none
+    left, or it signed off, or its key was banned or revoked, while its long-poll was open.
+
+    On PostgreSQL the pick skips rows another claimer holds; two claims of one worker that
+    choose the same place meet at the unique index (the later one fails and claims again).
     SQLite serialises writers anyway."""
     return (
         f"UPDATE {JOB} SET status = {LEASED}, worker_id = %(worker_pk)s, lease_id = %(lease_id)s,"
-        f" lease_expires_at = %(lease_expires_at)s, attempts = attempts + 1"
-        f" WHERE id = ({pick}{skip_locked()}) AND status = {QUEUED}"
-        f" AND EXISTS (SELECT 1 FROM {WORKER} w JOIN {KEY} k ON k.id = w.key_id"
-        f" WHERE w.id = %(worker_pk)s AND {WORKER_MAY_WORK})"
+        f" lease_expires_at = %(lease_expires_at)s, lease_hard_expires_at = %(lease_hard_expires_at)s,"
+        f" worker_slot = free.slot, attempts = attempts + 1"
+        f" FROM (SELECT min(s.column1) AS slot FROM {WORKER} w JOIN {KEY} k ON k.id = w.key_id, {_SLOT_NUMBERS}"
+        f" WHERE w.id = %(worker_pk)s AND {WORKER_MAY_WORK} AND s.column1 <= w.max_jobs"
+        f" AND NOT EXISTS (SELECT 1 FROM {JOB} h WHERE h.worker_id = w.id AND h.status = {LEASED}"
+        f" AND h.worker_slot = s.column1)) AS free"
+        f" WHERE id = ({pick}{skip_locked()}) AND status = {QUEUED} AND free.slot IS NOT NULL"
         f" RETURNING {JOB_COLUMNS}"
     )
 
@@ -100,9 +112,14 @@ CLAIM_POOL = _claim(
 
 # --- Holding a job ---------------------------------------------------------------------------------
 
+# The worker, with how many jobs it holds (a claim with no place left is refused) and how many
+# jobs its key's online workers run at once (as many claims of the key may wait at a time).
 WORKER_BY_CLIENT_ID = Statement(
     "worker_by_client_id",
-    f"SELECT {WORKER_COLUMNS} FROM {WORKER} w WHERE w.key_id = %(key_id)s AND w.client_id = %(client_id)s",
+    f"SELECT {WORKER_COLUMNS}, (SELECT count(*) FROM {JOB} h WHERE h.worker_id = w.id AND h.status = {LEASED})"
+    f" AS held_jobs, (SELECT COALESCE(SUM(o.max_jobs), 0) FROM {WORKER} o WHERE o.key_id = w.key_id"
+    f" AND o.signed_off_at IS NULL AND o.last_seen_at >= %(online_since)s) AS key_places"
+    f" FROM {WORKER} w WHERE w.key_id = %(key_id)s AND w.client_id = %(client_id)s",
 )
 WORKER_SEEN = Statement("worker_seen", f"UPDATE {WORKER} SET last_seen_at = %(now)s WHERE id = %(worker_pk)s")
 JOB_BY_ID = Statement("job_by_id", f"SELECT {JOB_COLUMNS} FROM {JOB} WHERE id = %(job_id)s")

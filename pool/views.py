@@ -36,7 +36,7 @@ class HeartbeatView(WorkerView):
     )
     def post(self, request):
         data = validated(HeartbeatInput, request.data)
-        worker = services.worker_heartbeat(
+        beat = services.worker_heartbeat(
             key=request.user,
             client_id=data["worker_id"],
             name=data["name"],
@@ -44,8 +44,11 @@ class HeartbeatView(WorkerView):
             model=data["model"],
             version=data["version"],
             going_offline=data["status"] == "offline",
+            session_id=data.get("session_id"),
+            holding=data["leases"],
+            max_jobs=data["max_jobs"],
         )
-        return Response(rendered(HeartbeatResult, worker))
+        return Response(rendered(HeartbeatResult, beat))
 
 
 class ClaimView(WorkerView):
@@ -53,6 +56,8 @@ class ClaimView(WorkerView):
         request={"application/json": ClaimInput},
         responses={200: ClaimResult, **schema.errors(400, 401, 403, 409, 429)},
         summary="Claim the next job (long-poll)",
+        description="409 `worker_busy` when the worker already holds `max_jobs` jobs; 429 when the key "
+        "has JPT_CLAIMS_WAITING_PER_KEY claims waiting already.",
         tags=["worker"],
     )
     def post(self, request):

@@ -6,7 +6,7 @@ from django.utils import timezone
 
 from accounts.models import ApiKey
 from jptranscribe.errors import ServiceError
-from jptranscribe.sql import db_datetime, load, run
+from jptranscribe.sql import db_datetime, instance, run
 from pool import statements as sql
 from pool.models import Job, Worker, online_since
 
@@ -22,6 +22,10 @@ class WorkerBanned(ServiceError, status=403, code="worker_banned"):
     """An operator stopped this key from running workers."""
 
 
+class WorkerBusy(ServiceError, status=409, code="worker_busy"):
+    """A claim from a worker that already holds as many jobs as it said it runs at once."""
+
+
 def refuse_banned(key: ApiKey) -> None:
     if key.workers_banned_at:
         raise WorkerBanned("This key may no longer run workers. Contact the operators.")
@@ -31,9 +35,14 @@ def worker_for_request(*, key: ApiKey, client_id: str) -> Worker:
     """The registered worker a pool call speaks for (always one of the caller's own key's); refreshes
     its last-seen time."""
     refuse_banned(key)
-    worker = load(Worker, sql.WORKER_BY_CLIENT_ID, {"key_id": key.pk, "client_id": client_id})
+    answer = run(
+        sql.WORKER_BY_CLIENT_ID,
+        {"key_id": key.pk, "client_id": client_id, "online_since": db_datetime(online_since())},
+    )
+    worker = instance(Worker, answer.columns, answer.row) if answer.row is not None else None
     if worker is None or not worker.is_registered:
         raise WorkerNotRegistered("Unknown or expired worker: send a heartbeat first.")
+    worker.held_jobs, worker.key_places = answer.value("held_jobs"), answer.value("key_places")
     return worker_seen(worker, key)
 
 

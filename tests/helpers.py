@@ -64,8 +64,8 @@ def mint_caller(ip="198.51.100.7", **kw):
     return Caller(raw, ip=ip)
 
 
-def online_worker(caller, worker_id="w1"):
-    assert caller.heartbeat(worker_id).status_code == 200
+def online_worker(caller, worker_id="w1", max_jobs=1):
+    assert caller.heartbeat(worker_id, max_jobs=max_jobs).status_code == 200
     return caller
 
 

@@ -41,6 +41,14 @@ def server():
         yield live
 
 
+@pytest.fixture(scope="module")
+def patient_server():
+    """Leases of 10 minutes: a job that comes back sooner came back because of what the worker said."""
+    env = {**FAST_TIMING, "JPT_LEASE_SECONDS": "600"}
+    with LiveServer(database_url=os.environ.get("DATABASE_URL"), workers=1, threads=32, env=env) as live:
+        yield live
+
+
 @pytest.fixture
 def workers():
     started = []
@@ -150,3 +158,38 @@ def test_the_worker_rides_out_a_server_restart(corpus, models_dir, workers):
         response = server.transcribe(key, corpus["greet"]["path"].read_bytes())
         assert response.status_code == 200, response.text
         assert response.json()["processed_by"] == "self"
+
+
+def test_a_worker_restarted_after_a_crash_gets_its_old_job_back_at_once(patient_server, corpus, models_dir, workers):
+    """SIGKILL, then the same worker on the same machine starts again: it is the same worker id in a
+    new session, so the job its dead process held is queued again at once (not after the lease)."""
+    server, key = patient_server, patient_server.mint_key()
+    crashed = start_worker(workers, server, key, models_dir, None)
+    job_id = server.transcribe(key, corpus["long85"]["path"].read_bytes(), wait=False).json()["id"]
+    wait_status(server, key, job_id, {"processing"})
+    crashed.proc.send_signal(signal.SIGKILL)
+    crashed.proc.wait()
+    restarted = start_worker(workers, server, key, models_dir, None)
+    assert restarted.worker_id == crashed.worker_id
+    assert wait_status(server, key, job_id, {"completed"}, timeout=120)["text"]
+    restarted.wait_for(f"{job_id}  ", timeout=10)  # its result line
+
+
+def test_two_workers_on_one_machine_are_two_workers(patient_server, corpus, models_dir, workers):
+    """Two processes of one key on one machine: one signing off leaves the other's job alone, and
+    the other delivers its transcript."""
+    server, key = patient_server, patient_server.mint_key()
+    first = start_worker(workers, server, key, models_dir, None)
+    second = start_worker(workers, server, key, models_dir, None)
+    assert first.worker_id != second.worker_id
+    job_id = server.transcribe(key, corpus["long85"]["path"].read_bytes(), wait=False).json()["id"]
+    wait_status(server, key, job_id, {"processing"})
+    deadline = time.monotonic() + 10
+    while job_id not in first.log + second.log and time.monotonic() < deadline:
+        time.sleep(0.1)
+    holder, idle = (first, second) if job_id in first.log else (second, first)
+    idle.signal(signal.SIGINT)
+    assert idle.wait(timeout=30) == 0
+    assert wait_status(server, key, job_id, {"completed"}, timeout=120)["text"]
+    holder.wait_for(f"{job_id}  ", timeout=10)
+    assert holder.proc.poll() is None, "still running, taking the next job"

@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 @pytest.fixture(scope="module")
 def server():
     with LiveServer(database_url=os.environ.get("DATABASE_URL"), workers=2, threads=128,
-                    env={"JPT_RATE_WORKER": "100000/m"}) as live:
+                    env={"JPT_RATE_WORKER": "100000/m", "JPT_CLAIMS_WAITING_PER_KEY": "1000"}) as live:
         yield live
 
 

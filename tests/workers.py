@@ -14,13 +14,21 @@ from tests.live import ROOT
 
 class WorkerProcess:
     def __init__(self, server_url, key, models_dir, worker_id="e2e-worker", *extra):
+        """worker_id=None: the worker client picks its own, as on a volunteer's machine."""
         self.log_path = Path(tempfile.mkstemp(prefix="jpt-worker-", suffix=".log")[1])
+        named = ["--worker-id", worker_id] if worker_id else []
         self.proc = subprocess.Popen(
             [sys.executable, "worker_client/worker.py", "--server", server_url, "--key", key, "--model",
-             "whisper-base", "--models-dir", str(models_dir), "--worker-id", worker_id, "--threads", "2", *extra],
+             "whisper-base", "--models-dir", str(models_dir), *named, "--threads", "2", *extra],
             cwd=ROOT, stdout=open(self.log_path, "w"), stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
+
+    @property
+    def worker_id(self):
+        """The id the worker announced itself with ("Worker <id> (session …) · …")."""
+        self.wait_for(" (session ")
+        return self.log.split("Worker ", 1)[1].split(" ", 1)[0]
 
     @property
     def log(self):

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.core.cache import cache
 
+from jptranscribe import places
+from jptranscribe.net import address_block
 from pool import leases, wakeup
 from pool import services as pool
 from pool.models import Job, new_job_id
@@ -22,13 +26,33 @@ if TYPE_CHECKING:
 def transcription_submit_and_wait(*, key: ApiKey, audio: CheckedAudio, translate: bool, ip: str, timeout: float) -> Job:
     """Route and queue a clip, then wait for it to end (or `timeout` to pass).
 
-    The wake-up is registered before the job exists, so nothing can finish it
-    unseen and the fresh job needs no first look in the database.
+    A waiting call holds a server thread, so a key and an address (web visitors share one key:
+    theirs is by address only) have only so many waiting at once; beyond them the job is queued
+    all the same and the call answers at once, as when the wait runs out. The wake-up is
+    registered before the job exists, so nothing can finish it unseen and the fresh job needs
+    no first look in the database.
     """
     job_id = new_job_id()
-    with wakeup.hub.listening([wakeup.job_done_channel(job_id)]) as done:
+    with _place_to_wait(key, ip) as may_wait, wakeup.hub.listening([wakeup.job_done_channel(job_id)]) as done:
         job = transcription_submit(key=key, audio=audio, translate=translate, ip=ip, job_id=job_id)
-        return _wait(job, done, timeout)
+        return _wait(job, done, timeout if may_wait else 0)
+
+
+@contextmanager
+def _place_to_wait(key: ApiKey, ip: str) -> Iterator[bool]:
+    with ExitStack() as places_taken:
+        free = [
+            places_taken.enter_context(
+                places.place(f"transcribe:address:{address_block(ip)}", settings.JPT_TRANSCRIBE_WAITING_PER_ADDRESS)
+            )
+        ]
+        if not key.is_browser:
+            free.append(
+                places_taken.enter_context(
+                    places.place(f"transcribe:key:{key.pk}", settings.JPT_TRANSCRIBE_WAITING_PER_KEY)
+                )
+            )
+        yield all(free)
 
 
 def _wait(job: Job, done: threading.Event, timeout: float) -> Job:
@@ -61,12 +85,7 @@ TRANSLATING_SECONDS = 120
 
 
 def _awaits_translation(job: Job) -> bool:
-    return (
-        job.translate
-        and job.status == Job.Status.COMPLETED
-        and job.translation is None
-        and not any(w.get("code") == "translation_unavailable" for w in job.warnings)
-    )
+    return job.translate and job.status == Job.Status.COMPLETED and job.translation is None
 
 
 def ensure_translation(job: Job) -> Job:
@@ -102,5 +121,9 @@ def _translate_and_store(job: Job) -> None:
         try:
             job.translation = translation.translate(job.text).text
         except translation.TranslationUnavailable as exc:
-            job.warnings = [*job.warnings, {"code": "translation_unavailable", "message": str(exc)}]
+            # Said, not stored: the model may be on its way (`make run` prepares it), and the
+            # first read after it is in place translates.
+            earlier = [w for w in job.warnings if w.get("code") != "translation_unavailable"]
+            job.warnings = [*earlier, {"code": "translation_unavailable", "message": str(exc)}]
+            return
     Job.objects.filter(pk=job.pk).update(translation=job.translation, warnings=job.warnings)

@@ -12,6 +12,8 @@ import ipaddress
 import socket
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -20,6 +22,8 @@ from django.conf import settings
 from requests.adapters import DEFAULT_POOLBLOCK, HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+from urllib3.util.connection import create_connection
 
 from jptranscribe.errors import FileTooLarge, InvalidRequest
 
@@ -53,13 +57,50 @@ def _is_tunnel_or_site_local(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) 
     return isinstance(ip, ipaddress.IPv6Address) and (ip in SIX_TO_FOUR or ip.is_site_local)
 
 
-def _check_host(host: str, port: int) -> None:
+# Lookups run here so that one can be given up on: getaddrinfo itself has no timeout, and a
+# name server that never answers would hold the request thread for as long as the resolver
+# keeps retrying. A lookup given up on finishes in the background, holding one of these.
+_lookups = ThreadPoolExecutor(max_workers=4, thread_name_prefix="url-fetch-dns")
+
+
+def resolve(host: str, port: int) -> list[str]:
+    """The host's addresses, each one allowed, within JPT_URL_FETCH_DNS_TIMEOUT_SECONDS."""
+    lookup = _lookups.submit(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except socket.gaierror:
+        infos = lookup.result(timeout=settings.JPT_URL_FETCH_DNS_TIMEOUT_SECONDS)
+    except FutureTimeout:
+        lookup.cancel()
+        raise InvalidRequest(
+            f"Looking up the URL's host {host!r} took over {settings.JPT_URL_FETCH_DNS_TIMEOUT_SECONDS:g} s; "
+            "try again, or upload the file."
+        )
+    except (socket.gaierror, UnicodeError):
         raise InvalidRequest(f"Could not resolve the URL's host {host!r}.")
-    for info in infos:
-        check_address(str(info[4][0]))  # an IP address: str for the INET families asked for
+    addresses = [str(info[4][0]) for info in infos]  # IP addresses: str for the INET families asked for
+    for address in addresses:
+        check_address(address)
+    return addresses
+
+
+def _connect(conn: HTTPConnection) -> socket.socket:
+    """urllib3's connect, with the lookup above in place of its own: the addresses connected to
+    are the ones just checked, found within the DNS timeout (TLS still names the host)."""
+    error: OSError | None = None
+    for address in resolve(conn._dns_host, conn.port):
+        try:
+            sock = create_connection(
+                (address, conn.port),
+                conn.timeout,
+                source_address=conn.source_address,
+                socket_options=conn.socket_options,
+            )
+        except TimeoutError as exc:
+            raise ConnectTimeoutError(conn, f"Connection to {conn.host} timed out.") from exc
+        except OSError as exc:
+            error = exc
+            continue
+        return _checked_peer(sock)
+    raise NewConnectionError(conn, f"Failed to establish a new connection: {error}")
 
 
 def _checked_peer(sock: socket.socket) -> socket.socket:
@@ -77,12 +118,12 @@ def _checked_peer(sock: socket.socket) -> socket.socket:
 
 class _CheckedHTTPConnection(HTTPConnection):
     def _new_conn(self) -> socket.socket:
-        return _checked_peer(super()._new_conn())
+        return _connect(self)
 
 
 class _CheckedHTTPSConnection(HTTPSConnection):
     def _new_conn(self) -> socket.socket:
-        return _checked_peer(super()._new_conn())
+        return _connect(self)
 
 
 class _CheckedHTTPPool(HTTPConnectionPool):
@@ -124,7 +165,7 @@ def _check_url(url: str) -> None:
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError:
         raise InvalidRequest("The audio URL has an invalid port.")
-    _check_host(parts.hostname, port)
+    resolve(parts.hostname, port)
 
 
 class _Deadline:

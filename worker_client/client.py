@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import random
 import time
+import uuid
+from collections.abc import Iterable
 
 import requests
 
@@ -33,8 +35,16 @@ class Retryable(Exception):
         self.retry_after = retry_after
 
 
+class Busy(Retryable):
+    """The server says this worker already holds as many jobs as it runs at once."""
+
+
+class Refused(Exception):
+    """The server refused the call as it stands (a 400, say): sending it again cannot help."""
+
+
 class NotRegistered(Exception):
-    pass
+    """The server does not know this worker (its registration ran out): heartbeat, then retry."""
 
 
 class Backoff:
@@ -62,10 +72,14 @@ def _error(response):
 
 
 class ServerClient:
-    def __init__(self, server: str, key: str, worker_id: str, *, timeout=30):
+    def __init__(self, server: str, key: str, worker_id: str, *, timeout=30, max_jobs=1):
         self.server = server.rstrip("/")
         self.key_prefix = key[:12]
         self.worker_id = worker_id
+        # New for every process: the server hands back at once what an earlier process of this
+        # worker id held when it died.
+        self.session_id = uuid.uuid4().hex
+        self.max_jobs = max_jobs
         self.timeout = timeout
         self.session = requests.Session()
         self.session.headers.update({"Authorization": f"Bearer {key}", "User-Agent": f"jptranscribe-worker/{VERSION}"})
@@ -84,15 +98,17 @@ class ServerClient:
             raise Banned(message)
         if code == "worker_not_registered":
             raise NotRegistered(message)
+        if code == "worker_busy":
+            raise Busy(message)
         if response.status_code in (404, 409):
             raise JobGone(message or code)
-        if response.status_code == 429 or response.status_code >= 500:
+        if response.status_code in (408, 429) or response.status_code >= 500:
             raise Retryable(
                 f"server answered {response.status_code} {code}", retry_after=response.headers.get("Retry-After")
             )
-        raise Retryable(f"server refused the call: {response.status_code} {code} {message}")
+        raise Refused(f"{response.status_code} {code}: {message}")
 
-    def heartbeat(self, *, name, engine, model, online=True) -> dict:
+    def heartbeat(self, *, name, engine, model, online=True, leases: Iterable[str] = ()) -> dict:
         return self._call(
             "POST",
             "/v1/worker/heartbeat",
@@ -103,6 +119,9 @@ class ServerClient:
                 "model": model,
                 "version": VERSION,
                 "status": "online" if online else "offline",
+                "session_id": self.session_id,
+                "leases": list(leases),
+                "max_jobs": self.max_jobs,
             },
         ).json()
 
@@ -141,13 +160,19 @@ class ServerClient:
         body = {"worker_id": self.worker_id, "lease_id": job["lease_id"], **fields}
         return self._call("POST", f"/v1/pool/jobs/{job['id']}/{action}", json=body).json()
 
-    def with_retries(self, call, *, attempts=6, backoff=None, stop=None):
-        """Retry an idempotent call through network trouble (complete and fail are idempotent)."""
+    def with_retries(self, call, *, attempts=6, backoff=None, stop=None, until=None):
+        """Retry an idempotent call through network trouble (complete and fail are idempotent):
+        `attempts` times, or until the monotonic time `until` when given."""
         backoff = backoff or Backoff(base=0.5, cap=15)
-        for attempt in range(attempts):
+        attempt = 0
+        while True:
+            attempt += 1
             try:
                 return call()
             except Retryable as exc:
-                if attempt == attempts - 1 or (stop is not None and stop()):
+                delay = backoff.next_delay(exc.retry_after)
+                out_of_time = until is not None and time.monotonic() + delay > until
+                out_of_tries = until is None and attempt >= attempts
+                if out_of_time or out_of_tries or (stop is not None and stop()):
                     raise
-                time.sleep(backoff.next_delay(exc.retry_after))
+                time.sleep(delay)

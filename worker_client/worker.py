@@ -18,7 +18,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import TypedDict
+from typing import IO, TypedDict
 
 if __package__ in (None, ""):  # run as a script: make the package importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -28,8 +28,10 @@ from worker_client.audio import AudioError
 from worker_client.client import (
     Backoff,
     Banned,
+    Busy,
     JobGone,
     NotRegistered,
+    Refused,
     Retryable,
     ServerClient,
     Unauthorized,
@@ -40,6 +42,9 @@ DEFAULT_SERVER = "https://api.jptranscribe.com"
 CLAIM_WAIT_SECONDS = 25
 # A clip may decode a little longer than the server measured it (decoders pad a frame or two).
 DECODE_MARGIN_SECONDS = 2.0
+# A finished transcript is offered to an unreachable server for this long (or until its lease's
+# hard limit, if sooner): after that the server has given the job to another worker anyway.
+DELIVERY_PATIENCE_SECONDS = 600
 
 
 def decode_limit(job: dict) -> float | None:
@@ -68,6 +73,8 @@ class Worker:
         self.exiting = threading.Event()  # signed off: heartbeats end
         self.job_thread: threading.Thread | None = None
         self.fatal: str | None = None
+        # lease id -> job id of every job in hand: heartbeats renew these leases and no others.
+        self.holding: dict[str, str] = {}
         self._signals = 0
 
     # --- signals ---------------------------------------------------------------------
@@ -86,7 +93,11 @@ class Worker:
     # --- protocol --------------------------------------------------------------------------
     def heartbeat(self, online=True) -> dict:
         return self.client.heartbeat(
-            name=self.name, engine=self.engine.name, model=self.engine.model_name, online=online
+            name=self.name,
+            engine=self.engine.name,
+            model=self.engine.model_name,
+            online=online,
+            leases=list(self.holding),
         )
 
     def _heartbeats(self):
@@ -101,7 +112,7 @@ class Worker:
                     log.info("Heartbeats are getting through again.")
                 backoff.reset()
                 delay = self.heartbeat_interval
-            except (Unauthorized, Banned) as exc:
+            except (Unauthorized, Banned, Refused) as exc:
                 self.fatal = str(exc)
                 self.stopping.set()
                 return
@@ -122,6 +133,9 @@ class Worker:
                 delay = backoff.next_delay(exc.retry_after)
                 log.warning("Cannot register with the server (%s); retrying in %.0f s.", exc, delay)
                 self._wait(delay)
+            except Refused as exc:
+                self.fatal = f"the server refused this worker's registration: {exc}"
+                self.stopping.set()
         return {}
 
     def run(self) -> int:
@@ -129,8 +143,9 @@ class Worker:
         if self.stopping.is_set():
             return 0
         log.info(
-            "Worker %s · server %s · key %s · engine %s · model %s · %s",
+            "Worker %s (session %s) · server %s · key %s · engine %s · model %s · %s",
             self.client.worker_id,
+            self.client.session_id[:8],
             self.client.server,
             self.client.key_prefix,
             self.engine.name,
@@ -148,11 +163,19 @@ class Worker:
             except NotRegistered:
                 self.register()
                 continue
+            except Busy as exc:
+                delay = backoff.next_delay(exc.retry_after)
+                log.warning("The server says this worker still holds a job (%s); claiming again in %.0f s.", exc, delay)
+                self._wait(delay)
+                continue
             except Retryable as exc:
                 delay = backoff.next_delay(exc.retry_after)
                 log.warning("Cannot reach the server (%s); retrying in %.0f s.", exc, delay)
                 self._wait(delay)
                 continue
+            except Refused as exc:
+                self.fatal = f"the server refused this worker's claim: {exc}"
+                break
             if job is not None:
                 self.process(job)
         return self.sign_off()
@@ -187,7 +210,15 @@ class Worker:
         return result["job"]
 
     def process(self, job):
+        self.holding[job["lease_id"]] = job["id"]
+        try:
+            self._process(job)
+        finally:
+            self.holding.pop(job["lease_id"], None)
+
+    def _process(self, job):
         started = time.monotonic()
+        log.info("%s: %.1f s of audio, transcribing.", job["id"], float(job.get("duration_seconds") or 0))
         outcome = {}
 
         def work():
@@ -208,7 +239,7 @@ class Worker:
         elapsed = time.monotonic() - started
         error = outcome.get("error")
         if isinstance(error, JobGone):
-            log.info("%s: the server no longer recognises this job; dropped.", job["id"])
+            log.info("%s: lease lost (%s); taking the next job.", job["id"], error)
             return
         if isinstance(error, AudioError):
             self._report_failure(job, f"undecodable audio: {error}")
@@ -219,9 +250,13 @@ class Worker:
             return
         result = outcome["result"]
         try:
-            reply = self.client.with_retries(lambda: self.client.complete(job, result, elapsed))
-        except JobGone:
-            log.info("%s: finished too late (the lease moved on); dropped.", job["id"])
+            reply = self._deliver(job, result, elapsed)
+        except JobGone as exc:
+            log.info("%s: lease lost (%s); taking the next job.", job["id"], exc)
+            return
+        except Refused as exc:
+            log.warning("%s: the server refused the result (%s); reported as failed.", job["id"], exc)
+            self._report_failure(job, f"the server refused the result: {exc}")
             return
         except Retryable as exc:
             log.warning("%s: could not deliver the result (%s); the server will re-run it.", job["id"], exc)
@@ -238,10 +273,23 @@ class Worker:
             float(reply.get("credited_seconds", 0)),
         )
 
+    def _deliver(self, job, result, elapsed) -> dict:
+        """Hand the result in, whatever it takes short of the lease being gone: through network
+        trouble (retried while the lease can still be alive), and a server that forgot this
+        worker (registered again, then handed in)."""
+        until = time.monotonic() + DELIVERY_PATIENCE_SECONDS
+        for _ in range(3):
+            try:
+                return self.client.with_retries(lambda: self.client.complete(job, result, elapsed), until=until)
+            except NotRegistered:
+                log.info("%s: the server no longer knew this worker; registering again to deliver.", job["id"])
+                self.register()
+        return self.client.with_retries(lambda: self.client.complete(job, result, elapsed), until=until)
+
     def _report_failure(self, job, reason):
         try:
             self.client.with_retries(lambda: self.client.fail(job, reason), attempts=3)
-        except (JobGone, Retryable):
+        except (JobGone, Retryable, Refused, NotRegistered):
             pass
 
     def sign_off(self) -> int:
@@ -251,7 +299,7 @@ class Worker:
             log.error("Stopped: %s", self.fatal)
         try:
             self.heartbeat(online=False)
-        except (Unauthorized, Banned, Retryable, NotRegistered):
+        except (Unauthorized, Banned, Retryable, NotRegistered, Refused):
             pass
         if self.fatal:
             return 2
@@ -259,8 +307,8 @@ class Worker:
         return 0
 
 
-def _worker_id(models_dir: Path, key_prefix: str) -> str:
-    """A stable id per machine and key, so a restart is the same worker to the server."""
+def _machine_id(models_dir: Path, key_prefix: str) -> str:
+    """A stable id per machine and key, made once."""
     path = models_dir.parent / f"worker-id-{key_prefix}"
     try:
         return path.read_text().strip()
@@ -273,6 +321,39 @@ def _worker_id(models_dir: Path, key_prefix: str) -> str:
         except OSError:
             pass
         return worker_id
+
+
+MAX_SLOTS = 64
+
+
+def worker_identity(models_dir: Path, key_prefix: str) -> tuple[str, IO[str] | None]:
+    """This process's worker id: the machine's id and the first slot no other running process of
+    this key holds (slot 1 is the machine id itself, then `-2`, `-3`…).
+
+    A restart takes its old slot, so it is the same worker to the server (and announces a new
+    session, which hands back what the dead process held); two processes side by side are two
+    workers. The slot is an advisory lock on a file, kept for the life of the process (the
+    returned handle) and released by the system even after a SIGKILL. Where file locks are
+    unavailable, each process gets an id of its own."""
+    machine = _machine_id(models_dir, key_prefix)
+    try:
+        import fcntl
+    except ImportError:  # Windows: no flock
+        return f"{machine[:55]}-{uuid.uuid4().hex[:8]}", None
+    for slot in range(1, MAX_SLOTS + 1):
+        path = models_dir.parent / f"worker-{key_prefix}-slot{slot}.lock"
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            handle = open(path, "a")
+        except OSError:
+            break
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            continue
+        return (machine if slot == 1 else f"{machine[:58]}-{slot}"), handle
+    return f"{machine[:55]}-{uuid.uuid4().hex[:8]}", None
 
 
 def _models_command(args) -> int:
@@ -346,7 +427,11 @@ def main(argv=None) -> int:
     started = time.monotonic()
     engine = load_engine(resolved.engine, resolved.path, resolved.name, threads=args.threads, beam_size=args.beam_size)
     log.info("Loaded %s (%s) in %.1f s.", resolved.name, resolved.engine, time.monotonic() - started)
-    worker_id = args.worker_id or _worker_id(models_dir, args.key[:12])
+    slot_lock = None
+    if args.worker_id:
+        worker_id = args.worker_id
+    else:
+        worker_id, slot_lock = worker_identity(models_dir, args.key[:12])
     client = ServerClient(args.server, args.key, worker_id)
     worker = Worker(client, engine, name=args.name)
     worker.install_signal_handlers()
@@ -366,6 +451,9 @@ def main(argv=None) -> int:
     except Banned as exc:
         print(f"This key may not run workers: {exc}", file=sys.stderr)
         return 2
+    finally:
+        if slot_lock is not None:
+            slot_lock.close()  # the slot is free for the next process
 
 
 if __name__ == "__main__":

@@ -10,9 +10,18 @@ from accounts import credits
 BEFORE, AFTER = ("accounts", "0002_cache_table"), ("accounts", "0003_creditbalance")
 
 
+@pytest.fixture
+def _every_migration_after():
+    """Going back to BEFORE also undoes the other apps' migrations that came later: the tests
+    after this one need them all again."""
+    yield
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())
+
+
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_the_migration_sums_each_keys_ledger_into_its_balance():
+def test_the_migration_sums_each_keys_ledger_into_its_balance(_every_migration_after):
     executor = MigrationExecutor(connection)
     executor.migrate([BEFORE])
     old = executor.loader.project_state([BEFORE]).apps

@@ -26,7 +26,7 @@ def test_eight_claimers_complete_500_jobs_exactly_once(settings):
     submitters = [ApiKey.mint()[0] for _ in range(4)]
     for key in submitters:
         credits_grant(key=key, amount=10_000, reason="test")
-    workers = [pool.worker_heartbeat(key=ApiKey.mint()[0], client_id=f"w{i}") for i in range(CLAIMERS)]
+    workers = [pool.worker_heartbeat(key=ApiKey.mint()[0], client_id=f"w{i}").worker for i in range(CLAIMERS)]
     clip = CheckedAudio(data=b"RIFF-test", content_type="audio/wav", format="WAV", duration_seconds=1.5)
 
     completed_by = Counter()
@@ -117,3 +117,81 @@ def test_concurrent_requests_of_one_key_cannot_spend_the_same_seconds_twice():
     assert credits_balance(key) == Decimal("1.000")
     assert Job.objects.filter(key=key).count() == 6
     assert_balances_match_the_ledger()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.postgres
+def test_racing_claims_of_one_worker_take_no_more_jobs_than_it_runs_at_once():
+    """8 threads of one worker declared to run 2 jobs claim at once from 8 queued jobs: it gets 2."""
+    key = ApiKey.mint()[0]
+    worker = pool.worker_heartbeat(key=key, client_id="w1", max_jobs=2).worker
+    clip = CheckedAudio(data=b"RIFF-test", content_type="audio/wav", format="WAV", duration_seconds=1.5)
+    for _ in range(8):
+        transcription_submit(key=key, audio=clip, translate=False, ip="192.0.2.1")
+    claimed, start = Counter(), threading.Barrier(8)
+
+    def claim():
+        start.wait()
+        if pool.claim_once(worker) is not None:
+            claimed["jobs"] += 1
+
+    in_threads(claim, 8)
+    assert claimed["jobs"] == 2
+    assert Job.objects.filter(worker=worker, status="leased").count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.postgres
+@pytest.mark.parametrize(("workers", "claims", "waiting"), [(5, 5, 3), (1, 2, 1)])
+def test_a_key_has_no_more_claims_waiting_than_its_workers_run_jobs(settings, workers, claims, waiting):
+    """Each waiting claim holds a server thread: 5 workers of one key may wait 3 at a time (the
+    setting), and a lone worker one at a time; the others are refused at once."""
+    from jptranscribe.errors import RateLimited
+    from pool.workers import worker_for_request
+
+    settings.JPT_CLAIMS_WAITING_PER_KEY = 3
+    key = ApiKey.mint()[0]
+    for i in range(workers):
+        pool.worker_heartbeat(key=key, client_id=f"w{i}")
+    outcomes, start, ids = Counter(), threading.Barrier(claims), iter(range(claims))
+
+    def claim():
+        worker = worker_for_request(key=key, client_id=f"w{next(ids) % workers}")
+        start.wait()
+        try:
+            pool.job_claim(worker=worker, wait_seconds=1.5)
+            outcomes["waited"] += 1
+        except RateLimited as refused:
+            assert "claims waiting" in refused.message
+            outcomes["refused"] += 1
+
+    in_threads(claim, claims)
+    assert outcomes == {"waited": waiting, "refused": claims - waiting}
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.postgres
+def test_a_key_has_only_so_many_transcribe_calls_waiting_and_loses_none(settings):
+    """With one waiting place per key, of two calls at once one waits and one answers at once;
+    both clips are queued."""
+    import time
+
+    from transcription.services import transcription_submit_and_wait
+
+    settings.JPT_TRANSCRIBE_WAITING_PER_KEY = 1
+    key = ApiKey.mint()[0]
+    pool.worker_heartbeat(key=key, client_id="w1")  # online, but claiming nothing
+    clip = CheckedAudio(data=b"RIFF-test", content_type="audio/wav", format="WAV", duration_seconds=1.5)
+    waits, start = [], threading.Barrier(2)
+
+    def transcribe():
+        start.wait()
+        began = time.monotonic()
+        job = transcription_submit_and_wait(key=key, audio=clip, translate=False, ip="192.0.2.1", timeout=1.5)
+        waits.append((round(time.monotonic() - began, 1), job.status))
+
+    in_threads(transcribe, 2)
+    (quick, quick_status), (slow, slow_status) = sorted(waits)
+    assert quick < 0.5 <= 1.4 <= slow, waits
+    assert quick_status == slow_status == "queued"
+    assert Job.objects.filter(key=key, status="queued").count() == 2

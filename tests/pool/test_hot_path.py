@@ -43,7 +43,7 @@ def test_the_sql_online_rule_agrees_with_the_queryset():
 def test_a_worker_and_a_job_load_as_the_orm_loads_them():
     key = ApiKey.mint()[0]
     credits.credits_grant(key=key, amount=10, reason="test")
-    worker = pool.worker_heartbeat(key=key, client_id="w1", model="m")
+    worker = pool.worker_heartbeat(key=key, client_id="w1", model="m").worker
     loaded = worker_for_request(key=key, client_id="w1")
     stored = Worker.objects.get(pk=worker.pk)
     assert (loaded.pk, loaded.key_id, loaded.model, loaded.expires_at, loaded.last_seen_at) == (

@@ -5,7 +5,8 @@ import pytest
 from django.utils import timezone
 
 from accounts.models import CreditEntry
-from pool.models import Job, JobAudio, Worker
+from pool.leases import jobs_expire_leases
+from pool.models import Job, JobAttempt, JobAudio, Worker
 from pool.services import worker_ban
 from tests.clips import wav_bytes
 from tests.helpers import claim_job, grant, online_worker
@@ -56,6 +57,69 @@ class TestHeartbeat:
         assert Job.objects.get(pk=job["id"]).status == "queued"
 
 
+class TestLeasesEnd:
+    """A lease lives while its worker says it holds it, in the same process, and no longer than
+    the hard limit; a worker holds no more jobs than it runs at once."""
+
+    def test_a_restarted_worker_process_hands_back_what_the_old_one_held_at_once(self, alice):
+        alice.heartbeat(session_id="first-process")
+        alice.transcribe()
+        job = claim_job(alice)
+        beat = alice.heartbeat(session_id="second-process", leases=[]).json()
+        assert beat["accepted"] is True
+        assert Job.objects.get().status == "queued", "back in the queue without waiting for the lease"
+        attempt = JobAttempt.objects.get(lease_id=job["lease_id"])
+        assert attempt.outcome == "expired" and "restarted" in attempt.error
+        again = claim_job(alice)
+        assert again["id"] == job["id"] and again["lease_id"] != job["lease_id"]
+
+    def test_the_same_process_keeps_its_jobs(self, alice):
+        alice.heartbeat(session_id="first-process")
+        alice.transcribe()
+        job = claim_job(alice)
+        beat = alice.heartbeat(session_id="first-process", leases=[job["lease_id"]]).json()
+        assert beat["leases_renewed"] == [job["lease_id"]]
+        assert Job.objects.get().status == "leased"
+
+    def test_a_lease_the_heartbeat_does_not_name_is_not_renewed(self, alice):
+        online_worker(alice)
+        alice.transcribe()
+        job = claim_job(alice)
+        soon = timezone.now() + timedelta(seconds=2)
+        Job.objects.filter(pk=job["id"]).update(lease_expires_at=soon)
+        beat = alice.heartbeat(leases=["A" * 22]).json()
+        assert beat["leases_renewed"] == [] and beat["leases_lost"] == ["A" * 22]
+        assert Job.objects.get().lease_expires_at == soon
+
+    def test_a_worker_holds_no_more_jobs_than_it_runs_at_once(self, alice):
+        assert alice.heartbeat(max_jobs=2).json()["max_jobs"] == 2
+        for _ in range(3):
+            alice.transcribe()
+        first, second = claim_job(alice), claim_job(alice)
+        third = alice.claim()
+        assert third.status_code == 409 and third.json()["error"]["code"] == "worker_busy"
+        assert Job.objects.filter(status="queued").count() == 1
+        alice.complete(first)
+        assert claim_job(alice)["id"] not in (first["id"], second["id"]), "a place came free"
+
+    def test_what_a_worker_may_declare_is_capped(self, alice, settings):
+        assert alice.heartbeat(max_jobs=64).json()["max_jobs"] == settings.JPT_WORKER_MAX_JOBS == 4
+
+    def test_a_lease_ends_at_its_hard_limit_however_often_it_is_renewed(self, alice, settings):
+        online_worker(alice)
+        alice.transcribe()
+        job = claim_job(alice)
+        limit = timezone.now() + timedelta(seconds=settings.JPT_LEASE_MAX_SECONDS)
+        assert abs((Job.objects.get().lease_hard_expires_at - limit).total_seconds()) < 5
+        Job.objects.filter(pk=job["id"]).update(lease_hard_expires_at=timezone.now() - timedelta(seconds=1))
+        alice.heartbeat(leases=[job["lease_id"]])  # renews up to the limit, already past
+        assert jobs_expire_leases() == 1
+        stored = Job.objects.get()
+        assert stored.status == "queued" and stored.attempts == 1
+        attempt = JobAttempt.objects.get(lease_id=job["lease_id"])
+        assert attempt.outcome == "expired" and "hard limit" in attempt.error
+
+
 class TestClaiming:
     def test_a_worker_gets_its_owners_job_with_a_lease(self, alice):
         online_worker(alice)
@@ -64,7 +128,7 @@ class TestClaiming:
         assert job["id"].startswith("tx_") and job["route"] == "pool_self"
         assert job["lease_seconds"] == 120 and job["duration_seconds"] == 3.0
         assert job["audio_url"] == f"/v1/pool/jobs/{job['id']}/audio"
-        assert claim_job(alice) is None, "a job is handed out once"
+        assert claim_job(online_worker(alice, "w2"), "w2") is None, "a job is handed out once"
 
     def test_a_claim_that_asks_gets_small_audio_in_its_answer(self, alice):
         online_worker(alice)
@@ -77,7 +141,7 @@ class TestClaiming:
 
     def test_audio_over_the_inline_limit_or_not_asked_for_is_fetched_instead(self, alice, settings):
         settings.JPT_CLAIM_INLINE_AUDIO_BYTES = len(wav_bytes(2)) - 1
-        online_worker(alice)
+        online_worker(alice, max_jobs=2)
         alice.transcribe(wav_bytes(2))
         alice.transcribe(wav_bytes(1))
         too_big = alice.post("/v1/pool/claim", {"worker_id": "w1", "wait_seconds": 0, "inline_audio": True})
@@ -87,7 +151,7 @@ class TestClaiming:
     def test_own_jobs_come_before_older_pool_jobs(self, alice, bob):
         grant(bob, 100)
         bob.transcribe()  # bob has no worker: pool_credit, and older
-        online_worker(alice)
+        online_worker(alice, max_jobs=2)
         alice.transcribe()
         assert claim_job(alice)["route"] == "pool_self"
         assert claim_job(alice)["route"] == "pool_credit"
@@ -96,7 +160,7 @@ class TestClaiming:
         grant(bob, 100)
         first = bob.transcribe().json()["id"]
         second = bob.transcribe().json()["id"]
-        online_worker(alice)
+        online_worker(alice, max_jobs=2)
         assert [claim_job(alice)["id"], claim_job(alice)["id"]] == [first, second]
 
     def test_one_keys_own_jobs_never_go_to_another_keys_worker(self, alice, bob):
@@ -291,12 +355,13 @@ class TestRetries:
         late = alice.complete(job, worker_id="a1")
         assert late.status_code == 409 and late.json()["error"]["code"] == "lease_lost"
 
-    def test_heartbeats_extend_the_lease(self, alice, settings):
+    def test_heartbeats_extend_the_leases_they_name(self, alice, settings):
         online_worker(alice)
         alice.transcribe()
         job = claim_job(alice)
         Job.objects.filter(pk=job["id"]).update(lease_expires_at=timezone.now() + timedelta(seconds=2))
-        alice.heartbeat()
+        beat = alice.heartbeat(leases=[job["lease_id"]]).json()
+        assert beat["leases_renewed"] == [job["lease_id"]] and beat["leases_lost"] == []
         remaining = (Job.objects.get().lease_expires_at - timezone.now()).total_seconds()
         assert remaining > 100
 

@@ -56,6 +56,18 @@ class TestWaiting:
         assert body["warnings"][0]["code"] == "translation_unavailable"
         assert "translation_model" in body["warnings"][0]["message"]
 
+    def test_a_result_read_before_the_model_arrived_is_translated_once_it_has(self, alice, settings,
+                                                                               tiny_model_dir):
+        settings.JPT_TRANSLATION_MODEL = "/nonexistent/model"
+        online_worker(alice)
+        job_id = alice.transcribe(translate="true").json()["id"]
+        alice.complete(claim_job(alice), text="こんにちは。")
+        early = alice.get(f"/v1/transcriptions/{job_id}").json()
+        assert early["translation"] is None and early["warnings"][0]["code"] == "translation_unavailable"
+        settings.JPT_TRANSLATION_MODEL = str(tiny_model_dir)  # prepared in the background meanwhile
+        later = alice.get(f"/v1/transcriptions/{job_id}").json()
+        assert later["translation"] and later["warnings"] == []
+
     def test_a_job_that_fails_for_good_answers_500_saying_retry(self, alice, settings):
         settings.JPT_TRANSCRIBE_WAIT_SECONDS = 10
         settings.JPT_MAX_ATTEMPTS = 1

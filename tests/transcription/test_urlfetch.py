@@ -173,5 +173,20 @@ class TestRefusals:
         assert refused(response), response.json()
         assert "private or internal" in response.json()["error"]["message"]
 
+    def test_a_name_server_that_never_answers_is_given_up_on(self, alice, settings, monkeypatch):
+        settings.JPT_URL_FETCH_DNS_TIMEOUT_SECONDS = 0.5
+        real_getaddrinfo = socket.getaddrinfo
+
+        def silent_name_server(host, *args, **kwargs):
+            if host == "slow-dns.test":
+                time.sleep(5)
+            return real_getaddrinfo(host, *args, **kwargs)
+
+        monkeypatch.setattr(socket, "getaddrinfo", silent_name_server)
+        started = time.monotonic()
+        response = transcribe_url(alice, "https://slow-dns.test/clip.wav")
+        assert time.monotonic() - started < 2
+        assert refused(response) and "took over 0.5 s" in response.json()["error"]["message"]
+
     def test_credentials_in_the_url_are_refused(self, alice):
         assert refused(transcribe_url(alice, "https://user:pw@example.com/a.wav"))
