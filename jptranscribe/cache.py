@@ -2,6 +2,9 @@
 daily usage through the cache, so each call shows in throughput and each count must hold
 under concurrent requests."""
 
+from typing import cast
+
+from django.core.cache import DEFAULT_CACHE_ALIAS, cache, caches
 from django.core.cache.backends.db import DatabaseCache as DjangoDatabaseCache
 from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
 from django.core.cache.backends.redis import RedisCacheClient
@@ -13,6 +16,13 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
   return redis.call('INCRBY', KEYS[1], ARGV[1])
 end
 return nil
+"""
+
+# INCR, and a time to live for a count that starts here, in one round trip.
+COUNT_UP = """
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return n
 """
 
 
@@ -34,21 +44,32 @@ class FewerRoundTripsClient(RedisCacheClient):
             client = self._clients[index] = self._client(connection_pool=pool)  # type: ignore[attr-defined]
         return client
 
+    def _script(self, client, source):
+        script = self._incr_scripts.get((id(client), source))
+        if script is None:
+            script = self._incr_scripts[(id(client), source)] = client.register_script(source)
+        return script
+
     def incr(self, key, delta):
         client = self.get_client(key, write=True)
-        script = self._incr_scripts.get(id(client))
-        if script is None:
-            script = self._incr_scripts[id(client)] = client.register_script(INCR_EXISTING)
-        value = script(keys=[key], args=[delta])
+        value = self._script(client, INCR_EXISTING)(keys=[key], args=[delta])
         if value is None:
             raise ValueError(f"Key '{key}' not found.")
         return value
+
+    def count_up(self, key, timeout: int) -> int:
+        client = self.get_client(key, write=True)
+        return int(self._script(client, COUNT_UP)(keys=[key], args=[timeout]))
 
 
 class RedisCache(DjangoRedisCache):
     def __init__(self, server, params):
         super().__init__(server, params)
         self._class = FewerRoundTripsClient
+
+    def count_up(self, key: str, timeout: int) -> int:
+        client = cast(FewerRoundTripsClient, self._cache)  # made from self._class, set above
+        return client.count_up(self.make_and_validate_key(key), timeout)
 
 
 class DatabaseCache(DjangoDatabaseCache):
@@ -70,3 +91,17 @@ class DatabaseCache(DjangoDatabaseCache):
                         [self.make_and_validate_key(key, version=version)],
                     )
             return super().incr(key, delta, version)
+
+
+def count_up(key: str, timeout: int) -> int:
+    """Add one to a shared count, starting it (to live `timeout` seconds) when there is none;
+    the new count. One round trip on Redis."""
+    backend = caches[DEFAULT_CACHE_ALIAS]
+    if isinstance(backend, RedisCache):
+        return backend.count_up(key, timeout)
+    cache.add(key, 0, timeout=timeout)
+    try:
+        return cache.incr(key)
+    except ValueError:  # it ran out between the two calls
+        cache.add(key, 1, timeout=timeout)
+        return 1

@@ -51,6 +51,12 @@ class StrictFloatField(_JsonTyped, serializers.FloatField):
     json_types = (int, float)
 
 
+class StrictIntegerField(_JsonTyped, serializers.IntegerField):
+    """A JSON integer: not a string of digits, not a boolean, not 1.5."""
+
+    json_types = (int,)
+
+
 class StrictBooleanField(_JsonTyped, serializers.BooleanField):
     """A JSON true or false: not "yes", not 1."""
 

@@ -9,6 +9,8 @@ from contextlib import contextmanager
 
 from django.core.cache import cache
 
+from jptranscribe.cache import count_up
+
 # Longer than any wait (claims 25 s, transcribe 120 s). The count restarts when it runs out, so
 # the places of a server killed mid-wait come back by then at the latest.
 PLACES_TTL_SECONDS = 300
@@ -19,12 +21,7 @@ def place(name: str, limit: int) -> Iterator[bool]:
     """Take one of `limit` places named `name` for the duration of the block; yields whether
     one was free (the block runs either way, and gives the place back either way)."""
     key = f"jpt:places:{name}"
-    cache.add(key, 0, timeout=PLACES_TTL_SECONDS)
-    try:
-        taken = cache.incr(key)
-    except ValueError:  # it ran out between the two calls
-        cache.add(key, 1, timeout=PLACES_TTL_SECONDS)
-        taken = 1
+    taken = count_up(key, PLACES_TTL_SECONDS)
     try:
         yield taken <= limit
     finally:

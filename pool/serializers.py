@@ -16,6 +16,7 @@ from jptranscribe.fields import (
     StrictBooleanField,
     StrictCharField,
     StrictFloatField,
+    StrictIntegerField,
     StrictRegexField,
     UtcDateTimeField,
 )
@@ -68,7 +69,7 @@ class HeartbeatInput(WorkerIdInput):
         help_text="The lease_id of every job this worker is still working on: only these are renewed; "
         "a lease not named here runs out.",
     )
-    max_jobs = serializers.IntegerField(
+    max_jobs = StrictIntegerField(
         required=False,
         default=1,
         min_value=1,
