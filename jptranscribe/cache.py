@@ -18,11 +18,15 @@ end
 return nil
 """
 
-# INCR, and a time to live for a count that starts here, in one round trip.
-COUNT_UP = """
-local n = redis.call('INCR', KEYS[1])
-if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
-return n
+# INCRBY on each key, each given a time to live when it has none (a count that starts here), in
+# one round trip.
+COUNT = """
+local counts = {}
+for i, key in ipairs(KEYS) do
+  counts[i] = redis.call('INCRBY', key, ARGV[1])
+  if redis.call('TTL', key) < 0 then redis.call('EXPIRE', key, ARGV[2]) end
+end
+return counts
 """
 
 
@@ -57,9 +61,9 @@ class FewerRoundTripsClient(RedisCacheClient):
             raise ValueError(f"Key '{key}' not found.")
         return value
 
-    def count_up(self, key, timeout: int) -> int:
-        client = self.get_client(key, write=True)
-        return int(self._script(client, COUNT_UP)(keys=[key], args=[timeout]))
+    def count(self, keys: list[str], delta: int, timeout: int) -> list[int]:
+        client = self.get_client(keys[0], write=True)
+        return [int(n) for n in self._script(client, COUNT)(keys=keys, args=[delta, timeout])]
 
 
 class RedisCache(DjangoRedisCache):
@@ -67,9 +71,9 @@ class RedisCache(DjangoRedisCache):
         super().__init__(server, params)
         self._class = FewerRoundTripsClient
 
-    def count_up(self, key: str, timeout: int) -> int:
+    def count(self, keys: list[str], delta: int, timeout: int) -> list[int]:
         client = cast(FewerRoundTripsClient, self._cache)  # made from self._class, set above
-        return client.count_up(self.make_and_validate_key(key), timeout)
+        return client.count([self.make_and_validate_key(key) for key in keys], delta, timeout)
 
 
 class DatabaseCache(DjangoDatabaseCache):
@@ -93,15 +97,18 @@ class DatabaseCache(DjangoDatabaseCache):
             return super().incr(key, delta, version)
 
 
-def count_up(key: str, timeout: int) -> int:
-    """Add one to a shared count, starting it (to live `timeout` seconds) when there is none;
-    the new count. One round trip on Redis."""
+def count(keys: list[str], delta: int, timeout: int) -> list[int]:
+    """Add `delta` to each of some shared counts, starting any that is missing (to live `timeout`
+    seconds); their new values. One round trip on Redis, whatever the number of counts."""
     backend = caches[DEFAULT_CACHE_ALIAS]
     if isinstance(backend, RedisCache):
-        return backend.count_up(key, timeout)
-    cache.add(key, 0, timeout=timeout)
-    try:
-        return cache.incr(key)
-    except ValueError:  # it ran out between the two calls
-        cache.add(key, 1, timeout=timeout)
-        return 1
+        return backend.count(keys, delta, timeout)
+    counts = []
+    for key in keys:
+        cache.add(key, 0, timeout=timeout)
+        try:
+            counts.append(cache.incr(key, delta))
+        except ValueError:  # it ran out between the two calls
+            cache.add(key, delta, timeout=timeout)
+            counts.append(delta)
+    return counts

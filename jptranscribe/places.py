@@ -7,9 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from django.core.cache import cache
-
-from jptranscribe.cache import count_up
+from jptranscribe.cache import count
 
 # Longer than any wait (claims 25 s, transcribe 120 s). The count restarts when it runs out, so
 # the places of a server killed mid-wait come back by then at the latest.
@@ -17,15 +15,12 @@ PLACES_TTL_SECONDS = 300
 
 
 @contextmanager
-def place(name: str, limit: int) -> Iterator[bool]:
-    """Take one of `limit` places named `name` for the duration of the block; yields whether
-    one was free (the block runs either way, and gives the place back either way)."""
-    key = f"jpt:places:{name}"
-    taken = count_up(key, PLACES_TTL_SECONDS)
+def places(*wanted: tuple[str, int]) -> Iterator[bool]:
+    """Take a place under each `(name, limit)` for the duration of the block; yields whether each
+    had one free (the block runs either way, and every place is given back either way)."""
+    keys = [f"jpt:places:{name}" for name, _ in wanted]
+    taken = count(keys, 1, PLACES_TTL_SECONDS)
     try:
-        yield taken <= limit
+        yield all(n <= limit for n, (_, limit) in zip(taken, wanted, strict=True))
     finally:
-        try:
-            cache.decr(key)
-        except ValueError:
-            pass
+        count(keys, -1, PLACES_TTL_SECONDS)

@@ -155,7 +155,7 @@ def job_claim(*, worker: Worker, wait_seconds: float, inline_audio_up_to: int = 
         leases.pool_maintenance()
         return claim_once(worker, inline_audio_up_to)
     limit = min(settings.JPT_CLAIMS_WAITING_PER_KEY, max(1, worker.key_places or 0))
-    with places.place(f"claims:{worker.key_id}", limit) as free:
+    with places.places((f"claims:{worker.key_id}", limit)) as free:
         if not free:
             raise RateLimited(
                 f"This key already has {limit} claims waiting: as many as its online workers run jobs at once "

@@ -42,3 +42,25 @@ def test_requests_are_counted_per_key_per_day(redis_cache):
         usage.request_counted(41)
     usage.request_counted(42)
     assert usage.requests_today([41, 42, 43]) == {41: 3, 42: 1, 43: 0}
+
+
+def test_shared_counts_start_with_a_time_to_live_and_move_together(redis_cache):
+    from jptranscribe.cache import count
+
+    assert count(["a", "b"], 1, 60) == [1, 1]
+    assert count(["a", "b"], 1, 60) == [2, 2]
+    assert count(["a"], -1, 60) == [1]
+    assert count(["gone"], -1, 60) == [-1], "a count that ran out restarts"
+    ttl = redis_cache._cache.get_client().ttl
+    assert all(0 < ttl(redis_cache.make_key(k)) <= 60 for k in ("a", "b", "gone")), "none lives for ever"
+
+
+@pytest.mark.django_db
+def test_the_database_cache_counts_the_same_way():
+    from jptranscribe.cache import RedisCache, count
+
+    if isinstance(caches["default"], RedisCache):
+        pytest.skip("the SQLite leg runs this on the database cache")
+    assert count(["a", "b"], 1, 60) == [1, 1]
+    assert count(["a", "b"], 1, 60) == [2, 2]
+    assert count(["a"], -1, 60) == [1]

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING
 
 from django.conf import settings
@@ -33,26 +32,16 @@ def transcription_submit_and_wait(*, key: ApiKey, audio: CheckedAudio, translate
     no first look in the database.
     """
     job_id = new_job_id()
-    with _place_to_wait(key, ip) as may_wait, wakeup.hub.listening([wakeup.job_done_channel(job_id)]) as done:
+    with _places_to_wait(key, ip) as may_wait, wakeup.hub.listening([wakeup.job_done_channel(job_id)]) as done:
         job = transcription_submit(key=key, audio=audio, translate=translate, ip=ip, job_id=job_id)
         return _wait(job, done, timeout if may_wait else 0)
 
 
-@contextmanager
-def _place_to_wait(key: ApiKey, ip: str) -> Iterator[bool]:
-    with ExitStack() as places_taken:
-        free = [
-            places_taken.enter_context(
-                places.place(f"transcribe:address:{address_block(ip)}", settings.JPT_TRANSCRIBE_WAITING_PER_ADDRESS)
-            )
-        ]
-        if not key.is_browser:
-            free.append(
-                places_taken.enter_context(
-                    places.place(f"transcribe:key:{key.pk}", settings.JPT_TRANSCRIBE_WAITING_PER_KEY)
-                )
-            )
-        yield all(free)
+def _places_to_wait(key: ApiKey, ip: str) -> AbstractContextManager[bool]:
+    by_address = (f"transcribe:address:{address_block(ip)}", settings.JPT_TRANSCRIBE_WAITING_PER_ADDRESS)
+    if key.is_browser:  # web visitors share the browser key
+        return places.places(by_address)
+    return places.places(by_address, (f"transcribe:key:{key.pk}", settings.JPT_TRANSCRIBE_WAITING_PER_KEY))
 
 
 def _wait(job: Job, done: threading.Event, timeout: float) -> Job:
