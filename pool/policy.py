@@ -35,6 +35,13 @@ def declared_max_jobs(asked: int) -> int:
     return max(1, min(asked, settings.JPT_WORKER_MAX_JOBS, WORKER_SLOTS))
 
 
+def slots_to_try(*, held: int, max_jobs: int) -> list[int]:
+    """The places (1 to `max_jobs`) a claim tries in turn, each holding one job: first the one
+    after those held (free unless jobs ended out of order), then the rest."""
+    places = range(1, max(1, min(max_jobs, WORKER_SLOTS)) + 1)
+    return [p for p in places if p > held] + [p for p in places if p <= held]
+
+
 def lease_has_expired(expires_at: datetime | None, now: datetime) -> bool:
     return expires_at is not None and expires_at < now
 

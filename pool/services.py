@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Collection
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import date
 
@@ -194,14 +195,17 @@ def claim_once(worker: Worker, inline_audio_up_to: int = 0) -> Job | None:
         "now": db_datetime(now),
         "inline_audio_up_to": inline_audio_up_to,
     }
-    for tries_left in (2, 1, 0):
+    answer = None
+    for slot in policy.slots_to_try(held=worker.held_jobs or 0, max_jobs=worker.max_jobs):
         try:
-            answer = run(statement, params)
+            # Inside a caller's transaction (tests, operators' tools) a refusal must not end it.
+            with transaction.atomic() if transaction.get_connection().in_atomic_block else nullcontext():
+                answer = run(statement, {**params, "slot": slot})
             break
         except IntegrityError:
-            # Another claim of this worker took the same place an instant before: look again.
-            if tries_left == 0 or transaction.get_connection().in_atomic_block:
-                raise
+            continue  # the place is taken (another claim of this worker, an instant before)
+    if answer is None:  # every place taken: the worker holds all it runs at once
+        return None
     if answer.row is None:
         return None
     job = instance(Job, answer.columns, answer.row)

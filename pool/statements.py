@@ -13,7 +13,6 @@ from __future__ import annotations
 from accounts.models import ApiKey
 from jptranscribe.sql import Statement, column_list, for_update, insert_values, literal, skip_locked, table
 from pool.models import Job, JobAttempt, JobAudio, Worker
-from pool.policy import WORKER_SLOTS
 
 JOB, WORKER, ATTEMPT, AUDIO, KEY = table(Job), table(Worker), table(JobAttempt), table(JobAudio), table(ApiKey)
 JOB_COLUMNS = column_list(Job)
@@ -46,25 +45,20 @@ SUBMIT = Statement(
 # --- Claiming: one UPDATE … RETURNING picks the best queued job and leases it ----------------------
 
 
-_SLOT_NUMBERS = "(VALUES " + ", ".join(f"({n})" for n in range(1, WORKER_SLOTS + 1)) + ") AS s"
-
-
 def _lease(pick: str) -> str:
-    """Lease the job `pick` chooses to the worker in its lowest free place, unless it has none
-    left, or it signed off, or its key was banned or revoked, while its long-poll was open.
+    """Lease the job `pick` chooses to the worker in the place `slot` (one of 1 to its `max_jobs`),
+    unless it signed off, or its key was banned or revoked, while its long-poll was open.
 
-    On PostgreSQL the pick skips rows another claimer holds; two claims of one worker that
-    choose the same place meet at the unique index (the later one fails and claims again).
-    SQLite serialises writers anyway."""
+    A place holds one job (a unique index): a claim for a taken place fails, and the caller tries
+    another. On PostgreSQL the pick skips rows another claimer holds; SQLite serialises writers
+    anyway."""
     return (
         f"UPDATE {JOB} SET status = {LEASED}, worker_id = %(worker_pk)s, lease_id = %(lease_id)s,"
         f" lease_expires_at = %(lease_expires_at)s, lease_hard_expires_at = %(lease_hard_expires_at)s,"
-        f" worker_slot = free.slot, attempts = attempts + 1"
-        f" FROM (SELECT min(s.column1) AS slot FROM {WORKER} w JOIN {KEY} k ON k.id = w.key_id, {_SLOT_NUMBERS}"
-        f" WHERE w.id = %(worker_pk)s AND {WORKER_MAY_WORK} AND s.column1 <= w.max_jobs"
-        f" AND NOT EXISTS (SELECT 1 FROM {JOB} h WHERE h.worker_id = w.id AND h.status = {LEASED}"
-        f" AND h.worker_slot = s.column1)) AS free"
-        f" WHERE id = ({pick}{skip_locked()}) AND status = {QUEUED} AND free.slot IS NOT NULL"
+        f" worker_slot = %(slot)s, attempts = attempts + 1"
+        f" WHERE id = ({pick}{skip_locked()}) AND status = {QUEUED}"
+        f" AND EXISTS (SELECT 1 FROM {WORKER} w JOIN {KEY} k ON k.id = w.key_id"
+        f" WHERE w.id = %(worker_pk)s AND {WORKER_MAY_WORK})"
         f" RETURNING {JOB_COLUMNS}"
     )
 
