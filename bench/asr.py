@@ -45,6 +45,30 @@ def engine_run(engine, model, path, threads, beam_size, out):
              "audio_s": audio, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
 
 
+# A few clips, short and long, for the word-timestamp figure (each is run twice over).
+WORD_TIMING_CLIPS = ["greet", "numbers", "katakana", "long40"]
+
+
+def word_timing_run(path, threads, beam_size, out):
+    """Whisper base's real-time factor without and with word timestamps, on the same clips,
+    the two runs of a clip back to back (after one warm-up) so the machine's load hits both alike."""
+    from worker_client.engines import load_engine
+
+    clips = json.loads((CORPUS / "manifest.json").read_text())
+    eng = load_engine("whisper", path, "whisper-base", threads=threads, beam_size=beam_size)
+    eng.transcribe((CORPUS / "greet.wav").read_bytes())
+    spent = {False: 0.0, True: 0.0}
+    audio = 0.0
+    for clip_id in WORD_TIMING_CLIPS:
+        data = (CORPUS / f"{clip_id}.wav").read_bytes()
+        audio += clips[clip_id]["duration"]
+        for word_timestamps in (False, True):
+            t0 = time.perf_counter()
+            eng.transcribe(data, word_timestamps=word_timestamps)
+            spent[word_timestamps] += time.perf_counter() - t0
+    out.put({"without": spent[False] / audio, "with": spent[True] / audio, "audio_s": audio})
+
+
 def ninety_second_clip() -> bytes:
     """Corpus speech joined to just under 90 s, as one WAV."""
     frames, seconds = [], 0.0
@@ -92,6 +116,7 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--beam-size", type=int, default=1)
     parser.add_argument("--skip-api", action="store_true")
+    parser.add_argument("--word-timestamps-only", action="store_true", help="only the word-timestamp figure")
     args = parser.parse_args()
     if not (CORPUS / "manifest.json").exists():
         sys.exit("No corpus: run tests/speech/setup_tts.sh && .venv-tts/bin/python tests/speech/render.py")
@@ -108,7 +133,7 @@ def main():
     print(f"ASR bench: {len(json.loads((CORPUS / 'manifest.json').read_text()))} clips, "
           f"threads={args.threads}, beam={args.beam_size}")
     ctx = mp.get_context("spawn")
-    for engine, model, path in runs:
+    for engine, model, path in [] if args.word_timestamps_only else runs:
         out = ctx.Queue()
         proc = ctx.Process(target=engine_run, args=(engine, model, str(path), args.threads, args.beam_size, out))
         proc.start()
@@ -116,7 +141,15 @@ def main():
         proc.join()
         print(f"  {r['model']:36s} CER {r['cer'] * 100:5.1f} %   RTF {r['rtf']:.3f}   load {r['load_s']:.1f} s   "
               f"peak RSS {r['peak_rss_mb']:.0f} MB   ({r['audio_s']:.0f} s of audio)")
-    if not args.skip_api:
+    out = ctx.Queue()
+    proc = ctx.Process(target=word_timing_run, args=(str(whisper_path), args.threads, args.beam_size, out))
+    proc.start()
+    r = out.get()
+    proc.join()
+    print(f"  whisper-base word timestamps: RTF {r['without']:.3f} without, {r['with']:.3f} with "
+          f"({(r['with'] / r['without'] - 1) * 100:+.0f} %) on {len(WORD_TIMING_CLIPS)} clips "
+          f"({r['audio_s']:.0f} s of audio)")
+    if not args.skip_api and not args.word_timestamps_only:
         duration, elapsed = api_run(args.threads)
         print(f"  end to end through the API, one worker: {duration:.1f} s clip answered in {elapsed:.1f} s")
 

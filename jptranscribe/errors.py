@@ -1,4 +1,7 @@
-"""One error shape for the whole API: {"error": {"code", "message"}}."""
+"""One error shape for the whole API: {"error": {"code", "message", "type", "param"}}.
+
+`code` and `message` are the v1.3 contract; `type` and `param` make the same envelope the one
+OpenAI's SDKs read (`type` from the code, `param` the request field at fault, or null)."""
 
 import logging
 
@@ -22,6 +25,7 @@ class ServiceError(Exception):
 
     status = 400
     code = "invalid_request"
+    param: str | None = None
     headers: dict = {}
 
     def __init_subclass__(cls, *, status: int | None = None, code: str | None = None, **kwargs):
@@ -31,9 +35,11 @@ class ServiceError(Exception):
         if code is not None:
             cls.code = code
 
-    def __init__(self, message, *, code=None, status=None, headers=None):
+    def __init__(self, message, *, code=None, status=None, headers=None, param=None):
         super().__init__(message)
         self.message = message
+        if param:
+            self.param = param
         if code:
             self.code = code
         if status:
@@ -143,14 +149,34 @@ def error_table() -> list[tuple[int, str, str]]:
         (
             503,
             "translation_unavailable",
-            "`POST /v1/translate` with no translation model installed; the message names the install command",
+            "`POST /v1/translate` or `POST /v1/audio/translations` with no translation model installed (yet: the "
+            "message says how far its preparation is, or names the install command)",
         ),
     ]
 
 
-def error_body(code, message) -> dict:
-    """{"error": {"code", "message"}}, rendered by the serializer that documents it."""
-    return rendered(Error, {"code": code, "message": message})
+# OpenAI's error types, by our codes; any other code is an invalid request. (The SDKs choose
+# their exception class by the HTTP status; `type` is for people and for logs.)
+ERROR_TYPES = {
+    "unauthorized": "authentication_error",
+    "worker_required": "permission_error",
+    "worker_banned": "permission_error",
+    "csrf_failed": "permission_error",
+    "forbidden": "permission_error",
+    "not_found": "not_found_error",
+    "rate_limited": "rate_limit_error",
+    "internal_error": "server_error",
+    "translation_unavailable": "service_unavailable_error",
+}
+
+
+def error_type(code: str) -> str:
+    return ERROR_TYPES.get(code, "invalid_request_error")
+
+
+def error_body(code, message, param=None) -> dict:
+    """{"error": {"code", "message", "type", "param"}}, rendered by the serializer that documents it."""
+    return rendered(Error, {"code": code, "message": message, "type": error_type(code), "param": param})
 
 
 def _first_message(detail):
@@ -163,9 +189,22 @@ def _first_message(detail):
     return str(detail)
 
 
+def _first_field(detail) -> str | None:
+    """The request field a validation error names first (dotted for nested ones), if any."""
+    if isinstance(detail, dict) and detail:
+        field, value = next(iter(detail.items()))
+        if field == "non_field_errors":
+            return None
+        inner = _first_field(value)
+        return f"{field}.{inner}" if inner else str(field)
+    if isinstance(detail, list) and detail:
+        return _first_field(detail[0])
+    return None
+
+
 def exception_handler(exc, context):
     if isinstance(exc, ServiceError):
-        return Response(error_body(exc.code, exc.message), status=exc.status, headers=exc.headers)
+        return Response(error_body(exc.code, exc.message, exc.param), status=exc.status, headers=exc.headers)
     if isinstance(exc, (drf.NotAuthenticated, drf.AuthenticationFailed)):
         message = (
             exc.detail
@@ -195,7 +234,7 @@ def exception_handler(exc, context):
     if isinstance(exc, drf.NotAcceptable):
         return Response(error_body("invalid_request", str(exc.detail)), status=406)
     if isinstance(exc, drf.ValidationError):
-        return Response(error_body("invalid_request", _first_message(exc.detail)), status=400)
+        return Response(error_body("invalid_request", _first_message(exc.detail), _first_field(exc.detail)), status=400)
     if isinstance(exc, drf.APIException):
         code = "invalid_request" if exc.status_code < 500 else "internal_error"
         return Response(error_body(code, str(exc.detail)), status=exc.status_code)

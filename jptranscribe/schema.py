@@ -7,11 +7,16 @@ from rest_framework import serializers
 
 
 class ErrorBody(serializers.Serializer):
-    code = serializers.CharField()
-    message = serializers.CharField()
+    code = serializers.CharField(help_text="what went wrong, as a stable word (the table in the README)")
+    message = serializers.CharField(help_text="what to do about it, for people")
+    type = serializers.CharField(
+        help_text="the kind of error as OpenAI's API names it: invalid_request_error, authentication_error, "
+        "permission_error, not_found_error, rate_limit_error, server_error or service_unavailable_error"
+    )
+    param = serializers.CharField(allow_null=True, help_text="the request field at fault, when one is")
 
 
-# The envelope of every error, rendered from {"code", "message"}.
+# The envelope of every error, rendered from {"code", "message", "type", "param"}.
 class Error(serializers.Serializer):
     error = ErrorBody(source="*")
 

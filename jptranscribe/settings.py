@@ -199,7 +199,7 @@ JPT_VERSION = "1.3.0"
 SPECTACULAR_SETTINGS = {
     "TITLE": "JPTranscribe API",
     "DESCRIPTION": "Send Japanese audio, get Japanese text and an English translation back. "
-    'Every error is {"error": {"code", "message"}}.',
+    'Every error is {"error": {"code", "message", "type", "param"}}, a superset of the envelope of OpenAI\'s API.',
     "VERSION": JPT_VERSION,
     "SERVERS": [{"url": "https://api.jptranscribe.com"}],
     "SERVE_INCLUDE_SCHEMA": False,

@@ -124,6 +124,9 @@ class Job(models.Model):
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
     language = models.CharField(max_length=8, default="ja")
     translate = models.BooleanField(default=False)
+    # The caller's transcription options, handed to the worker with the claim:
+    # {"prompt": str | None, "temperature": float | None, "word_timestamps": bool} (pool.policy.job_options).
+    options = models.JSONField(default=dict, blank=True)
     duration_seconds = models.DecimalField(max_digits=8, decimal_places=3)
     audio_format = models.CharField(max_length=8)
     client_ip = models.GenericIPAddressField(null=True, blank=True)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import Enum
+from typing import Any
 
 from django.conf import settings
 
@@ -81,15 +83,51 @@ def max_result_chars(duration: Decimal | float) -> int:
     return int(float(duration) * RESULT_CHARS_PER_SECOND) + RESULT_CHARS_BASE
 
 
+def words_chars(segments: list[dict]) -> int:
+    """How many characters the segments' words hold: a second copy of the text, held to its limit."""
+    return sum(len(word["word"]) for segment in segments for word in segment.get("words", ()))
+
+
 def segments_within(segments: list[dict], duration: Decimal | float) -> list[dict]:
-    """The segments with their times inside the clip (0 to its length), text kept: an engine's
-    last segment may run past the end, and a worker's numbers are not to be trusted."""
-    end = round(float(duration), 3)
+    """The segments with their times inside the clip (0 to its length), and their words' times
+    inside their segment, all else kept: an engine's last segment may run past the end, and a
+    worker's numbers are not to be trusted."""
+    clip_end = round(float(duration), 3)
     inside = []
     for segment in segments:
-        start = min(max(segment["start"], 0.0), end)
-        inside.append({**segment, "start": start, "end": min(max(segment["end"], start), end)})
+        start = min(max(segment["start"], 0.0), clip_end)
+        end = min(max(segment["end"], start), clip_end)
+        kept = {**segment, "start": start, "end": end}
+        if "words" in segment:
+            kept["words"] = [_within(word, start, end) for word in segment["words"]]
+        inside.append(kept)
     return inside
+
+
+def _within(timed: dict, start: float, end: float) -> dict:
+    """`timed` with its start and end inside start to end, and its end not before its start."""
+    inner_start = min(max(timed["start"], start), end)
+    return {**timed, "start": inner_start, "end": min(max(timed["end"], inner_start), end)}
+
+
+# What a job asks of its worker's engine, as a claim hands it over.
+JOB_OPTIONS = {"prompt": None, "temperature": None, "word_timestamps": False}
+
+
+def job_options(given: Mapping[str, Any] | None) -> dict:
+    """The caller's transcription options, every one present (a job stored before it had options
+    asks for nothing): `prompt` a string or null, `temperature` a number or null (null: the
+    engine's default), `word_timestamps` a boolean. The API checked the caller's values."""
+    options = {**JOB_OPTIONS, **(given or {})}
+    unknown = set(options) - set(JOB_OPTIONS)
+    if unknown:
+        raise ValueError(f"unknown transcription options: {sorted(unknown)}")
+    prompt, temperature = options["prompt"], options["temperature"]
+    return {
+        "prompt": str(prompt) if prompt else None,
+        "temperature": float(temperature) if temperature is not None else None,
+        "word_timestamps": bool(options["word_timestamps"]),
+    }
 
 
 def queued_since_cutoff(now: datetime) -> datetime:

@@ -20,6 +20,7 @@ from jptranscribe.fields import (
     StrictRegexField,
     UtcDateTimeField,
 )
+from pool import policy
 from pool.models import JOB_ID_PATTERN, Job
 
 # Chosen by the worker, unique within its key.
@@ -89,12 +90,39 @@ class ClaimInput(WorkerIdInput):
     )
 
 
+# What a completion's segment may carry (pool.views.clean_segments keeps to these).
+SEGMENT_TEXT_CHARS = 5_000  # longer is cut
+WORD_CHARS = 100  # longer is cut
+WORDS_PER_SEGMENT = 2_000
+TOKENS_PER_SEGMENT = 1_000  # Whisper decodes at most 448 tokens a window
+
+
+class SubmittedWord(serializers.Serializer):
+    """One timed word of its segment: a segment's words, joined without spaces (except between two
+    Latin words), read as its text. Times are kept inside the segment's."""
+
+    word = serializers.CharField(
+        allow_blank=True, help_text="trimmed and cut to 100 characters; a blank one is dropped"
+    )
+    start = serializers.FloatField()
+    end = serializers.FloatField()
+
+
 class SubmittedSegment(serializers.Serializer):
-    """One timed piece of the text: `start` and `end` in seconds. Other keys are dropped."""
+    """One timed piece of the text: `start` and `end` in seconds, and optionally its timed words and
+    Whisper's statistics for it (an engine without one sends null, or leaves it out). Other keys
+    are dropped."""
 
     start = serializers.FloatField()
     end = serializers.FloatField()
-    text = serializers.CharField(required=False, allow_blank=True)
+    text = serializers.CharField(required=False, allow_blank=True, help_text="cut to 5,000 characters")
+    words = serializers.ListField(child=SubmittedWord(), required=False, max_length=WORDS_PER_SEGMENT)
+    seek = serializers.IntegerField(required=False, help_text="Whisper: where its window began, in 10 ms frames")
+    tokens = serializers.ListField(child=serializers.IntegerField(), required=False, max_length=TOKENS_PER_SEGMENT)
+    temperature = serializers.FloatField(required=False, allow_null=True, help_text="the temperature it was decoded at")
+    avg_logprob = serializers.FloatField(required=False, allow_null=True)
+    compression_ratio = serializers.FloatField(required=False, allow_null=True)
+    no_speech_prob = serializers.FloatField(required=False, allow_null=True)
 
 
 @extend_schema_field(SubmittedSegment(many=True))
@@ -108,6 +136,14 @@ class CompleteInput(LeaseInput):
     segments = SegmentsField(child=serializers.DictField(), required=False, default=list, max_length=10_000)
     model = StrictCharField(max_length=100, required=False, default="", allow_blank=True)
     processing_seconds = StrictFloatField(required=False, min_value=0, allow_null=True)
+    warnings = serializers.ListField(
+        child=StrictCharField(max_length=500),
+        required=False,
+        default=list,
+        max_length=10,
+        help_text='What the engine did not do of what the job\'s options asked ("prompt ignored: …"): kept on '
+        "the transcription as warnings with code engine_warning.",
+    )
 
 
 @extend_schema_serializer(component_name="Fail")
@@ -138,6 +174,21 @@ class HeartbeatResult(serializers.Serializer):
     online_window_seconds = AnswerValue(lambda: int(settings.JPT_WORKER_ONLINE_SECONDS), of_type=int)
 
 
+class JobOptions(serializers.Serializer):
+    prompt = serializers.CharField(allow_null=True)
+    temperature = serializers.FloatField(allow_null=True)
+    word_timestamps = serializers.BooleanField()
+
+
+@extend_schema_field(JobOptions)
+class StoredOptions(serializers.Field):
+    """The job's options with every key present (pool.policy.job_options): no nested serializer
+    on the claim's hot path."""
+
+    def to_representation(self, value: dict) -> dict:
+        return policy.job_options(value)
+
+
 # Rendered from the claimed Job.
 class ClaimedJob(serializers.Serializer):
     id = serializers.CharField()
@@ -153,6 +204,11 @@ class ClaimedJob(serializers.Serializer):
     duration_seconds = serializers.FloatField()
     language = serializers.CharField()
     route = serializers.ChoiceField(["pool_self", "pool_credit", "server_demo"])
+    options = StoredOptions(
+        help_text="The caller's transcription options, for the engine: a prompt (text the speech is likely "
+        "to resemble), a temperature instead of the engine's default (null: the default), and whether to "
+        "time each word. An engine that cannot do one says so in the completion's warnings.",
+    )
 
     def get_audio_url(self, job: Job) -> str:
         return f"/v1/pool/jobs/{job.id}/audio"

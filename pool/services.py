@@ -4,10 +4,11 @@ and the operators' actions on them. The SQL is in `pool.statements`, the rules i
 from __future__ import annotations
 
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -112,9 +113,11 @@ def job_submit(
     client_ip: str | None = None,
     demo_day: date | None = None,
     job_id: str | None = None,
+    options: Mapping[str, Any] | None = None,
 ) -> Job:
     """Queue a routed clip with its audio. Called inside the routing transaction, so the credit
-    hold, the demo quota and the job stand or fall together."""
+    hold, the demo quota and the job stand or fall together. `options` are the caller's
+    transcription options (`policy.job_options`), handed to the worker with the job."""
     job = Job(
         key=key,
         route=route,
@@ -122,6 +125,7 @@ def job_submit(
         audio_format=audio_format,
         duration_seconds=duration_seconds,
         translate=translate,
+        options=policy.job_options(options),
         client_ip=client_ip,
         demo_day=demo_day,
     )
@@ -264,15 +268,19 @@ def job_complete(
     job_id: str,
     lease_id: str,
     text: str,
-    segments: list[dict[str, float | str]],
+    segments: list[dict[str, Any]],
     model: str,
     processing_seconds: float | None = None,
+    warnings: Sequence[str] = (),
 ) -> tuple[Job, float]:
     """Store the result and settle credits. Repeating the same call is harmless.
 
-    A text longer than the clip can hold is refused (the job stays with the worker); segment
-    times are kept inside the clip. Returns the job and the seconds credited to the worker's owner.
+    A text longer than the clip can hold is refused (the job stays with the worker), and so are
+    words that hold more; segment and word times are kept inside the clip. The engine's
+    `warnings` (what it did not do of what the caller asked) join the job's warnings. Returns the
+    job and the seconds credited to the worker's owner.
     """
+    words = policy.words_chars(segments)
     with transaction.atomic():
         job = load(
             Job,
@@ -290,23 +298,28 @@ def job_complete(
                 "processing_seconds": float(processing_seconds or 0),
                 "chars_per_second": policy.RESULT_CHARS_PER_SECOND,
                 "chars_base": policy.RESULT_CHARS_BASE,
+                "words_chars": words,
             },
         )
         if job is None:
             # A repeated call, a text too long for the clip, or a call that may not: say which.
             job = _held_job(worker=worker, job_id=job_id, lease_id=lease_id, lock=True)
-            if job.status == Status.LEASED and len(text) > policy.max_result_chars(job.duration_seconds):
-                raise InvalidRequest(
-                    f"The text has {len(text):,} characters; a {float(job.duration_seconds):g} s clip holds at most "
-                    f"{policy.max_result_chars(job.duration_seconds):,}. Send the transcript of this clip only."
-                )
+            if job.status == Status.LEASED:
+                _refuse_too_long(job, text=len(text), words=words)
             if job.status != Status.COMPLETED:
                 raise LeaseLost("This job has already ended.")
             return job, _credited(job, worker)
+        changed: dict[str, Any] = {}
         inside = policy.segments_within(job.segments, job.duration_seconds)
         if inside != job.segments:  # rare: an engine's last segment running past the end
-            Job.objects.filter(pk=job.pk).update(segments=inside)
-            job.segments = inside
+            changed["segments"] = job.segments = inside
+        if warnings:  # rare: the engine could not do all the caller asked
+            changed["warnings"] = job.warnings = [
+                *job.warnings,
+                *({"code": "engine_warning", "message": message} for message in warnings),
+            ]
+        if changed:
+            Job.objects.filter(pk=job.pk).update(**changed)
         if job.route == Route.POOL_CREDIT:
             credits.credits_settle(job_ref=job.id)
         earned = _credited(job, worker)
@@ -314,6 +327,18 @@ def job_complete(
             credits.credits_earn(key=worker.key, amount=job.duration_seconds, job_ref=job.id)
         wakeup.announce(wakeup.job_done_channel(job.id))
     return job, earned
+
+
+def _refuse_too_long(job: Job, *, text: int, words: int) -> None:
+    """A leased job's result that the clip cannot hold is refused, saying what was too long."""
+    most = policy.max_result_chars(job.duration_seconds)
+    for what, chars, param in (("text has", text, "text"), ("segments' words hold", words, "segments")):
+        if chars > most:
+            raise InvalidRequest(
+                f"The {what} {chars:,} characters; a {float(job.duration_seconds):g} s clip holds at most "
+                f"{most:,}. Send the transcript of this clip only.",
+                param=param,
+            )
 
 
 def _credited(job: Job, worker: Worker) -> float:

@@ -1,3 +1,5 @@
+import math
+
 from django.conf import settings
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
@@ -11,6 +13,10 @@ from jptranscribe.serializing import rendered, validated
 from pool import services, workers
 from pool.serializers import (
     JOB_ID,
+    SEGMENT_TEXT_CHARS,
+    TOKENS_PER_SEGMENT,
+    WORD_CHARS,
+    WORDS_PER_SEGMENT,
     ClaimInput,
     ClaimResult,
     CompleteInput,
@@ -115,6 +121,7 @@ class JobCompleteView(WorkerView):
             segments=clean_segments(data["segments"]),
             model=data["model"],
             processing_seconds=data.get("processing_seconds"),
+            warnings=data["warnings"],
         )
         return Response(rendered(CompleteResult, credited))
 
@@ -131,17 +138,65 @@ class JobFailView(WorkerView):
 
 
 def clean_segments(segments):
-    """Keep only start/end/text, as numbers and a string: the result is shown to other people."""
-    cleaned = []
-    for seg in segments:
-        try:
-            cleaned.append(
-                {
-                    "start": round(float(seg["start"]), 3),
-                    "end": round(float(seg["end"]), 3),
-                    "text": str(seg.get("text", ""))[:5000],
-                }
-            )
-        except (KeyError, TypeError, ValueError):
-            raise InvalidRequest("Each segment needs numeric 'start' and 'end' and a 'text'.")
+    """Keep what a segment may carry (`SubmittedSegment`) as numbers, integers and strings, and drop
+    the rest: the result is shown to other people. A malformed value is refused, named."""
+    return [_clean_segment(seg, f"segments.{i}") for i, seg in enumerate(segments)]
+
+
+STATISTICS = ("temperature", "avg_logprob", "compression_ratio", "no_speech_prob")
+
+
+def _clean_segment(seg, at):
+    text = seg.get("text", "")
+    if not isinstance(text, str):
+        _refuse(f"{at}.text", "a string")
+    cleaned = {"start": _seconds(seg, "start", at), "end": _seconds(seg, "end", at), "text": text[:SEGMENT_TEXT_CHARS]}
+    if "seek" in seg:
+        cleaned["seek"] = _integer(seg["seek"], f"{at}.seek")
+    if "tokens" in seg:
+        tokens = seg["tokens"]
+        if not isinstance(tokens, list) or len(tokens) > TOKENS_PER_SEGMENT:
+            _refuse(f"{at}.tokens", f"a list of at most {TOKENS_PER_SEGMENT:,} integers")
+        cleaned["tokens"] = [_integer(token, f"{at}.tokens.{i}") for i, token in enumerate(tokens)]
+    for name in STATISTICS:
+        if name in seg:
+            cleaned[name] = None if seg[name] is None else _number(seg[name], f"{at}.{name}")
+    if "words" in seg:
+        cleaned["words"] = _clean_words(seg["words"], f"{at}.words")
     return cleaned
+
+
+def _clean_words(words, at):
+    if not isinstance(words, list) or len(words) > WORDS_PER_SEGMENT:
+        _refuse(at, f"a list of at most {WORDS_PER_SEGMENT:,} words")
+    cleaned = []
+    for i, word in enumerate(words):
+        if not isinstance(word, dict) or not isinstance(word.get("word"), str):
+            _refuse(f"{at}.{i}", 'an object with a string "word" and numbers "start" and "end"')
+        text = word["word"].strip()[:WORD_CHARS]
+        start, end = _seconds(word, "start", f"{at}.{i}"), _seconds(word, "end", f"{at}.{i}")
+        if text:  # a word of white space only is no word
+            cleaned.append({"word": text, "start": start, "end": end})
+    return cleaned
+
+
+def _seconds(obj, name, at):
+    return round(_number(obj.get(name), f"{at}.{name}"), 3)
+
+
+def _number(value, param):
+    """A JSON number, finite (one too big for a float reads as infinity, which JSON cannot store)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        _refuse(param, "a number")
+    return float(value)
+
+
+def _integer(value, param):
+    """A JSON integer, of the size a token id or a frame count has."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**31:
+        _refuse(param, "an integer from 0 to 2³¹ − 1")
+    return value
+
+
+def _refuse(param, wanted):
+    raise InvalidRequest(f"{param}: must be {wanted}.", param=param)

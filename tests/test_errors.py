@@ -1,20 +1,22 @@
-"""Every error under /v1/ is the spec's envelope, never an HTML page."""
+"""Every error under /v1/ is the spec's envelope (with OpenAI's `type` and `param` beside its
+`code` and `message`), never an HTML page."""
 import pytest
 
 pytestmark = pytest.mark.django_db
 
 
-def envelope(response, status, code):
+def envelope(response, status, code, error_type="invalid_request_error", param=None):
     assert response.status_code == status, response.content
     assert response["Content-Type"].startswith("application/json")
     body = response.json()
-    assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}
+    assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "type", "param"}
     assert body["error"]["code"] == code and body["error"]["message"]
+    assert (body["error"]["type"], body["error"]["param"]) == (error_type, param)
     return body["error"]["message"]
 
 
 def test_an_unknown_path_is_a_json_404(anonymous):
-    envelope(anonymous.get("/v1/nothing-here"), 404, "not_found")
+    envelope(anonymous.get("/v1/nothing-here"), 404, "not_found", "not_found_error")
 
 
 def test_a_wrong_method_is_a_json_405(alice):
@@ -33,7 +35,7 @@ def test_an_unsupported_content_type_is_invalid_request(alice):
 
 
 def test_a_missing_field_names_the_field(alice):
-    message = envelope(alice.post("/v1/worker/heartbeat", {}), 400, "invalid_request")
+    message = envelope(alice.post("/v1/worker/heartbeat", {}), 400, "invalid_request", param="worker_id")
     assert "worker_id" in message
 
 
@@ -45,5 +47,11 @@ def test_an_unexpected_exception_is_a_json_500(alice, monkeypatch):
 
     monkeypatch.setattr(views, "pool_stats", explode)
     alice.client.raise_request_exception = False
-    message = envelope(alice.get("/v1/account"), 500, "internal_error")
+    message = envelope(alice.get("/v1/account"), 500, "internal_error", "server_error")
     assert "retry" in message and "boom" not in message
+
+
+def test_each_kind_of_refusal_has_openais_type_for_it(anonymous, alice):
+    envelope(anonymous.get("/v1/account"), 401, "unauthorized", "authentication_error")
+    response = alice.post("/v1/transcribe", {"url": "https://example.com/a.wav", "language": "en"})
+    envelope(response, 400, "invalid_request", param="language")

@@ -2,14 +2,16 @@
 wrong: it never throws a finished transcript away, and says plainly when it had to."""
 import logging
 import os
+import threading
 import time
-from types import SimpleNamespace
 
 import pytest
+import requests
 
 from tests.clips import wav_bytes
 from tests.live import LiveServer
 from worker_client.client import ServerClient
+from worker_client.engines import Result
 from worker_client.worker import Worker
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
@@ -25,16 +27,20 @@ def server():
 
 
 class StandInEngine:
-    """Takes `seconds` over a clip and returns `text`: the worker's protocol is under test, not speech."""
+    """Takes `seconds` over a clip and returns `text` (with timed words and a warning), recording what
+    it was asked: the worker's protocol is under test, not speech."""
 
     name, model_name = "stand-in", "stand-in"
 
     def __init__(self, text="こんにちは", seconds=0.0):
-        self.text, self.seconds = text, seconds
+        self.text, self.seconds, self.asked = text, seconds, None
 
-    def transcribe(self, data, max_seconds=None):
+    def transcribe(self, data, **asked):
+        self.asked = asked
         time.sleep(self.seconds)
-        return SimpleNamespace(text=self.text, segments=[{"start": 0, "end": 1, "text": self.text}], model="stand-in")
+        words = [{"word": self.text, "start": 0.1, "end": 0.9}]
+        return Result(self.text, [{"start": 0, "end": 1, "text": self.text, "words": words}], "stand-in",
+                      warnings=["prompt ignored: this engine takes no prompt"])
 
 
 def worker_with_job(server, engine, worker_id="sessions-w1"):
@@ -81,3 +87,31 @@ def test_a_refused_result_fails_the_job_at_once_instead_of_retrying(server, capl
     assert time.monotonic() - started < 3, "a 400 is not retried"
     assert "refused the result" in caplog.text
     assert status(server, key, job["id"])["status"] == "queued", "given back for another try"
+
+
+def test_the_callers_options_reach_the_engine_and_its_words_and_warnings_come_back(server):
+    """Through OpenAI's call: the prompt, temperature and word timings asked for go with the job to
+    the worker's engine; the words and the engine's warning come back in the answer."""
+    key = server.mint_key()
+    engine = StandInEngine()
+    worker = Worker(ServerClient(server.url, key, "sessions-w4"), engine, name="test")
+    worker.register()
+    answer = {}
+
+    def call():
+        answer["response"] = requests.post(
+            f"{server.url}/v1/audio/transcriptions", headers={"Authorization": f"Bearer {key}"},
+            files={"file": ("a.wav", wav_bytes(2))}, timeout=60,
+            data={"model": "whisper-1", "prompt": "配信の挨拶", "temperature": "0.2",
+                  "response_format": "verbose_json", "timestamp_granularities[]": ["word", "segment"]})
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    job = worker.client.claim(wait_seconds=10)
+    assert job["options"] == {"prompt": "配信の挨拶", "temperature": 0.2, "word_timestamps": True}
+    worker.process(job)
+    caller.join()
+    assert engine.asked["prompt"] == "配信の挨拶" and engine.asked["word_timestamps"] is True
+    body = answer["response"].json()
+    assert body["words"] == [{"word": "こんにちは", "start": 0.1, "end": 0.9}]
+    assert body["warnings"] == ["prompt ignored: this engine takes no prompt"]

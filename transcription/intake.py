@@ -39,7 +39,7 @@ class SizeLimitedUploadHandler(MemoryFileUploadHandler):
     ) -> None:
         limit = settings.JPT_MAX_UPLOAD_BYTES
         if content_length and content_length > limit + MULTIPART_OVERHEAD:
-            raise FileTooLarge(too_large_message())
+            raise FileTooLarge(too_large_message(), param="file")
         self.activated = True  # always in memory: the limit keeps it small
 
     def new_file(
@@ -57,7 +57,7 @@ class SizeLimitedUploadHandler(MemoryFileUploadHandler):
     def receive_data_chunk(self, raw_data: bytes, start: int) -> bytes | None:
         self.received += len(raw_data)
         if self.received > settings.JPT_MAX_UPLOAD_BYTES:
-            raise FileTooLarge(too_large_message())
+            raise FileTooLarge(too_large_message(), param="file")
         return super().receive_data_chunk(raw_data, start)
 
 
@@ -71,7 +71,7 @@ class CheckedAudio:
 
 def read_upload(upload: UploadedFile[bytes]) -> bytes:
     if (upload.size or 0) > settings.JPT_MAX_UPLOAD_BYTES:  # the handler has counted it: the size is known
-        raise FileTooLarge(too_large_message())
+        raise FileTooLarge(too_large_message(), param="file")
     return upload.read()
 
 
@@ -86,9 +86,11 @@ def check_audio(data: bytes) -> CheckedAudio:
     try:
         probe = audio_lib.probe(data, max_seconds=limit)
     except audio_lib.AudioError as exc:
-        raise InvalidAudio(str(exc))
+        raise InvalidAudio(str(exc), param="file")
     if probe.duration_seconds > limit:
-        raise InvalidRequest(f"The clip is longer than the {limit:g} s limit; split it into shorter clips.")
+        raise InvalidRequest(
+            f"The clip is longer than the {limit:g} s limit; split it into shorter clips.", param="file"
+        )
     return CheckedAudio(
         data=data,
         content_type=CONTENT_TYPES[probe.format],

@@ -104,9 +104,16 @@ def _why_not(*, key: ApiKey, duration: float, demo_online: bool) -> str:
 
 
 def transcription_submit(
-    *, key: ApiKey, audio: CheckedAudio, translate: bool, ip: str, job_id: str | None = None
+    *,
+    key: ApiKey,
+    audio: CheckedAudio,
+    translate: bool,
+    ip: str,
+    job_id: str | None = None,
+    options: dict | None = None,
 ) -> Job:
-    """Route a checked clip and queue it, all or nothing."""
+    """Route a checked clip and queue it, all or nothing. `options` are the caller's transcription
+    options for the worker (`pool.policy.job_options`; None: none)."""
     job_id = job_id or new_job_id()
     with transaction.atomic():
         decision = _decide(key=key, duration=audio.duration_seconds, ip=ip, job_id=job_id)
@@ -124,6 +131,7 @@ def transcription_submit(
             translate=translate,
             client_ip=ip or None,
             demo_day=decision.demo_day,
+            options=options,
         )
 
 

@@ -70,14 +70,33 @@ class StatusField(serializers.ChoiceField):
         return PUBLIC_STATUS[value]
 
 
+class TimedWord(serializers.Serializer):
+    word = serializers.CharField()
+    start = serializers.FloatField()
+    end = serializers.FloatField()
+
+
 class Segment(serializers.Serializer):
+    """A timed piece of the text. The rest is there when the worker's engine gave it: `words` (the
+    segment's timed words; joined without spaces, except between two Latin words, they read as its
+    text) and Whisper's statistics for the segment (null where an engine has none)."""
+
     start = serializers.FloatField()
     end = serializers.FloatField()
     text = serializers.CharField()
+    words = TimedWord(many=True, required=False)
+    seek = serializers.IntegerField(required=False)
+    tokens = serializers.ListField(child=serializers.IntegerField(), required=False)
+    temperature = serializers.FloatField(required=False, allow_null=True)
+    avg_logprob = serializers.FloatField(required=False, allow_null=True)
+    compression_ratio = serializers.FloatField(required=False, allow_null=True)
+    no_speech_prob = serializers.FloatField(required=False, allow_null=True)
 
 
 class Warning(serializers.Serializer):
-    code = serializers.CharField()
+    code = serializers.CharField(
+        help_text="translation_unavailable; engine_warning (the worker's engine did not do all the options asked)"
+    )
     message = serializers.CharField()
 
 

@@ -22,18 +22,20 @@ if TYPE_CHECKING:
     from transcription.intake import CheckedAudio
 
 
-def transcription_submit_and_wait(*, key: ApiKey, audio: CheckedAudio, translate: bool, ip: str, timeout: float) -> Job:
+def transcription_submit_and_wait(
+    *, key: ApiKey, audio: CheckedAudio, translate: bool, ip: str, timeout: float, options: dict | None = None
+) -> Job:
     """Route and queue a clip, then wait for it to end (or `timeout` to pass).
 
     A waiting call holds a server thread, so a key and an address (web visitors share one key:
     theirs is by address only) have only so many waiting at once; beyond them the job is queued
     all the same and the call answers at once, as when the wait runs out. The wake-up is
     registered before the job exists, so nothing can finish it unseen and the fresh job needs
-    no first look in the database.
+    no first look in the database. `options` go to the worker with the job (`transcription_submit`).
     """
     job_id = new_job_id()
     with _places_to_wait(key, ip) as may_wait, wakeup.hub.listening([wakeup.job_done_channel(job_id)]) as done:
-        job = transcription_submit(key=key, audio=audio, translate=translate, ip=ip, job_id=job_id)
+        job = transcription_submit(key=key, audio=audio, translate=translate, ip=ip, job_id=job_id, options=options)
         return _wait(job, done, timeout if may_wait else 0)
 
 

@@ -31,7 +31,7 @@ CHUNK = 64 * 1024
 
 
 class ForbiddenAddress(InvalidRequest):
-    pass
+    param = "url"
 
 
 def _allowed_networks() -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
@@ -72,10 +72,11 @@ def resolve(host: str, port: int) -> list[str]:
         lookup.cancel()
         raise InvalidRequest(
             f"Looking up the URL's host {host!r} took over {settings.JPT_URL_FETCH_DNS_TIMEOUT_SECONDS:g} s; "
-            "try again, or upload the file."
+            "try again, or upload the file.",
+            param="url",
         )
     except (socket.gaierror, UnicodeError):
-        raise InvalidRequest(f"Could not resolve the URL's host {host!r}.")
+        raise InvalidRequest(f"Could not resolve the URL's host {host!r}.", param="url")
     addresses = [str(info[4][0]) for info in infos]  # IP addresses: str for the INET families asked for
     for address in addresses:
         check_address(address)
@@ -156,15 +157,15 @@ def _check_url(url: str) -> None:
     parts = urlsplit(url)
     schemes = ("https", "http") if settings.JPT_URL_FETCH_ALLOW_HTTP else ("https",)
     if parts.scheme not in schemes:
-        raise InvalidRequest("The audio URL must use https.")
+        raise InvalidRequest("The audio URL must use https.", param="url")
     if not parts.hostname:
-        raise InvalidRequest("The audio URL has no host.")
+        raise InvalidRequest("The audio URL has no host.", param="url")
     if parts.username or parts.password:
-        raise InvalidRequest("The audio URL must not contain credentials.")
+        raise InvalidRequest("The audio URL must not contain credentials.", param="url")
     try:
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError:
-        raise InvalidRequest("The audio URL has an invalid port.")
+        raise InvalidRequest("The audio URL has an invalid port.", param="url")
     resolve(parts.hostname, port)
 
 
@@ -200,7 +201,7 @@ class _Deadline:
 
     def check(self) -> None:
         if self.passed or time.monotonic() > self.at:
-            raise InvalidRequest("Fetching the audio URL took too long.")
+            raise InvalidRequest("Fetching the audio URL took too long.", param="url")
 
 
 def fetch_audio(url: str, *, max_bytes: int) -> tuple[bytes, str]:
@@ -221,26 +222,32 @@ def _fetch(url: str, *, max_bytes: int, timeout: float, deadline: _Deadline) -> 
             except requests.RequestException as exc:
                 if isinstance(exc.__context__, ForbiddenAddress) or "private or internal" in str(exc):
                     raise ForbiddenAddress("The URL points to a private or internal address; use a public URL.")
-                raise InvalidRequest(f"Could not fetch the audio URL ({exc.__class__.__name__}).")
+                raise InvalidRequest(f"Could not fetch the audio URL ({exc.__class__.__name__}).", param="url")
             with response:
                 if response.is_redirect:
                     url = urljoin(url, response.headers.get("Location", ""))
                     continue
                 if response.status_code != 200:
-                    raise InvalidRequest(f"Fetching the audio URL failed: it answered HTTP {response.status_code}.")
+                    raise InvalidRequest(
+                        f"Fetching the audio URL failed: it answered HTTP {response.status_code}.", param="url"
+                    )
                 declared = response.headers.get("Content-Length")
                 if declared and declared.isdigit() and int(declared) > max_bytes:
-                    raise FileTooLarge(f"The audio at the URL is over the {max_bytes // 1_048_576} MB limit.")
+                    raise FileTooLarge(
+                        f"The audio at the URL is over the {max_bytes // 1_048_576} MB limit.", param="url"
+                    )
                 body = bytearray()
                 try:
                     for chunk in response.iter_content(CHUNK):
                         body += chunk
                         if len(body) > max_bytes:
-                            raise FileTooLarge(f"The audio at the URL is over the {max_bytes // 1_048_576} MB limit.")
+                            raise FileTooLarge(
+                                f"The audio at the URL is over the {max_bytes // 1_048_576} MB limit.", param="url"
+                            )
                         deadline.check()
                 except requests.RequestException as exc:
                     deadline.check()
-                    raise InvalidRequest(f"Could not fetch the audio URL ({exc.__class__.__name__}).")
+                    raise InvalidRequest(f"Could not fetch the audio URL ({exc.__class__.__name__}).", param="url")
                 deadline.check()  # a cut connection can also read as the body's end
                 return bytes(body), response.headers.get("Content-Type", "")
-    raise InvalidRequest("The audio URL redirected too many times.")
+    raise InvalidRequest("The audio URL redirected too many times.", param="url")

@@ -1,5 +1,8 @@
 from django.conf import settings
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from django.http import HttpResponse
+from django.utils.cache import patch_vary_headers
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.response import Response
 
 from accounts import credits
@@ -12,8 +15,9 @@ from jptranscribe.serializing import rendered, validated
 from pool.models import Worker
 from pool.serializers import JOB_ID
 from pool.workers import pool_stats
-from transcription import intake, routing, services
+from transcription import intake, routing, services, subtitles
 from transcription.serializers import (
+    PUBLIC_STATUS,
     SUPPORTED_LANGUAGES,
     Account,
     Pending,
@@ -47,8 +51,8 @@ class AccountView(KeyedView):
         )
 
 
-class TranscribeView(KeyedView):
-    """POST /v1/transcribe — route a clip, then wait for its text (or answer 202)."""
+class UploadView(KeyedView):
+    """An endpoint that takes an audio upload: an oversized one is refused while it streams in."""
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
@@ -56,6 +60,10 @@ class TranscribeView(KeyedView):
             raise InvalidRequest("Chunked uploads are not supported: send the body with a Content-Length.")
         # Before the body is parsed: an oversized upload is refused while it streams in.
         request._request.upload_handlers = [intake.SizeLimitedUploadHandler(request._request)]
+
+
+class TranscribeView(UploadView):
+    """POST /v1/transcribe — route a clip, then wait for its text (or answer 202)."""
 
     @extend_schema(
         # Exactly one of an upload or a URL: each content type carries one.
@@ -71,9 +79,11 @@ class TranscribeView(KeyedView):
     def post(self, request):
         data = validated(TranscribeInput, request.data)
         if ("file" in data) == ("url" in data):
-            raise InvalidRequest("Send exactly one of 'file' (an upload) or 'url'.")
+            raise InvalidRequest("Send exactly one of 'file' (an upload) or 'url'.", param="file")
         if data["language"] not in SUPPORTED_LANGUAGES:
-            raise InvalidRequest(f"Unsupported language {data['language']!r}; only 'ja' is supported.")
+            raise InvalidRequest(
+                f"Unsupported language {data['language']!r}; only 'ja' is supported.", param="language"
+            )
 
         raw = intake.read_upload(data["file"]) if "file" in data else intake.read_url(data["url"])
         audio = intake.check_audio(raw)
@@ -95,8 +105,28 @@ class TranscribeView(KeyedView):
         )
 
 
+# What GET /v1/transcriptions/{id} answers in: `?format=` or the Accept header's media type.
+RESULT_FORMATS = {
+    "json": "application/json",
+    "srt": "application/x-subrip",
+    "vtt": "text/vtt",
+    "txt": "text/plain",
+}
+
+
 class TranscriptionView(KeyedView):
     """GET /v1/transcriptions/{id} — status and result, for the key that sent the clip only."""
+
+    def perform_content_negotiation(self, request, force=False):
+        # The JSON renderer for everything, errors included: the subtitle formats are answered
+        # as plain HttpResponses by get(), so `Accept: text/vtt` (or DRF's own `?format=`) must
+        # not be refused with a 406 before the view runs.
+        return super().perform_content_negotiation(request, force=True)
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        patch_vary_headers(response, ["Accept"])
+        return response
 
     @extend_schema(
         parameters=[
@@ -106,18 +136,89 @@ class TranscriptionView(KeyedView):
                 OpenApiParameter.PATH,
                 pattern=JOB_ID,
                 description="the `id` POST /v1/transcribe answered",
-            )
+            ),
+            OpenApiParameter(
+                "format",
+                str,
+                OpenApiParameter.QUERY,
+                required=False,
+                enum=list(RESULT_FORMATS),
+                description="json (the default): the status and result; srt, vtt: Japanese subtitles of a "
+                "completed transcription; txt: its text. Instead of this, the Accept header may name the "
+                "media type (application/x-subrip, text/vtt, text/plain); `format` wins.",
+            ),
+            OpenApiParameter(
+                "Content-Disposition",
+                str,
+                OpenApiParameter.HEADER,
+                response=[200],
+                required=False,
+                description='srt, vtt and txt only: inline; filename="<id>.<format>"',
+            ),
         ],
-        responses={200: TranscriptionState, **schema.errors(401, 404, 429)},
+        responses={
+            (200, "application/json"): OpenApiResponse(
+                TranscriptionState,
+                description="The status and, once completed, the result (json); or, for format srt, vtt or "
+                "txt, the completed transcription's subtitles or text",
+            ),
+            (200, "application/x-subrip", "text/vtt", "text/plain"): OpenApiTypes.STR,
+            **schema.errors(400, 401, 404, 429),
+        },
         summary="A transcription's status and result",
     )
     def get(self, request, job_id):
+        fmt = requested_format(request)
         job = services.transcription_for_owner(key=request.user, job_id=job_id)
         if job is None:
             raise NotFound("No transcription with this id for your key.")
+        if fmt != "json":
+            return text_response(job, fmt)
         if job.is_finished and job.status != "completed":
             return Response(rendered(TranscriptionFailed, {"job": job, "status_url": status_url(request, job)}))
         return job_response(request, job, accepted_status=200)
+
+
+def requested_format(request) -> str:
+    """`?format=` if given (an unknown one is refused), else the Accept header's preferred
+    media type among RESULT_FORMATS' (json when it names none of them)."""
+    asked = request.query_params.get("format")
+    if asked is not None:
+        if asked not in RESULT_FORMATS:
+            raise InvalidRequest(f"Unknown format {asked!r}: use one of {', '.join(RESULT_FORMATS)}.", param="format")
+        return asked
+    by_media_type = {media_type: fmt for fmt, media_type in RESULT_FORMATS.items()}
+    best, best_quality = "json", 0.0
+    for item in request.headers.get("Accept", "").split(","):
+        media_type, *params = (part.strip() for part in item.split(";"))
+        fmt = by_media_type.get(media_type.lower())
+        if fmt is None:
+            continue
+        quality = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        if quality > best_quality:
+            best, best_quality = fmt, quality
+    return best
+
+
+def text_response(job, fmt: str) -> HttpResponse:
+    """A completed transcription as subtitles or plain text, shown inline under a file name."""
+    if job.status != "completed":
+        status = PUBLIC_STATUS[job.status]
+        why = "is not completed yet" if not job.is_finished else "has no text"
+        raise InvalidRequest(
+            f"The transcription {why} (status: {status}); ask for json to see its status.", param="format"
+        )
+    body = subtitles.render(job.segments, job.text, float(job.duration_seconds), fmt)
+    response = HttpResponse(body, content_type=subtitles.CONTENT_TYPES[fmt])
+    response["Content-Disposition"] = f'inline; filename="{job.id}.{fmt}"'
+    return response
 
 
 def status_url(request, job):

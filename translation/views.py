@@ -29,9 +29,9 @@ class TranslateView(KeyedView):
     def post(self, request):
         data = validated(TranslateInput, request.data)
         if (data["source"], data["target"]) != (SOURCE, TARGET):
-            raise InvalidRequest("Only source 'ja' to target 'en' is supported.")
+            raise InvalidRequest("Only source 'ja' to target 'en' is supported.", param="source")
         if not data["text"].strip():
-            raise InvalidRequest("'text' is empty.")
+            raise InvalidRequest("'text' is empty.", param="text")
         if len(data["text"]) > settings.JPT_TRANSLATION_MAX_CHARS:
             raise TextTooLong(
                 f"'text' is over the {settings.JPT_TRANSLATION_MAX_CHARS:,} character limit; send it in parts."

@@ -31,6 +31,19 @@ EXAMPLES = {
         'curl -X POST {base}/v1/transcribe \\\n  -H "Authorization: Bearer {key}" \\\n'
         '  -F "file=@sample.wav" \\\n  -F "language=ja" \\\n  -F "translate=true"',
     ),
+    ("POST", "/v1/audio/transcriptions"): (
+        "OpenAI's transcription call, for OpenAI's SDKs and the programs built on them: the same routing, "
+        "credits and limits as `/v1/transcribe`. `response_format` json, text, srt, vtt or verbose_json "
+        "(with `timestamp_granularities[]` word and segment).",
+        'curl {base}/v1/audio/transcriptions \\\n  -H "Authorization: Bearer {key}" \\\n'
+        '  -F "file=@sample.wav" \\\n  -F "model=whisper-1" \\\n  -F "response_format=srt"',
+    ),
+    ("POST", "/v1/audio/translations"): (
+        "OpenAI's translation call: Japanese speech in, English text (or subtitles) out. The audio is "
+        "transcribed on the pool and translated on the server.",
+        'curl {base}/v1/audio/translations \\\n  -H "Authorization: Bearer {key}" \\\n'
+        '  -F "file=@sample.wav" \\\n  -F "model=whisper-1"',
+    ),
     ("GET", "/v1/transcriptions/{job_id}"): (
         "A transcription's status and, once done, its result. Only the key that sent the clip sees it.",
         'curl {base}/v1/transcriptions/tx_abc123 \\\n  -H "Authorization: Bearer {key}"',
@@ -105,6 +118,8 @@ ORDER = [
     "/v1/account",
     "/v1/transcribe",
     "/v1/transcriptions/{job_id}",
+    "/v1/audio/transcriptions",
+    "/v1/audio/translations",
     "/v1/translate",
     "/v1/health",
     "/v1/worker/heartbeat",

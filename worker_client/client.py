@@ -150,6 +150,8 @@ class ServerClient:
             segments=result.segments,
             model=result.model,
             processing_seconds=processing_seconds,
+            # As many as the server keeps, each as long (an engine of one's own may have none).
+            warnings=[str(warning)[:500] for warning in getattr(result, "warnings", ())][:10],
         )
 
     def fail(self, job, error: str) -> dict:

@@ -54,6 +54,20 @@ def decode_limit(job: dict) -> float | None:
     return float(stated) * 1.05 + DECODE_MARGIN_SECONDS if stated else None
 
 
+def engine_options(job: dict) -> dict:
+    """What the job's caller asked of the engine (the claim's `options`): only what was asked, so
+    an engine runs as it always does when nothing was."""
+    options = job.get("options") or {}
+    asked: dict = {}
+    if options.get("prompt"):
+        asked["prompt"] = str(options["prompt"])
+    if options.get("temperature") is not None:
+        asked["temperature"] = float(options["temperature"])
+    if options.get("word_timestamps"):
+        asked["word_timestamps"] = True
+    return asked
+
+
 class _ClaimOutcome(TypedDict, total=False):
     job: dict | None  # the claim's answer: a job, or None when none came in the wait
     error: BaseException  # what the claim raised, re-raised in the main thread
@@ -224,7 +238,7 @@ class Worker:
         def work():
             try:
                 data = self.client.with_retries(lambda: self.client.audio(job), stop=self.abort_job.is_set)
-                outcome["result"] = self.engine.transcribe(data, max_seconds=decode_limit(job))
+                outcome["result"] = self.engine.transcribe(data, max_seconds=decode_limit(job), **engine_options(job))
             except BaseException as exc:  # noqa: BLE001 - reported to the server below
                 outcome["error"] = exc
 

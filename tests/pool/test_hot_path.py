@@ -50,12 +50,14 @@ def test_a_worker_and_a_job_load_as_the_orm_loads_them():
         stored.pk, stored.key_id, stored.model, stored.expires_at, stored.last_seen_at)
     assert loaded.name == stored.name  # left out of the query: loaded on access
     job = pool.job_submit(key=key, route=Job.Route.POOL_SELF, route_reason="r", audio=b"RIFF", content_type="audio/wav",
-                          audio_format="WAV", duration_seconds=1.25, translate=True, client_ip="192.0.2.1")
+                          audio_format="WAV", duration_seconds=1.25, translate=True, client_ip="192.0.2.1",
+                          options={"prompt": "配信", "temperature": 0.5, "word_timestamps": True})
     fresh = pool.job_reload(job)
     orm = Job.objects.get(pk=job.pk)
     for field in Job._meta.concrete_fields:
         assert getattr(fresh, field.attname) == getattr(orm, field.attname), field.name
     assert fresh.duration_seconds == Decimal("1.250") and fresh.segments == [] and fresh.translate is True
+    assert job.options == fresh.options == {"prompt": "配信", "temperature": 0.5, "word_timestamps": True}
 
 
 def test_the_balance_is_the_sum_of_the_ledger():

