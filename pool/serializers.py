@@ -63,7 +63,7 @@ class HeartbeatInput(WorkerIdInput):
         "worker_id go back to the queue at once (that process is gone).",
     )
     leases = serializers.ListField(
-        child=StrictCharField(max_length=32, schema={"pattern": LEASE_ID}),
+        child=StrictRegexField(LEASE_ID),
         required=False,
         default=list,
         max_length=64,
@@ -117,8 +117,12 @@ class SubmittedSegment(serializers.Serializer):
     end = serializers.FloatField()
     text = serializers.CharField(required=False, allow_blank=True, help_text="cut to 5,000 characters")
     words = serializers.ListField(child=SubmittedWord(), required=False, max_length=WORDS_PER_SEGMENT)
-    seek = serializers.IntegerField(required=False, help_text="Whisper: where its window began, in 10 ms frames")
-    tokens = serializers.ListField(child=serializers.IntegerField(), required=False, max_length=TOKENS_PER_SEGMENT)
+    seek = serializers.IntegerField(
+        required=False, min_value=0, max_value=2**31 - 1, help_text="Whisper: where its window began, in 10 ms frames"
+    )
+    tokens = serializers.ListField(
+        child=serializers.IntegerField(min_value=0, max_value=2**31 - 1), required=False, max_length=TOKENS_PER_SEGMENT
+    )
     temperature = serializers.FloatField(required=False, allow_null=True, help_text="the temperature it was decoded at")
     avg_logprob = serializers.FloatField(required=False, allow_null=True)
     compression_ratio = serializers.FloatField(required=False, allow_null=True)
@@ -137,7 +141,7 @@ class CompleteInput(LeaseInput):
     model = StrictCharField(max_length=100, required=False, default="", allow_blank=True)
     processing_seconds = StrictFloatField(required=False, min_value=0, allow_null=True)
     warnings = serializers.ListField(
-        child=StrictCharField(max_length=500),
+        child=StrictCharField(max_length=500, allow_blank=True),
         required=False,
         default=list,
         max_length=10,

@@ -121,7 +121,7 @@ class JobCompleteView(WorkerView):
             segments=clean_segments(data["segments"]),
             model=data["model"],
             processing_seconds=data.get("processing_seconds"),
-            warnings=data["warnings"],
+            warnings=[w.strip() for w in data["warnings"] if w.strip()],
         )
         return Response(rendered(CompleteResult, credited))
 

@@ -9,7 +9,7 @@ import math
 from typing import Any
 
 from django.conf import settings
-from django.http import HttpResponse
+from django.http import HttpResponse, QueryDict
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.response import Response
@@ -23,7 +23,11 @@ from transcription import intake, services, subtitles
 from transcription.openai_serializers import (
     AudioText,
     AudioTranscriptionInput,
+    AudioTranscriptionUpload,
+    AudioTranscriptionUrl,
     AudioTranslationInput,
+    AudioTranslationUpload,
+    AudioTranslationUrl,
     AudioVerbose,
 )
 from transcription.serializers import SUPPORTED_LANGUAGES, Pending
@@ -52,7 +56,7 @@ def _answers(*refusals: int) -> dict:
 
 class AudioTranscriptionsView(UploadView):
     @extend_schema(
-        request={"multipart/form-data": AudioTranscriptionInput},
+        request={"multipart/form-data": AudioTranscriptionUpload, "application/json": AudioTranscriptionUrl},
         responses=_answers(),
         summary="Transcribe audio (OpenAI-compatible)",
         tags=["openai"],
@@ -73,7 +77,7 @@ class AudioTranscriptionsView(UploadView):
 
 class AudioTranslationsView(UploadView):
     @extend_schema(
-        request={"multipart/form-data": AudioTranslationInput},
+        request={"multipart/form-data": AudioTranslationUpload, "application/json": AudioTranslationUrl},
         responses=_answers(503),
         summary="Translate Japanese audio to English text (OpenAI-compatible)",
         tags=["openai"],
@@ -85,10 +89,15 @@ class AudioTranslationsView(UploadView):
 
 
 def _form(request) -> dict[str, Any]:
-    """The form as the serializer reads it: OpenAI's SDKs send `timestamp_granularities[]`."""
+    """The body as the serializer reads it: a multipart form (OpenAI's SDKs send
+    `timestamp_granularities[]`), or a JSON object naming a `url`."""
+    if not isinstance(request.data, QueryDict):  # JSON
+        if isinstance(request.data, dict):
+            return request.data
+        raise InvalidRequest("Send a multipart form with the audio as 'file', or a JSON object with a 'url'.")
     form: dict[str, Any] = {name: request.data.get(name) for name in request.data if not name.endswith("[]")}
     form.update({name: request.FILES[name] for name in request.FILES})
-    granularities = request.data.getlist("timestamp_granularities[]") if hasattr(request.data, "getlist") else []
+    granularities = request.data.getlist("timestamp_granularities[]")
     if granularities:
         form["timestamp_granularities"] = granularities
     return form

@@ -5,6 +5,7 @@ Form fields arrive as strings (multipart), so these fields coerce as DRF does by
 unlike the strict JSON fields of the native API.
 """
 
+from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import serializers
 
 from transcription.serializers import FILE_HELP
@@ -45,6 +46,32 @@ class AudioTranscriptionInput(AudioTranslationInput):
     translate = serializers.BooleanField(
         required=False, default=False, help_text="an extension: add the English `translation` to json answers"
     )
+
+
+# The description names one body per content type, as /v1/transcribe's does: the audio as a
+# multipart `file` (what OpenAI's SDKs send), or, as an extension, a JSON body naming a `url`.
+@extend_schema_serializer(component_name="AudioTranscriptionUpload")
+class AudioTranscriptionUpload(AudioTranscriptionInput):
+    file = serializers.FileField(allow_empty_file=True, help_text=FILE_HELP)
+    url = None  # type: ignore[assignment]  # DRF's way to drop an inherited field
+
+
+@extend_schema_serializer(component_name="AudioTranscriptionUrl")
+class AudioTranscriptionUrl(AudioTranscriptionInput):
+    file = None  # type: ignore[assignment]
+    url = serializers.CharField(max_length=2048, help_text="a public https URL to the audio")
+
+
+@extend_schema_serializer(component_name="AudioTranslationUpload")
+class AudioTranslationUpload(AudioTranslationInput):
+    file = serializers.FileField(allow_empty_file=True, help_text=FILE_HELP)
+    url = None  # type: ignore[assignment]
+
+
+@extend_schema_serializer(component_name="AudioTranslationUrl")
+class AudioTranslationUrl(AudioTranslationInput):
+    file = None  # type: ignore[assignment]
+    url = serializers.CharField(max_length=2048, help_text="a public https URL to the audio")
 
 
 class Usage(serializers.Serializer):
