@@ -146,7 +146,15 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Cache: rate-limit counters must be shared by every process and node ---
 CACHE_URL = os.environ.get("JPT_CACHE_URL", "")
 if CACHE_URL:
-    CACHES = {"default": {"BACKEND": "jptranscribe.cache.RedisCache", "LOCATION": CACHE_URL}}
+    # One Redis may serve several deployments (or test servers): each keeps its keys apart under
+    # its own prefix, since counts are kept by key id, which every database numbers from 1.
+    CACHES = {
+        "default": {
+            "BACKEND": "jptranscribe.cache.RedisCache",
+            "LOCATION": CACHE_URL,
+            "KEY_PREFIX": os.environ.get("JPT_CACHE_KEY_PREFIX", ""),
+        }
+    }
 else:
     CACHES = {
         "default": {

@@ -71,6 +71,9 @@ class LiveServer:
         if database_url:
             self.db_name = f"jpt_live_{os.getpid()}_{self.port}"
             self.env["DATABASE_URL"] = database_url.rsplit("/", 1)[0] + "/" + self.db_name
+        # Servers of one test run share its Redis; each database numbers its keys from 1, so each
+        # server's counts (rate limits, waiting places) keep to a prefix of their own.
+        self.env.setdefault("JPT_CACHE_KEY_PREFIX", f"live{self.port}")
         self.proc = None
 
     @classmethod
@@ -78,6 +81,7 @@ class LiveServer:
         """A second app server on `other`'s PostgreSQL database (created and dropped by `other`)."""
         server = cls(**kw)
         server.env["DATABASE_URL"] = other.env["DATABASE_URL"]
+        server.env["JPT_CACHE_KEY_PREFIX"] = other.env["JPT_CACHE_KEY_PREFIX"]  # one deployment: shared counts
         return server
 
     def kill(self):

@@ -107,7 +107,11 @@ def test_the_callers_options_reach_the_engine_and_its_words_and_warnings_come_ba
 
     caller = threading.Thread(target=call)
     caller.start()
-    job = worker.client.claim(wait_seconds=10)
+    job, deadline = None, time.monotonic() + 30
+    while job is None and time.monotonic() < deadline and (caller.is_alive() or "response" not in answer):
+        worker.register()  # registrations last 2 s here
+        job = worker.client.claim(wait_seconds=3)
+    assert job is not None, answer["response"].text if "response" in answer else "the call never queued its job"
     assert job["options"] == {"prompt": "配信の挨拶", "temperature": 0.2, "word_timestamps": True}
     worker.process(job)
     caller.join()

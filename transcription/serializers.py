@@ -42,6 +42,12 @@ class TranscribeInput(serializers.Serializer):
     )
     language = StrictCharField(required=False, default="ja", schema={"enum": list(SUPPORTED_LANGUAGES)})
     translate = serializers.BooleanField(required=False, default=False)
+    words = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="ask the worker for word timings: each segment of the result then carries `words` "
+        "(Vosk always sends them; Whisper takes a little longer)",
+    )
 
 
 @extend_schema_serializer(component_name="TranscribeUpload")

@@ -88,9 +88,10 @@ class TranscribeView(UploadView):
         raw = intake.read_upload(data["file"]) if "file" in data else intake.read_url(data["url"])
         audio = intake.check_audio(raw)
         wants_async = "respond-async" in request.headers.get("Prefer", "").lower()
+        options = {"word_timestamps": True} if data["words"] else None
         if wants_async:
             job = routing.transcription_submit(
-                key=request.user, audio=audio, translate=data["translate"], ip=client_ip(request)
+                key=request.user, audio=audio, translate=data["translate"], ip=client_ip(request), options=options
             )
         else:
             job = services.transcription_submit_and_wait(
@@ -99,6 +100,7 @@ class TranscribeView(UploadView):
                 translate=data["translate"],
                 ip=client_ip(request),
                 timeout=settings.JPT_TRANSCRIBE_WAIT_SECONDS,
+                options=options,
             )
         return job_response(
             request, job, accepted_headers={"Preference-Applied": "respond-async"} if wants_async else {}
