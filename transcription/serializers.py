@@ -7,7 +7,7 @@ from django.conf import settings
 from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
-from jptranscribe.errors import limit_bytes, limit_seconds
+from jptranscribe.errors import error_type, limit_bytes, limit_seconds
 from jptranscribe.fields import StrictCharField, UtcDateTimeField
 from jptranscribe.schema import ErrorBody
 from pool.serializers import PoolFigures
@@ -164,12 +164,12 @@ class Pending(_WithoutText):
 
 
 def job_error(job) -> dict:
-    """Why a transcription ended without text: {"code", "message"}."""
+    """Why a transcription ended without text, in the error envelope's shape."""
     code = job.error_code or "internal_error"
     message = job.error or "Transcription failed."
     if code == "internal_error" and "retry" not in message.lower():
         message += " Please retry."
-    return {"code": code, "message": message}
+    return {"code": code, "message": message, "type": error_type(code), "param": None}
 
 
 class TranscriptionFailed(_WithoutText):
@@ -181,6 +181,41 @@ class TranscriptionFailed(_WithoutText):
     @extend_schema_field(ErrorBody)
     def get_error(self, answer):
         return job_error(answer["job"])
+
+
+class ListInput(serializers.Serializer):
+    limit = serializers.IntegerField(required=False, default=20, min_value=1, max_value=100)
+    after = serializers.RegexField(
+        r"^tx_[0-9a-f]{20}$",
+        required=False,
+        help_text="the last `id` of the page before: the next page starts after it",
+    )
+    status = serializers.ChoiceField(list(dict.fromkeys(PUBLIC_STATUS.values())), required=False)
+    include_text = serializers.BooleanField(
+        required=False, default=False, help_text="add each completed one's `text` and stored `translation`"
+    )
+
+
+# Rendered from a Job, with `status_url` and `include_text` in the context.
+class ListedTranscription(serializers.Serializer):
+    """One of the key's transcriptions, without its text unless asked (`include_text=true`)."""
+
+    id = serializers.CharField()
+    status = StatusField(list(PUBLIC_STATUS))
+    duration_seconds = serializers.FloatField()
+    processed_by = serializers.ChoiceField(PROCESSED_BY)
+    model = serializers.CharField()
+    created_at = UtcDateTimeField()
+    completed_at = UtcDateTimeField(source="finished_at", allow_null=True)
+    status_url = serializers.URLField()
+    text = serializers.CharField(required=False)
+    translation = serializers.CharField(required=False, allow_null=True)
+
+
+class TranscriptionList(serializers.Serializer):
+    data = ListedTranscription(many=True)  # type: ignore[assignment]  # a field: DRF takes it off the class
+    has_more = serializers.BooleanField()
+    next_after = serializers.CharField(allow_null=True, help_text="pass as `after` for the next page (null: none)")
 
 
 TranscriptionState = PolymorphicProxySerializer(

@@ -9,8 +9,10 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.core.cache import cache
+from django.db.models import Q
 
 from jptranscribe import places
+from jptranscribe.errors import NotFound
 from jptranscribe.net import address_block
 from pool import leases, wakeup
 from pool import services as pool
@@ -69,6 +71,26 @@ def transcription_for_owner(*, key: ApiKey, job_id: str) -> Job | None:
     leases.pool_maintenance()
     job = Job.objects.select_related("key").filter(pk=job_id, key=key).first()
     return reroute_if_stranded(job) if job is not None else None
+
+
+def transcriptions_of(
+    *, key: ApiKey, limit: int, after: str | None = None, status: str | None = None
+) -> tuple[list[Job], bool]:
+    """The key's jobs, newest first: up to `limit` of them after the job `after` (a cursor: the
+    last id of the page before), optionally of one internal status; and whether more follow.
+    Reads never translate: a listing shows what is stored."""
+    jobs = Job.objects.filter(key=key).order_by("-created_at", "-id").defer("segments")
+    if status is not None:
+        jobs = jobs.filter(status=status)
+    if after is not None:
+        cursor = Job.objects.filter(pk=after, key=key).values("created_at", "id").first()
+        if cursor is None:
+            raise NotFound(f"No transcription {after!r} for your key to list after.", param="after")
+        jobs = jobs.filter(
+            Q(created_at__lt=cursor["created_at"]) | Q(created_at=cursor["created_at"], id__lt=cursor["id"])
+        )
+    page = list(jobs[: limit + 1])
+    return page[:limit], len(page) > limit
 
 
 # How long one reader may hold the turn to translate a result (then another takes over).

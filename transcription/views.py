@@ -20,12 +20,14 @@ from transcription.serializers import (
     PUBLIC_STATUS,
     SUPPORTED_LANGUAGES,
     Account,
+    ListInput,
     Pending,
     TranscribeInput,
     TranscribeUpload,
     TranscribeUrl,
     Transcription,
     TranscriptionFailed,
+    TranscriptionList,
     TranscriptionState,
     job_error,
 )
@@ -114,6 +116,46 @@ RESULT_FORMATS = {
     "vtt": "text/vtt",
     "txt": "text/plain",
 }
+
+
+class TranscriptionListView(KeyedView):
+    """GET /v1/transcriptions — the key's transcriptions, newest first, a page at a time."""
+
+    @extend_schema(
+        parameters=[ListInput],
+        responses={200: TranscriptionList, **schema.errors(400, 401, 404, 429)},
+        summary="Your transcriptions",
+        operation_id="transcriptions_list",
+    )
+    def get(self, request):
+        for name in ListInput().fields:  # a form reader takes `?status=` for no status at all
+            if request.query_params.get(name) == "":
+                raise InvalidRequest(f"'{name}' is empty: leave it out, or give it a value.", param=name)
+        data = validated(ListInput, request.query_params)
+        internal = {public: internal for internal, public in PUBLIC_STATUS.items()}
+        jobs, has_more = services.transcriptions_of(
+            key=request.user,
+            limit=data["limit"],
+            after=data.get("after"),
+            status=internal[data["status"]] if "status" in data else None,
+        )
+        listed = []
+        for job in jobs:
+            item = {
+                "id": job.id,
+                "status": job.status,
+                "duration_seconds": job.duration_seconds,
+                "processed_by": job.processed_by,
+                "model": job.model,
+                "created_at": job.created_at,
+                "finished_at": job.finished_at,
+                "status_url": status_url(request, job),
+            }
+            if data["include_text"] and job.status == "completed":
+                item.update(text=job.text, translation=job.translation if job.translate else None)
+            listed.append(item)
+        next_after = jobs[-1].id if has_more else None
+        return Response(rendered(TranscriptionList, {"data": listed, "has_more": has_more, "next_after": next_after}))
 
 
 class TranscriptionView(KeyedView):

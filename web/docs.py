@@ -44,6 +44,11 @@ EXAMPLES = {
         'curl {base}/v1/audio/translations \\\n  -H "Authorization: Bearer {key}" \\\n'
         '  -F "file=@sample.wav" \\\n  -F "model=whisper-1"',
     ),
+    ("GET", "/v1/transcriptions"): (
+        "Your transcriptions, newest first, 20 a page (`limit` up to 100); pass the answer's `next_after` "
+        "as `after` for the next page. Filter with `status`; `include_text=true` adds the text.",
+        'curl "{base}/v1/transcriptions?limit=20&status=completed" \\\n  -H "Authorization: Bearer {key}"',
+    ),
     ("GET", "/v1/transcriptions/{job_id}"): (
         "A transcription's status and, once done, its result. Only the key that sent the clip sees it.",
         'curl {base}/v1/transcriptions/tx_abc123 \\\n  -H "Authorization: Bearer {key}"',
@@ -117,6 +122,7 @@ ORDER = [
     "/v1/keys",
     "/v1/account",
     "/v1/transcribe",
+    "/v1/transcriptions",
     "/v1/transcriptions/{job_id}",
     "/v1/audio/transcriptions",
     "/v1/audio/translations",

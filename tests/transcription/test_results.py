@@ -78,6 +78,10 @@ class TestWaiting:
         assert response.status_code == 500
         assert response.json()["error"]["code"] == "internal_error"
         assert "retry" in response.json()["error"]["message"].lower()
+        job_id = Job.objects.get().id
+        stored = alice.get(f"/v1/transcriptions/{job_id}").json()
+        assert stored["status"] == "failed"
+        assert (stored["error"]["type"], stored["error"]["param"]) == ("server_error", None), "the one envelope"
 
     def test_when_the_wait_runs_out_it_answers_202_with_a_status_url(self, alice, settings):
         settings.JPT_TRANSCRIBE_WAIT_SECONDS = 0.3
