@@ -77,12 +77,19 @@ def worker_heartbeat(
     if session_id is not None:
         fields["session_id"] = session_id
     with transaction.atomic():
-        before = Worker.objects.select_for_update().filter(key=key, client_id=client_id).first()
-        worker, _ = Worker.objects.update_or_create(key=key, client_id=client_id, defaults=fields)
+        worker = Worker.objects.select_for_update().filter(key=key, client_id=client_id).first()
+        restarted = worker is not None and session_id is not None and worker.session_id != session_id
+        if worker is None:  # new (or made by a racing first heartbeat an instant ago)
+            worker, _ = Worker.objects.update_or_create(key=key, client_id=client_id, defaults=fields)
+        else:
+            for name, value in fields.items():
+                setattr(worker, name, value)
+            worker.save(update_fields=list(fields))
+        worker.key = key  # its answer reads the key (banned?): no second look-up
         if going_offline:
             leases.requeue_held_jobs(worker, reason="worker went offline")
             return Heartbeat(worker, renewed=[], lost=list(holding))
-        if before is not None and session_id is not None and before.session_id != session_id:
+        if restarted:
             leases.take_back_held_jobs(worker, reason="the worker restarted without finishing it")
         renewed = leases.renew(worker, holding, now)
     return Heartbeat(worker, renewed=renewed, lost=[lease for lease in holding if lease not in renewed])

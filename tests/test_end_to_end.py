@@ -8,9 +8,7 @@ import pytest
 
 from tests.live import LiveServer
 from tests.speech.cer import character_error_rate, normalise
-from tests.speech.corpus import load_corpus
 from tests.workers import WorkerProcess
-from worker_client import models
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -21,18 +19,6 @@ FAST_TIMING = {
     "JPT_WAKEUP_POLL_SECONDS": "1",
     "JPT_MAINTENANCE_INTERVAL_SECONDS": "0.5",
 }
-
-
-@pytest.fixture(scope="module")
-def corpus():
-    return load_corpus()
-
-
-@pytest.fixture(scope="module")
-def models_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("models")
-    models.fetch("whisper-base", path, offline_only=True)
-    return path
 
 
 @pytest.fixture(scope="module")

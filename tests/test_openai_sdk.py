@@ -14,23 +14,9 @@ import webvtt
 
 from tests.live import LiveServer
 from tests.speech.cer import character_error_rate
-from tests.speech.corpus import load_corpus
 from tests.workers import WorkerProcess
-from worker_client import models
 
 pytestmark = [pytest.mark.slow]
-
-
-@pytest.fixture(scope="module")
-def corpus():
-    return load_corpus()
-
-
-@pytest.fixture(scope="module")
-def models_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("models")
-    models.fetch("whisper-base", path, offline_only=True)
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -7,18 +7,12 @@ from pathlib import Path
 import pytest
 
 from tests.speech.cer import character_error_rate
-from tests.speech.corpus import load_corpus
 from worker_client import models
 from worker_client.audio import AudioError
 from worker_client.engines import compression_ratio, load_engine
 from worker_client.japanese import join_words
 
 SHORT = ["greet", "thanks", "question", "katakana", "science", "stream"]
-
-
-@pytest.fixture(scope="module")
-def corpus():
-    return load_corpus()
 
 
 @pytest.fixture(scope="module")
