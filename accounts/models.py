@@ -1,7 +1,10 @@
+import base64
 import hashlib
 import secrets
 import string
+from datetime import timedelta
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db import models
 from django.db.models import Q
@@ -163,3 +166,32 @@ class DailyQuota(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["scope", "subject", "day"], name="one_quota_row")]
+
+
+def new_webhook_secret() -> str:
+    """Standard Webhooks' form: `whsec_` and 24 random bytes in base64."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+
+
+class WebhookSecret(models.Model):
+    """The secret a key's webhook deliveries are signed with (HMAC-SHA256).
+
+    Kept readable, not hashed: signing needs the secret itself. After a rotation the previous
+    one still signs for a while (JPT_WEBHOOK_SECRET_OVERLAP_HOURS), so receivers can switch
+    without missing an event."""
+
+    key = models.OneToOneField(ApiKey, primary_key=True, on_delete=models.CASCADE, related_name="webhook_secret")
+    secret = models.CharField(max_length=64)
+    previous_secret = models.CharField(max_length=64, blank=True)
+    rotated_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self):
+        return f"signing secret of {self.key.prefix}"
+
+    def signing_secrets(self, now=None) -> list[str]:
+        """The secrets that sign now: the current one first, then the previous one during the overlap."""
+        now = now or timezone.now()
+        overlap = timedelta(hours=settings.JPT_WEBHOOK_SECRET_OVERLAP_HOURS)
+        if self.previous_secret and now - self.rotated_at < overlap:
+            return [self.secret, self.previous_secret]
+        return [self.secret]

@@ -5,7 +5,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts import quotas
-from accounts.models import BROWSER_KEY_HASH, BROWSER_KEY_PREFIX, ApiKey, hash_key
+from accounts.models import BROWSER_KEY_HASH, BROWSER_KEY_PREFIX, ApiKey, WebhookSecret, hash_key, new_webhook_secret
 from jptranscribe.errors import RateLimited
 
 
@@ -25,6 +25,26 @@ def key_mint(*, ip: str) -> tuple[ApiKey, str]:
                 retry_after=seconds_until_tomorrow(),
             )
         return ApiKey.mint(created_ip=ip or None)
+
+
+def webhook_secret_rotate(*, key: ApiKey) -> str:
+    """Make the key's webhook signing secret, or replace it: the one it replaces keeps signing
+    beside it for JPT_WEBHOOK_SECRET_OVERLAP_HOURS (one older than that stops at once)."""
+    new = new_webhook_secret()
+    with transaction.atomic():
+        current = WebhookSecret.objects.select_for_update().filter(key=key).first()
+        if current is None:
+            WebhookSecret.objects.create(key=key, secret=new)
+        else:
+            current.previous_secret, current.secret, current.rotated_at = current.secret, new, timezone.now()
+            current.save()
+    return new
+
+
+def webhook_signing_secrets(key_id: int) -> list[str]:
+    """The secrets a delivery for this key is signed with now (none before the key made one)."""
+    current = WebhookSecret.objects.filter(key_id=key_id).first()
+    return current.signing_secrets() if current else []
 
 
 def key_revoke(*, key: ApiKey) -> None:

@@ -2,8 +2,9 @@
 
 from django.urls import path
 
-from accounts.views import KeysView
+from accounts.views import KeysView, WebhookSecretView
 
 urlpatterns = [
     path("keys", KeysView.as_view()),
+    path("webhook-secret", WebhookSecretView.as_view()),
 ]

@@ -2,9 +2,11 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 
 from accounts import services
-from accounts.serializers import KeyCreated
+from accounts.api import KeyedView
+from accounts.serializers import KeyCreated, WebhookSecretCreated
 from jptranscribe import schema
 from jptranscribe.api import PublicView
+from jptranscribe.errors import InvalidRequest
 from jptranscribe.net import client_ip
 from jptranscribe.serializing import rendered
 
@@ -16,3 +18,18 @@ class KeysView(PublicView):
     def post(self, request):
         key, raw_key = services.key_mint(ip=client_ip(request))
         return Response(rendered(KeyCreated, {"api_key": key, "raw_key": raw_key}), status=201)
+
+
+class WebhookSecretView(KeyedView):
+    """POST /v1/webhook-secret — make (or rotate) the secret this key's webhooks are signed with."""
+
+    @extend_schema(
+        request=None,
+        responses={201: WebhookSecretCreated, **schema.errors(401, 429)},
+        summary="Make or rotate the webhook signing secret",
+    )
+    def post(self, request):
+        if request.user.is_browser:  # shared by every visitor of the pages
+            raise InvalidRequest("Webhooks need an API key of your own: mint one with POST /v1/keys.")
+        secret = services.webhook_secret_rotate(key=request.user)
+        return Response(rendered(WebhookSecretCreated, {"secret": secret}), status=201)

@@ -278,6 +278,21 @@ JPT_URL_FETCH_TIMEOUT_SECONDS = envfloat("JPT_URL_FETCH_TIMEOUT_SECONDS", 15)
 JPT_URL_FETCH_DNS_TIMEOUT_SECONDS = envfloat("JPT_URL_FETCH_DNS_TIMEOUT_SECONDS", 5)
 JPT_URL_FETCH_MAX_REDIRECTS = envint("JPT_URL_FETCH_MAX_REDIRECTS", 3)
 
+# Webhooks: every app server's process runs a delivery loop unless this is off.
+JPT_WEBHOOK_DELIVERY = envbool("JPT_WEBHOOK_DELIVERY", True)
+# The wait before each retry of an event whose delivery failed (a tenth of it either way, at
+# random); after the last, the event is given up on: about three days in all.
+JPT_WEBHOOK_RETRY_SECONDS = [
+    float(s) for s in envlist("JPT_WEBHOOK_RETRY_SECONDS", "5,300,1800,7200,18000,36000,86400,86400")
+]
+JPT_WEBHOOK_TIMEOUT_SECONDS = envfloat("JPT_WEBHOOK_TIMEOUT_SECONDS", 15)
+# Deliveries in flight at once, per process.
+JPT_WEBHOOK_CONCURRENCY = envint("JPT_WEBHOOK_CONCURRENCY", 16)
+# How often the loop looks for due retries (a finished transcription wakes it at once).
+JPT_WEBHOOK_POLL_SECONDS = envfloat("JPT_WEBHOOK_POLL_SECONDS", 1)
+# After a key's signing secret is rotated, the old one signs beside the new one this long.
+JPT_WEBHOOK_SECRET_OVERLAP_HOURS = envfloat("JPT_WEBHOOK_SECRET_OVERLAP_HOURS", 24)
+
 # The server's own demo worker: its key (made once under var/ unless given) and its engine.
 JPT_DEMO_WORKER_KEY = os.environ.get("JPT_DEMO_WORKER_KEY", "")
 JPT_DEMO_WORKER_KEY_FILE = os.environ.get("JPT_DEMO_WORKER_KEY_FILE", str(VAR_DIR / "demo_worker.key"))

@@ -1,7 +1,7 @@
 import re
 import secrets
 from datetime import datetime, timedelta
-from typing import Self
+from typing import Any, Self
 
 from django.conf import settings
 from django.db import models
@@ -116,6 +116,9 @@ class Job(models.Model):
 
     # Not a column: the audio a claim hands over with the job, when the worker asked for it.
     inline_audio: bytes | None = None
+    # Not a column: the latest webhook delivery of the job, when an answer about it shows one
+    # (set by transcription.webhooks, which owns webhooks).
+    webhook_delivery: Any = None
 
     id = models.CharField(primary_key=True, max_length=32, default=new_job_id, editable=False)
     key = models.ForeignKey(ApiKey, on_delete=models.CASCADE, related_name="jobs")

@@ -30,8 +30,16 @@ PG_CHANNEL = "jpt_pool"
 QUEUED = "queued:"
 
 
+DONE = "done:"
+
+
 def job_done_channel(job_id: str) -> str:
-    return f"done:{job_id}"
+    return f"{DONE}{job_id}"
+
+
+def any_job_done_channel() -> str:
+    """Woken by every job that ends (after its own channel), e.g. for the webhook deliveries."""
+    return f"{DONE}*"
 
 
 def job_queued_channel(job: Job) -> str:
@@ -82,21 +90,26 @@ class _Hub:
 
     def publish(self, channel: str) -> None:
         with self._lock:
-            queue = self._waiters.get(channel)
-            if not queue:
-                return
-            if channel.startswith(QUEUED):
-                # One job, one claimer: wake the longest-waiting one still asleep
-                # and move it to the back, so the next job wakes someone else.
-                for event in queue:
-                    if not event.is_set():
-                        queue.remove(event)
-                        queue.append(event)
-                        event.set()
-                        break
-            else:
-                for event in queue:
+            self._wake(channel)
+            if channel.startswith(DONE):
+                self._wake(any_job_done_channel())
+
+    def _wake(self, channel: str) -> None:
+        queue = self._waiters.get(channel)
+        if not queue:
+            return
+        if channel.startswith(QUEUED):
+            # One job, one claimer: wake the longest-waiting one still asleep
+            # and move it to the back, so the next job wakes someone else.
+            for event in queue:
+                if not event.is_set():
+                    queue.remove(event)
+                    queue.append(event)
                     event.set()
+                    break
+        else:
+            for event in queue:
+                event.set()
 
     def close(self) -> None:
         self.closing = True

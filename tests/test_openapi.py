@@ -26,7 +26,7 @@ def test_it_is_served_and_describes_every_endpoint(anonymous):
         "/v1/keys", "/v1/account", "/v1/health", "/v1/transcribe", "/v1/transcriptions/{job_id}", "/v1/translate",
         "/v1/audio/transcriptions", "/v1/audio/translations", "/v1/transcriptions",
         "/v1/worker/heartbeat", "/v1/pool/claim", "/v1/pool/jobs/{job_id}/audio", "/v1/pool/jobs/{job_id}/complete",
-        "/v1/pool/jobs/{job_id}/fail",
+        "/v1/pool/jobs/{job_id}/fail", "/v1/webhook-secret",
     }
     assert spec["components"]["securitySchemes"]["bearerKey"]["scheme"] == "bearer"
     assert spec["components"]["schemas"]["Error"]["properties"]["error"]

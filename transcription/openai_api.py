@@ -19,7 +19,7 @@ from jptranscribe.errors import InvalidRequest, ServiceError
 from jptranscribe.net import client_ip
 from jptranscribe.serializing import rendered, validated
 from pool.models import Job
-from transcription import intake, services, subtitles
+from transcription import intake, services, subtitles, webhooks
 from transcription.openai_serializers import (
     AudioText,
     AudioTranscriptionInput,
@@ -31,7 +31,7 @@ from transcription.openai_serializers import (
     AudioVerbose,
 )
 from transcription.serializers import SUPPORTED_LANGUAGES, Pending
-from transcription.views import UploadView, job_response
+from transcription.views import UploadView, job_response, webhook_request
 
 # What `response_format=text|srt|vtt` answer, as OpenAI does (plain text of each kind).
 TEXT_FORMATS = {"text": "txt", "srt": "srt", "vtt": "vtt"}
@@ -115,6 +115,7 @@ def _require_translation() -> None:
 def _answer(request, data: dict, *, task: str, translate: bool, words: bool):
     if ("file" in data) == ("url" in data):
         raise InvalidRequest("Send exactly one of 'file' (an upload) or 'url'.", param="file")
+    webhook = webhook_request(request, data)
     raw = intake.read_upload(data["file"]) if "file" in data else intake.read_url(data["url"])
     audio = intake.check_audio(raw)
     fmt = data["response_format"]
@@ -131,8 +132,11 @@ def _answer(request, data: dict, *, task: str, translate: bool, words: bool):
         ip=client_ip(request),
         timeout=settings.JPT_TRANSCRIBE_WAIT_SECONDS,
         options=options,
+        webhook=webhook,
     )
     if job.status != Job.Status.COMPLETED:
+        if webhook is not None:
+            webhooks.with_webhook_state([job])
         return job_response(request, job)  # 202 with status_url, or the job's error
     job = services.ensure_translation(job)
     if task == "translate" and job.translation is None:

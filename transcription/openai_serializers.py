@@ -8,7 +8,7 @@ unlike the strict JSON fields of the native API.
 from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import serializers
 
-from transcription.serializers import FILE_HELP
+from transcription.serializers import FILE_HELP, WEBHOOK_URL_HELP
 
 RESPONSE_FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
 GRANULARITIES = ("segment", "word")
@@ -32,6 +32,7 @@ class AudioTranslationInput(serializers.Serializer):
     )
     response_format = serializers.ChoiceField(RESPONSE_FORMATS, required=False, default="json")
     temperature = serializers.FloatField(required=False, min_value=0, max_value=1)
+    webhook_url = serializers.CharField(required=False, max_length=2048, help_text="an extension: " + WEBHOOK_URL_HELP)
 
 
 class AudioTranscriptionInput(AudioTranslationInput):

@@ -22,6 +22,7 @@ from pool import leases
 from pool import services as pool
 from pool.models import Job, new_job_id
 from pool.workers import workers_online
+from transcription.webhooks import WebhookRequest, webhook_subscribe
 
 if TYPE_CHECKING:
     from transcription.intake import CheckedAudio
@@ -111,15 +112,16 @@ def transcription_submit(
     ip: str,
     job_id: str | None = None,
     options: dict | None = None,
+    webhook: WebhookRequest | None = None,
 ) -> Job:
     """Route a checked clip and queue it, all or nothing. `options` are the caller's transcription
-    options for the worker (`pool.policy.job_options`; None: none)."""
+    options for the worker (`pool.policy.job_options`; None: none); `webhook` where its end is sent."""
     job_id = job_id or new_job_id()
     with transaction.atomic():
         decision = _decide(key=key, duration=audio.duration_seconds, ip=ip, job_id=job_id)
         if isinstance(decision, str):
             raise WorkerRequired(decision)
-        return pool.job_submit(
+        job = pool.job_submit(
             job_id=job_id,
             key=key,
             route=decision.route,
@@ -133,6 +135,9 @@ def transcription_submit(
             demo_day=decision.demo_day,
             options=options,
         )
+        if webhook is not None:
+            webhook_subscribe(key=key, job_id=job_id, webhook=webhook)
+        return job
 
 
 def reroute_if_stranded(job: Job) -> Job:

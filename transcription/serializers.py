@@ -10,7 +10,9 @@ from rest_framework import serializers
 from jptranscribe.errors import error_type, limit_bytes, limit_seconds
 from jptranscribe.fields import StrictCharField, UtcDateTimeField
 from jptranscribe.schema import ErrorBody
+from jptranscribe.serializing import rendered
 from pool.serializers import PoolFigures
+from transcription.webhooks import webhook_state
 
 SUPPORTED_LANGUAGES = ("ja",)
 # The job's status as the API names it: a leased job is "processing".
@@ -31,6 +33,13 @@ FILE_HELP = (
 )
 
 
+WEBHOOK_URL_HELP = (
+    "a public https URL that gets the transcription's end as a signed event (Standard Webhooks: "
+    "transcription.completed, .failed or .cancelled); make the key's signing secret first with "
+    "POST /v1/webhook-secret"
+)
+
+
 class TranscribeInput(serializers.Serializer):
     """Reads both content types. The view checks "exactly one of file or url" and the language
     with its own messages. The description names one body per content type (below), so that
@@ -48,6 +57,7 @@ class TranscribeInput(serializers.Serializer):
         help_text="ask the worker for word timings: each segment of the result then carries `words` "
         "(Vosk always sends them; Whisper takes a little longer)",
     )
+    webhook_url = StrictCharField(required=False, allow_blank=False, max_length=2048, help_text=WEBHOOK_URL_HELP)
 
 
 @extend_schema_serializer(component_name="TranscribeUpload")
@@ -122,6 +132,24 @@ class StoredWarnings(serializers.JSONField):
 PROCESSED_BY = ["self", "server_demo", "pool"]
 
 
+class WebhookState(serializers.Serializer):
+    """How the delivery of this transcription's event to its `webhook_url` stands."""
+
+    status = serializers.ChoiceField(
+        ["waiting", "pending", "delivered", "failed", "disabled"],
+        help_text="waiting: for the transcription to end; pending: to be sent (again) at next_attempt_at; "
+        "delivered: the receiver answered 2xx; failed: every attempt failed (about three days); "
+        "disabled: the URL answered 410 Gone",
+    )
+    attempts = serializers.IntegerField()
+    last_status_code = serializers.IntegerField(allow_null=True, help_text="the receiver's last answer")
+    next_attempt_at = UtcDateTimeField(allow_null=True)
+
+
+def _webhook(job) -> dict | None:
+    return webhook_state(job.webhook_delivery)
+
+
 # Rendered from the Job.
 class Transcription(serializers.Serializer):
     """A completed transcription."""
@@ -139,10 +167,15 @@ class Transcription(serializers.Serializer):
     warnings = StoredWarnings()
     created_at = UtcDateTimeField()
     completed_at = UtcDateTimeField(source="finished_at", allow_null=True)
+    webhook = serializers.SerializerMethodField()
 
     @extend_schema_field(serializers.CharField(allow_null=True))
     def get_translation(self, job):
         return job.translation if job.translate else None
+
+    @extend_schema_field(WebhookState(allow_null=True, help_text="null: no webhook_url was given"))
+    def get_webhook(self, job):
+        return _webhook(job)
 
 
 # Rendered from {"job": Job, "status_url": str}.
@@ -155,6 +188,11 @@ class _WithoutText(serializers.Serializer):
     processed_by = serializers.ChoiceField(PROCESSED_BY, source="job.processed_by")
     route_reason = serializers.CharField(source="job.route_reason")
     created_at = UtcDateTimeField(source="job.created_at")
+    webhook = serializers.SerializerMethodField()
+
+    @extend_schema_field(WebhookState(allow_null=True, help_text="null: no webhook_url was given"))
+    def get_webhook(self, answer):
+        return _webhook(answer["job"])
 
 
 class Pending(_WithoutText):
@@ -210,12 +248,23 @@ class ListedTranscription(serializers.Serializer):
     status_url = serializers.URLField()
     text = serializers.CharField(required=False)
     translation = serializers.CharField(required=False, allow_null=True)
+    webhook = WebhookState(allow_null=True, help_text="null: no webhook_url was given")
 
 
 class TranscriptionList(serializers.Serializer):
     data = ListedTranscription(many=True)  # type: ignore[assignment]  # a field: DRF takes it off the class
     has_more = serializers.BooleanField()
     next_after = serializers.CharField(allow_null=True, help_text="pass as `after` for the next page (null: none)")
+
+
+def transcription_answer(job, status_url: str) -> dict:
+    """A transcription as GET /v1/transcriptions/{id} answers it in JSON (a completed one as
+    stored: translate it first, if asked, with services.ensure_translation)."""
+    if job.status == "completed":
+        return rendered(Transcription, job)
+    if job.is_finished:
+        return rendered(TranscriptionFailed, {"job": job, "status_url": status_url})
+    return rendered(Pending, {"job": job, "status_url": status_url})
 
 
 TranscriptionState = PolymorphicProxySerializer(

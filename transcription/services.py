@@ -18,6 +18,7 @@ from pool import leases, wakeup
 from pool import services as pool
 from pool.models import Job, new_job_id
 from transcription.routing import reroute_if_stranded, transcription_submit
+from transcription.webhooks import WebhookRequest, with_webhook_state
 
 if TYPE_CHECKING:
     from accounts.models import ApiKey
@@ -25,7 +26,14 @@ if TYPE_CHECKING:
 
 
 def transcription_submit_and_wait(
-    *, key: ApiKey, audio: CheckedAudio, translate: bool, ip: str, timeout: float, options: dict | None = None
+    *,
+    key: ApiKey,
+    audio: CheckedAudio,
+    translate: bool,
+    ip: str,
+    timeout: float,
+    options: dict | None = None,
+    webhook: WebhookRequest | None = None,
 ) -> Job:
     """Route and queue a clip, then wait for it to end (or `timeout` to pass).
 
@@ -37,7 +45,9 @@ def transcription_submit_and_wait(
     """
     job_id = new_job_id()
     with _places_to_wait(key, ip) as may_wait, wakeup.hub.listening([wakeup.job_done_channel(job_id)]) as done:
-        job = transcription_submit(key=key, audio=audio, translate=translate, ip=ip, job_id=job_id, options=options)
+        job = transcription_submit(
+            key=key, audio=audio, translate=translate, ip=ip, job_id=job_id, options=options, webhook=webhook
+        )
         return _wait(job, done, timeout if may_wait else 0)
 
 
@@ -70,7 +80,9 @@ def transcription_for_owner(*, key: ApiKey, job_id: str) -> Job | None:
     """Only the key that sent a clip can see it; for anyone else it does not exist."""
     leases.pool_maintenance()
     job = Job.objects.select_related("key").filter(pk=job_id, key=key).first()
-    return reroute_if_stranded(job) if job is not None else None
+    if job is None:
+        return None
+    return with_webhook_state([reroute_if_stranded(job)])[0]
 
 
 def transcriptions_of(
@@ -90,7 +102,7 @@ def transcriptions_of(
             Q(created_at__lt=cursor["created_at"]) | Q(created_at=cursor["created_at"], id__lt=cursor["id"])
         )
     page = list(jobs[: limit + 1])
-    return page[:limit], len(page) > limit
+    return with_webhook_state(page[:limit]), len(page) > limit
 
 
 # How long one reader may hold the turn to translate a result (then another takes over).

@@ -28,6 +28,7 @@ from urllib3.util.connection import create_connection
 from jptranscribe.errors import FileTooLarge, InvalidRequest
 
 CHUNK = 64 * 1024
+RECEIVER_BODY_READ = 64 * 1024
 
 
 class ForbiddenAddress(InvalidRequest):
@@ -143,30 +144,71 @@ class _CheckedAdapter(HTTPAdapter):
         self.poolmanager.pool_classes_by_scheme = {"http": _CheckedHTTPPool, "https": _CheckedHTTPSPool}
 
 
-def _session() -> requests.Session:
+def _session(user_agent: str = "JPTranscribe-fetch/1.3") -> requests.Session:
     session = requests.Session()
     session.trust_env = False  # never go through an environment proxy that could reach inside
     adapter = _CheckedAdapter(max_retries=0)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
-    session.headers["User-Agent"] = "JPTranscribe-fetch/1.3"
+    session.headers["User-Agent"] = user_agent
     return session
 
 
-def _check_url(url: str) -> None:
+def _check_url(url: str, what: str = "audio URL") -> None:
     parts = urlsplit(url)
     schemes = ("https", "http") if settings.JPT_URL_FETCH_ALLOW_HTTP else ("https",)
     if parts.scheme not in schemes:
-        raise InvalidRequest("The audio URL must use https.", param="url")
+        raise InvalidRequest(f"The {what} must use https.", param="url")
     if not parts.hostname:
-        raise InvalidRequest("The audio URL has no host.", param="url")
+        raise InvalidRequest(f"The {what} has no host.", param="url")
     if parts.username or parts.password:
-        raise InvalidRequest("The audio URL must not contain credentials.", param="url")
+        raise InvalidRequest(f"The {what} must not contain credentials.", param="url")
     try:
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError:
-        raise InvalidRequest("The audio URL has an invalid port.", param="url")
+        raise InvalidRequest(f"The {what} has an invalid port.", param="url")
     resolve(parts.hostname, port)
+
+
+def check_webhook_url(url: str) -> None:
+    """A webhook URL passes the same guard as an audio URL, when it is named (and again at each
+    connection, where a name that now leads inside is refused)."""
+    try:
+        _check_url(url, what="webhook URL")
+    except InvalidRequest as exc:
+        exc.param = "webhook_url"
+        exc.message = str(exc.message).replace("The URL", "The webhook URL")
+        raise
+
+
+class Posted:
+    """What a receiver answered: its status and its Retry-After header (None if it gave none)."""
+
+    def __init__(self, status: int, retry_after: str | None) -> None:
+        self.status = status
+        self.retry_after = retry_after
+
+
+def post(session: requests.Session, url: str, body: bytes, headers: dict[str, str], timeout: float) -> Posted:
+    """POST to a public URL through the guard; redirects are not followed (a 3xx is an answer).
+    Raises OSError-like `requests.RequestException` or ForbiddenAddress when nothing was answered."""
+    _check_url(url, what="webhook URL")
+    with _Deadline(timeout):
+        response = session.post(
+            url, data=body, headers=headers, allow_redirects=False, stream=True, timeout=(5, timeout)
+        )
+        with response:
+            read = 0
+            for chunk in response.iter_content(CHUNK):  # an answer's body is not needed: a little of it
+                read += len(chunk)  # is read so the connection can serve the next delivery
+                if read > RECEIVER_BODY_READ:
+                    break
+            return Posted(response.status_code, response.headers.get("Retry-After"))
+
+
+def webhook_session() -> requests.Session:
+    """A session for deliveries (one per delivering thread: it keeps connections to receivers open)."""
+    return _session("JPTranscribe-webhooks/1.3")
 
 
 class _Deadline:

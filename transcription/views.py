@@ -15,7 +15,7 @@ from jptranscribe.serializing import rendered, validated
 from pool.models import Worker
 from pool.serializers import JOB_ID
 from pool.workers import pool_stats
-from transcription import intake, routing, services, subtitles
+from transcription import intake, routing, services, subtitles, webhooks
 from transcription.serializers import (
     PUBLIC_STATUS,
     SUPPORTED_LANGUAGES,
@@ -87,13 +87,19 @@ class TranscribeView(UploadView):
                 f"Unsupported language {data['language']!r}; only 'ja' is supported.", param="language"
             )
 
+        webhook = webhook_request(request, data)
         raw = intake.read_upload(data["file"]) if "file" in data else intake.read_url(data["url"])
         audio = intake.check_audio(raw)
         wants_async = "respond-async" in request.headers.get("Prefer", "").lower()
         options = {"word_timestamps": True} if data["words"] else None
         if wants_async:
             job = routing.transcription_submit(
-                key=request.user, audio=audio, translate=data["translate"], ip=client_ip(request), options=options
+                key=request.user,
+                audio=audio,
+                translate=data["translate"],
+                ip=client_ip(request),
+                options=options,
+                webhook=webhook,
             )
         else:
             job = services.transcription_submit_and_wait(
@@ -103,7 +109,10 @@ class TranscribeView(UploadView):
                 ip=client_ip(request),
                 timeout=settings.JPT_TRANSCRIBE_WAIT_SECONDS,
                 options=options,
+                webhook=webhook,
             )
+        if webhook is not None:
+            webhooks.with_webhook_state([job])
         return job_response(
             request, job, accepted_headers={"Preference-Applied": "respond-async"} if wants_async else {}
         )
@@ -150,6 +159,7 @@ class TranscriptionListView(KeyedView):
                 "created_at": job.created_at,
                 "finished_at": job.finished_at,
                 "status_url": status_url(request, job),
+                "webhook": webhooks.webhook_state(job.webhook_delivery),
             }
             if data["include_text"] and job.status == "completed":
                 item.update(text=job.text, translation=job.translation if job.translate else None)
@@ -263,6 +273,14 @@ def text_response(job, fmt: str) -> HttpResponse:
     response = HttpResponse(body, content_type=subtitles.CONTENT_TYPES[fmt])
     response["Content-Disposition"] = f'inline; filename="{job.id}.{fmt}"'
     return response
+
+
+def webhook_request(request, data: dict) -> webhooks.WebhookRequest | None:
+    """The caller's `webhook_url`, checked before anything is fetched or queued."""
+    if "webhook_url" not in data:
+        return None
+    webhooks.webhook_url_check(key=request.user, url=data["webhook_url"])
+    return webhooks.WebhookRequest(data["webhook_url"], request.build_absolute_uri("/v1/transcriptions/"))
 
 
 def status_url(request, job):

@@ -53,6 +53,12 @@ EXAMPLES = {
         "A transcription's status and, once done, its result. Only the key that sent the clip sees it.",
         'curl {base}/v1/transcriptions/tx_abc123 \\\n  -H "Authorization: Bearer {key}"',
     ),
+    ("POST", "/v1/webhook-secret"): (
+        "Make the secret your webhooks are signed with (Standard Webhooks), shown once. Calling it again "
+        "makes a new one; the old one keeps signing beside it for 24 h. Then send `webhook_url` with "
+        "`/v1/transcribe` or `/v1/audio/transcriptions` to get each transcription's end POSTed to you.",
+        'curl -X POST {base}/v1/webhook-secret \\\n  -H "Authorization: Bearer {key}"',
+    ),
     ("POST", "/v1/translate"): (
         "Japanese to English without audio. Always runs on the server, no worker needed.",
         'curl -X POST {base}/v1/translate \\\n  -H "Authorization: Bearer {key}" \\\n'
@@ -126,6 +132,7 @@ ORDER = [
     "/v1/transcriptions/{job_id}",
     "/v1/audio/transcriptions",
     "/v1/audio/translations",
+    "/v1/webhook-secret",
     "/v1/translate",
     "/v1/health",
     "/v1/worker/heartbeat",
