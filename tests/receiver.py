@@ -15,8 +15,9 @@ from standardwebhooks.webhooks import Webhook
 class Delivery:
     headers: dict[str, str]
     body: bytes
-    received_at: float
+    received_at: float  # time.monotonic()
     answered: int
+    received_wall: float = 0.0  # time.time(), to compare with the server's timestamps
 
     @property
     def event(self) -> dict:
@@ -46,7 +47,9 @@ class Receiver:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 with receiver._lock:
                     status = receiver.answers.pop(0) if receiver.answers else 200
-                    receiver.deliveries.append(Delivery(dict(self.headers), body, time.monotonic(), status))
+                    receiver.deliveries.append(
+                        Delivery(dict(self.headers), body, time.monotonic(), status, time.time())
+                    )
                     receiver._arrived.notify_all()
                 self.send_response(status)
                 if status >= 300:
