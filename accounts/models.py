@@ -195,3 +195,30 @@ class WebhookSecret(models.Model):
         if self.previous_secret and now - self.rotated_at < overlap:
             return [self.secret, self.previous_secret]
         return [self.secret]
+
+
+class IdempotentRequest(models.Model):
+    """A request sent with an `Idempotency-Key` (accounts.idempotency): what a retry with the same
+    key gets instead of a second run. Only a keyed hash of the client's key is stored, and a stored
+    answer is encrypted under that key, so the database alone reveals neither (nor a minted API key)."""
+
+    # Whose keys these are: "key:<api key id>", or an address block ("browser:…" for web visitors,
+    # who share the browser key; "ip:…" for key minting, which has no key yet).
+    scope = models.CharField(max_length=80)
+    key_hash = models.CharField(max_length=64)
+    fingerprint = models.CharField(max_length=64)  # SHA-256 of method, path, fields and files
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    # A transcription's job id, chosen before the job exists; blank for a stored answer.
+    job_ref = models.CharField(max_length=32, blank=True)
+    # The stored answer (blank while the first request runs): its status and encrypted JSON body.
+    status = models.PositiveSmallIntegerField(null=True, blank=True)
+    answer = models.BinaryField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            # The database decides which of concurrent requests with one key runs.
+            models.UniqueConstraint(fields=["scope", "key_hash"], name="one_request_per_idempotency_key"),
+        ]
+
+    def __str__(self):
+        return f"{self.scope} {self.key_hash[:12]}"

@@ -87,7 +87,7 @@ def error_table() -> list[tuple[int, str, str]]:
             "invalid_request",
             "bad or missing fields, both or neither of `file`/`url`, `language` other than `ja`, "
             f"clip over {limit_seconds(settings.JPT_MAX_CLIP_SECONDS)}, a URL that is not "
-            "public https or cannot be fetched, chunked uploads",
+            "public https or cannot be fetched, chunked uploads, a malformed `Idempotency-Key`",
         ),
         (
             400,
@@ -133,6 +133,12 @@ def error_table() -> list[tuple[int, str, str]]:
             f"at most {settings.JPT_WORKER_MAX_JOBS}): complete or fail one first",
         ),
         (
+            409,
+            "idempotency_conflict",
+            "a retry with an `Idempotency-Key` whose first request is still running (and has no job yet to "
+            "attach to): retry",
+        ),
+        (
             413,
             "file_too_large",
             f"upload or fetched URL over {limit_bytes(settings.JPT_MAX_UPLOAD_BYTES)}; "
@@ -140,6 +146,12 @@ def error_table() -> list[tuple[int, str, str]]:
         ),
         (413, "text_too_long", f"`POST /v1/translate` text over {settings.JPT_TRANSLATION_MAX_CHARS:,} characters"),
         (415, "invalid_request", "unsupported Content-Type"),
+        (
+            422,
+            "idempotency_key_reused",
+            f"an `Idempotency-Key` sent in the last {settings.JPT_IDEMPOTENCY_KEEP_HOURS:g} h with a different "
+            "request (method, path, fields or file)",
+        ),
         (429, "rate_limited", "over a limit; `Retry-After` says when to retry"),
         (
             500,

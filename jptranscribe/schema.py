@@ -2,7 +2,8 @@
 every endpoint shares, and which endpoints the contract covers. Each app's serializers.py
 renders and documents its own answers; the bearer-key scheme is accounts.schema."""
 
-from drf_spectacular.utils import OpenApiResponse
+from django.conf import settings
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework import serializers
 
 
@@ -35,6 +36,51 @@ def errors(*statuses):
         503: "translation_unavailable",
     }
     return {status: OpenApiResponse(Error, description=meaning[status]) for status in statuses}
+
+
+# The Idempotency-Key's value, as accounts.idempotency.parse_key takes it: a Structured Field
+# string ("…", with \" and \\ escaped) or a bare value, 1 to 255 printable ASCII characters;
+# space or tab around it is not part of it.
+IDEMPOTENCY_KEY = r'^[ \t]*(?:"(?:[ !#-\[\]-~]|\\["\\]){1,255}"|[!#-~](?:[ -~]{0,253}[!-~])?)[ \t]*$'
+
+
+def idempotency_headers(*answered: int) -> list[OpenApiParameter]:
+    """The Idempotency-Key request header (accounts.idempotency), and the mark a replayed answer carries."""
+    return [
+        OpenApiParameter(
+            "Idempotency-Key",
+            str,
+            OpenApiParameter.HEADER,
+            required=False,
+            pattern=IDEMPOTENCY_KEY,
+            description="Makes a retry safe: the same key with the same request within "
+            f"{settings.JPT_IDEMPOTENCY_KEEP_HOURS:g} h returns the first "
+            "answer (or, for a transcription, attaches to its job) and runs, charges and spends nothing again. "
+            'A Structured Field string ("…") or the bare value, 1 to 255 printable ASCII characters (a UUID is '
+            "best); per API key (per address for key minting).",
+        ),
+        OpenApiParameter(
+            "Idempotent-Replayed",
+            str,
+            OpenApiParameter.HEADER,
+            response=list(answered),
+            required=False,
+            enum=["true"],
+            description="`true` on an answer to a retry with an earlier request's Idempotency-Key",
+        ),
+    ]
+
+
+def idempotency_errors() -> dict:
+    """What a request with an Idempotency-Key may be refused with, beyond the endpoint's own refusals."""
+    return {
+        409: OpenApiResponse(
+            Error, description="idempotency_conflict: the first request with this Idempotency-Key is still running"
+        ),
+        422: OpenApiResponse(
+            Error, description="idempotency_key_reused: this Idempotency-Key was sent with a different request"
+        ),
+    }
 
 
 def public_api_only(endpoints):

@@ -269,6 +269,8 @@ JPT_QUEUE_TIMEOUT_SECONDS = envfloat("JPT_QUEUE_TIMEOUT_SECONDS", 3600)
 # Safety net for missed wake-ups; PostgreSQL LISTEN/NOTIFY does the real work.
 JPT_WAKEUP_POLL_SECONDS = envfloat("JPT_WAKEUP_POLL_SECONDS", 5 if DATABASE_URL else 1)
 JPT_FINISHED_JOB_RETENTION_DAYS = envint("JPT_FINISHED_JOB_RETENTION_DAYS", 30)
+# How long a request's Idempotency-Key is remembered (a retry within it gets the first answer).
+JPT_IDEMPOTENCY_KEEP_HOURS = envfloat("JPT_IDEMPOTENCY_KEEP_HOURS", 24)
 
 JPT_URL_FETCH_ALLOW_HTTP = envbool("JPT_URL_FETCH_ALLOW_HTTP", False)
 # For tests only: addresses a URL fetch may reach despite being private.

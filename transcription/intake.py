@@ -97,3 +97,8 @@ def check_audio(data: bytes) -> CheckedAudio:
         format=probe.format,
         duration_seconds=probe.duration_seconds,
     )
+
+
+def read_checked(data: dict) -> CheckedAudio:
+    """The checked clip of a request's validated fields: its upload (`file`) or its `url`, fetched."""
+    return check_audio(read_upload(data["file"]) if "file" in data else read_url(data["url"]))

@@ -14,6 +14,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.response import Response
 
+from accounts import idempotency
 from jptranscribe import schema
 from jptranscribe.errors import InvalidRequest, ServiceError
 from jptranscribe.net import client_ip
@@ -51,12 +52,14 @@ def _answers(*refusals: int) -> dict:
         (200, "text/vtt"): OpenApiResponse(OpenApiTypes.STR, description="`vtt`"),
         (202, "application/json"): OpenApiResponse(Pending, description="the pool is slower than the wait limit"),
         **schema.errors(400, 401, 403, 413, 429, 500, *refusals),
+        **schema.idempotency_errors(),
     }
 
 
 class AudioTranscriptionsView(UploadView):
     @extend_schema(
         request={"multipart/form-data": AudioTranscriptionUpload, "application/json": AudioTranscriptionUrl},
+        parameters=schema.idempotency_headers(200, 202),
         responses=_answers(),
         summary="Transcribe audio (OpenAI-compatible)",
         tags=["openai"],
@@ -78,6 +81,7 @@ class AudioTranscriptionsView(UploadView):
 class AudioTranslationsView(UploadView):
     @extend_schema(
         request={"multipart/form-data": AudioTranslationUpload, "application/json": AudioTranslationUrl},
+        parameters=schema.idempotency_headers(200, 202),
         responses=_answers(503),
         summary="Translate Japanese audio to English text (OpenAI-compatible)",
         tags=["openai"],
@@ -116,8 +120,6 @@ def _answer(request, data: dict, *, task: str, translate: bool, words: bool):
     if ("file" in data) == ("url" in data):
         raise InvalidRequest("Send exactly one of 'file' (an upload) or 'url'.", param="file")
     webhook = webhook_request(request, data)
-    raw = intake.read_upload(data["file"]) if "file" in data else intake.read_url(data["url"])
-    audio = intake.check_audio(raw)
     fmt = data["response_format"]
     options = {
         "prompt": data.get("prompt") or None,
@@ -125,18 +127,26 @@ def _answer(request, data: dict, *, task: str, translate: bool, words: bool):
         # Subtitles are cut at word boundaries when the engine says where they are.
         "word_timestamps": words or fmt in ("srt", "vtt"),
     }
-    job = services.transcription_submit_and_wait(
+    job, replayed = services.transcription_submit_once(
+        call=idempotency.idempotent_call(request, fields=data),
         key=request.user,
-        audio=audio,
-        translate=translate,
         ip=client_ip(request),
-        timeout=settings.JPT_TRANSCRIBE_WAIT_SECONDS,
+        read_audio=lambda: intake.read_checked(data),
+        translate=translate,
         options=options,
+        timeout=settings.JPT_TRANSCRIBE_WAIT_SECONDS,
         webhook=webhook,
     )
+    if webhook is not None:
+        webhooks.with_webhook_state([job])
+    response = _rendered(request, job, data, task=task, translate=translate, words=words)
+    return idempotency.mark_replayed(response) if replayed else response
+
+
+def _rendered(request, job: Job, data: dict, *, task: str, translate: bool, words: bool):
+    """The answer for a job in the format asked for: the same for a retry that attached to it."""
+    fmt = data["response_format"]
     if job.status != Job.Status.COMPLETED:
-        if webhook is not None:
-            webhooks.with_webhook_state([job])
         return job_response(request, job)  # 202 with status_url, or the job's error
     job = services.ensure_translation(job)
     if task == "translate" and job.translation is None:

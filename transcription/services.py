@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING
 
@@ -11,6 +12,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db.models import Q
 
+from accounts import idempotency
 from jptranscribe import places
 from jptranscribe.errors import NotFound
 from jptranscribe.net import address_block
@@ -21,7 +23,8 @@ from transcription.routing import reroute_if_stranded, transcription_submit
 from transcription.webhooks import WebhookRequest, with_webhook_state
 
 if TYPE_CHECKING:
-    from accounts.models import ApiKey
+    from accounts.idempotency import IdempotentCall
+    from accounts.models import ApiKey, IdempotentRequest
     from transcription.intake import CheckedAudio
 
 
@@ -33,6 +36,7 @@ def transcription_submit_and_wait(
     ip: str,
     timeout: float,
     options: dict | None = None,
+    job_id: str | None = None,
     webhook: WebhookRequest | None = None,
 ) -> Job:
     """Route and queue a clip, then wait for it to end (or `timeout` to pass).
@@ -43,11 +47,127 @@ def transcription_submit_and_wait(
     registered before the job exists, so nothing can finish it unseen and the fresh job needs
     no first look in the database. `options` go to the worker with the job (`transcription_submit`).
     """
-    job_id = new_job_id()
+    job_id = job_id or new_job_id()
     with _places_to_wait(key, ip) as may_wait, wakeup.hub.listening([wakeup.job_done_channel(job_id)]) as done:
         job = transcription_submit(
             key=key, audio=audio, translate=translate, ip=ip, job_id=job_id, options=options, webhook=webhook
         )
+        return _wait(job, done, timeout if may_wait else 0)
+
+
+# How long a retry waits for the first request's job to exist (that request is still reading,
+# fetching or checking the audio) before it is told to retry (409).
+FIRST_JOB_WAIT_SECONDS = 5.0
+
+
+def transcription_submit_once(
+    *,
+    call: IdempotentCall | None,
+    key: ApiKey,
+    ip: str,
+    read_audio: Callable[[], CheckedAudio],
+    translate: bool,
+    options: dict | None,
+    timeout: float | None,
+    webhook: WebhookRequest | None = None,
+) -> tuple[Job, bool]:
+    """Read, route and queue a clip once per Idempotency-Key (`call`), then wait up to `timeout`
+    (None: answer at once, `Prefer: respond-async`). Returns the job and whether it is an earlier
+    request's.
+
+    A retry of the same request attaches to the first one's job: it waits for it as the first
+    call did (or looks at it, for an asynchronous retry), queues nothing, holds no credits, takes
+    no demo. The job's id is chosen before the record, so the record names it before the job
+    exists. If the first request is refused before its job exists (bad audio, 403, 429…), it gives
+    the key back and a retry runs anew."""
+
+    def submit(job_id: str) -> Job:
+        audio = read_audio()
+        return _submit(
+            key=key,
+            ip=ip,
+            audio=audio,
+            translate=translate,
+            options=options,
+            timeout=timeout,
+            job_id=job_id,
+            webhook=webhook,
+        )
+
+    if call is None:
+        return submit(new_job_id()), False
+    for _ in range(3):
+        job_id = new_job_id()
+        earlier = idempotency.claim(call, job_ref=job_id)
+        if earlier is None:
+            try:
+                return submit(job_id), False
+            except BaseException:
+                if not Job.objects.filter(pk=job_id).exists():  # refused before it queued anything
+                    idempotency.release(call, job_ref=job_id)
+                raise
+        first = _first_job(earlier, key=key)
+        if first is not None:
+            return transcription_attach(job=first, key=key, ip=ip, timeout=timeout), True
+    raise idempotency.still_running()
+
+
+def _submit(
+    *,
+    key: ApiKey,
+    ip: str,
+    audio: CheckedAudio,
+    translate: bool,
+    options: dict | None,
+    timeout: float | None,
+    job_id: str,
+    webhook: WebhookRequest | None,
+) -> Job:
+    if timeout is None:
+        return transcription_submit(
+            key=key, audio=audio, translate=translate, ip=ip, job_id=job_id, options=options, webhook=webhook
+        )
+    return transcription_submit_and_wait(
+        key=key,
+        audio=audio,
+        translate=translate,
+        ip=ip,
+        timeout=timeout,
+        options=options,
+        job_id=job_id,
+        webhook=webhook,
+    )
+
+
+def _first_job(earlier: IdempotentRequest, *, key: ApiKey) -> Job | None:
+    """The earlier request's job, once it exists. None: its record is gone (it was refused, or
+    died long ago and is taken over): claim again. 409 if it does not appear in time."""
+    if not earlier.job_ref:  # a stored answer: another endpoint's, which the fingerprint rules out
+        raise idempotency.still_running()
+    deadline = time.monotonic() + FIRST_JOB_WAIT_SECONDS
+    while True:
+        job = Job.objects.select_related("key").filter(pk=earlier.job_ref, key=key).first()
+        if job is not None:
+            return job
+        if idempotency.is_abandoned(earlier):
+            idempotency.take_over(earlier)
+            return None
+        if not idempotency.is_recorded(earlier):
+            return None
+        if time.monotonic() >= deadline:
+            raise idempotency.still_running()
+        time.sleep(0.1)
+
+
+def transcription_attach(*, job: Job, key: ApiKey, ip: str, timeout: float | None) -> Job:
+    """An existing job as a call that had just submitted it would see it: waited for up to
+    `timeout` (under the same waiting places) unless it is finished, or as it is now (None)."""
+    leases.pool_maintenance()
+    job = reroute_if_stranded(job)
+    if timeout is None or job.is_finished:
+        return job
+    with _places_to_wait(key, ip) as may_wait, wakeup.hub.listening([wakeup.job_done_channel(job.id)]) as done:
+        done.set()  # look again at once: it may have ended before we listened
         return _wait(job, done, timeout if may_wait else 0)
 
 

@@ -5,7 +5,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.response import Response
 
-from accounts import credits
+from accounts import credits, idempotency
 from accounts import services as accounts
 from accounts.api import KeyedView
 from jptranscribe import schema
@@ -15,7 +15,7 @@ from jptranscribe.serializing import rendered, validated
 from pool.models import Worker
 from pool.serializers import JOB_ID
 from pool.workers import pool_stats
-from transcription import intake, routing, services, subtitles, webhooks
+from transcription import intake, services, subtitles, webhooks
 from transcription.serializers import (
     PUBLIC_STATUS,
     SUPPORTED_LANGUAGES,
@@ -73,9 +73,15 @@ class TranscribeView(UploadView):
         parameters=[
             OpenApiParameter(
                 "Prefer", str, OpenApiParameter.HEADER, required=False, description="respond-async: answer 202 at once"
-            )
+            ),
+            *schema.idempotency_headers(200, 202),
         ],
-        responses={200: Transcription, 202: Pending, **schema.errors(400, 401, 403, 413, 429, 500)},
+        responses={
+            200: Transcription,
+            202: Pending,
+            **schema.errors(400, 401, 403, 413, 429, 500),
+            **schema.idempotency_errors(),
+        },
         summary="Transcribe audio",
     )
     def post(self, request):
@@ -87,35 +93,24 @@ class TranscribeView(UploadView):
                 f"Unsupported language {data['language']!r}; only 'ja' is supported.", param="language"
             )
 
-        webhook = webhook_request(request, data)
-        raw = intake.read_upload(data["file"]) if "file" in data else intake.read_url(data["url"])
-        audio = intake.check_audio(raw)
         wants_async = "respond-async" in request.headers.get("Prefer", "").lower()
-        options = {"word_timestamps": True} if data["words"] else None
-        if wants_async:
-            job = routing.transcription_submit(
-                key=request.user,
-                audio=audio,
-                translate=data["translate"],
-                ip=client_ip(request),
-                options=options,
-                webhook=webhook,
-            )
-        else:
-            job = services.transcription_submit_and_wait(
-                key=request.user,
-                audio=audio,
-                translate=data["translate"],
-                ip=client_ip(request),
-                timeout=settings.JPT_TRANSCRIBE_WAIT_SECONDS,
-                options=options,
-                webhook=webhook,
-            )
+        webhook = webhook_request(request, data)
+        job, replayed = services.transcription_submit_once(
+            call=idempotency.idempotent_call(request, fields=data),
+            key=request.user,
+            ip=client_ip(request),
+            read_audio=lambda: intake.read_checked(data),
+            translate=data["translate"],
+            options={"word_timestamps": True} if data["words"] else None,
+            timeout=None if wants_async else settings.JPT_TRANSCRIBE_WAIT_SECONDS,
+            webhook=webhook,
+        )
         if webhook is not None:
             webhooks.with_webhook_state([job])
-        return job_response(
+        response = job_response(
             request, job, accepted_headers={"Preference-Applied": "respond-async"} if wants_async else {}
         )
+        return idempotency.mark_replayed(response) if replayed else response
 
 
 # What GET /v1/transcriptions/{id} answers in: `?format=` or the Accept header's media type.

@@ -2,6 +2,7 @@ from django.conf import settings
 from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 
+from accounts import idempotency
 from accounts.api import KeyedView
 from jptranscribe import schema
 from jptranscribe.errors import InvalidRequest, ServiceError
@@ -23,7 +24,8 @@ class TranslateView(KeyedView):
 
     @extend_schema(
         request={"application/json": TranslateInput},
-        responses={200: TranslateResult, **schema.errors(400, 401, 413, 429, 503)},
+        parameters=schema.idempotency_headers(200),
+        responses={200: TranslateResult, **schema.errors(400, 401, 413, 429, 503), **schema.idempotency_errors()},
         summary="Translate Japanese text to English",
     )
     def post(self, request):
@@ -36,8 +38,12 @@ class TranslateView(KeyedView):
             raise TextTooLong(
                 f"'text' is over the {settings.JPT_TRANSLATION_MAX_CHARS:,} character limit; send it in parts."
             )
-        try:
-            result = services.translate(data["text"])
-        except services.TranslationUnavailable as exc:
-            raise TranslationUnavailableError(str(exc))
-        return Response(rendered(TranslateResult, result))
+        return idempotency.respond_once(request, fields=data, respond=lambda: translated(data["text"]))
+
+
+def translated(text: str) -> Response:
+    try:
+        result = services.translate(text)
+    except services.TranslationUnavailable as exc:
+        raise TranslationUnavailableError(str(exc))
+    return Response(rendered(TranslateResult, result))

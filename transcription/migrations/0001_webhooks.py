@@ -11,7 +11,7 @@ class Migration(migrations.Migration):
     initial = True
 
     dependencies = [
-        ('accounts', '0004_webhooks'),
+        ('accounts', '0005_webhooks'),
         ('pool', '0003_job_options'),
     ]
 

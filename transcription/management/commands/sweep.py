@@ -5,6 +5,7 @@ from django.contrib.sessions.models import Session
 from django.core.management.base import BaseCommand
 from django.utils import timezone
 
+from accounts import idempotency
 from pool import leases
 from pool.models import Job, JobAudio
 from transcription.routing import reroute_if_stranded
@@ -13,7 +14,7 @@ from transcription.routing import reroute_if_stranded
 class Command(BaseCommand):
     help = (
         "Expire leases and stale jobs, re-route stranded ones, delete orphaned audio, old jobs and "
-        "expired browser sessions."
+        "expired browser sessions and Idempotency-Keys past their keeping time."
     )
 
     def handle(self, *args, **options):
@@ -29,7 +30,9 @@ class Command(BaseCommand):
         old, _ = Job.objects.filter(status__in=Job.FINISHED, finished_at__lt=cutoff).delete()
         # Web visitors get a session (the jobs their browser started): they pile up otherwise.
         sessions, _ = Session.objects.filter(expire_date__lt=timezone.now()).delete()
+        keys = idempotency.forget_expired()
         self.stdout.write(
             f"leases expired: {expired_leases}, stale jobs failed: {expired_queued}, stranded re-routed: {stranded}, "
-            f"orphaned audio deleted: {orphans}, old jobs deleted: {old}, expired sessions deleted: {sessions}"
+            f"orphaned audio deleted: {orphans}, old jobs deleted: {old}, expired sessions deleted: {sessions}, "
+            f"idempotency keys forgotten: {keys}"
         )
