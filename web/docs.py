@@ -6,6 +6,7 @@ A test fails when an endpoint has no example, so the page cannot fall behind the
 import functools
 import re
 
+from django.conf import settings
 from drf_spectacular.generators import SchemaGenerator
 
 from jptranscribe import errors
@@ -52,6 +53,12 @@ EXAMPLES = {
     ("GET", "/v1/transcriptions/{job_id}"): (
         "A transcription's status and, once done, its result. Only the key that sent the clip sees it.",
         'curl {base}/v1/transcriptions/tx_abc123 \\\n  -H "Authorization: Bearer {key}"',
+    ),
+    ("DELETE", "/v1/transcriptions/{job_id}"): (
+        "Cancel a transcription still queued or processing (200; its credits or demo come back), or erase "
+        "the text, segments and translation of one that has ended (204). Results are erased anyway "
+        f"{settings.JPT_RESULT_RETENTION_DAYS} days after they end.",
+        'curl -X DELETE {base}/v1/transcriptions/tx_abc123 \\\n  -H "Authorization: Bearer {key}"',
     ),
     ("POST", "/v1/translate"): (
         "Japanese to English without audio. Always runs on the server, no worker needed.",
