@@ -128,6 +128,12 @@ def error_table() -> list[tuple[int, str, str]]:
         ),
         (
             409,
+            "cancelled",
+            "a `transcribe` call (or OpenAI-style audio call) whose transcription its owner cancelled with "
+            "`DELETE /v1/transcriptions/{id}` while it waited; polling shows `status: cancelled` with this error",
+        ),
+        (
+            409,
             "worker_busy",
             "a claim from a worker that holds as many jobs as it runs at once (its heartbeat's `max_jobs`, "
             f"at most {settings.JPT_WORKER_MAX_JOBS}): complete or fail one first",

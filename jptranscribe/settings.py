@@ -216,7 +216,8 @@ SPECTACULAR_SETTINGS = {
     # /api is the same API for the web pages; the contract is /v1.
     "PREPROCESSING_HOOKS": ["jptranscribe.schema.public_api_only"],
     # `language` (transcribe) and `source` (translate) take the same one value.
-    "ENUM_NAME_OVERRIDES": {"JapaneseEnum": ["ja"]},
+    # A transcription and an erased one are both "completed": one enum keeps its first name.
+    "ENUM_NAME_OVERRIDES": {"JapaneseEnum": ["ja"], "TranscriptionStatusEnum": ["completed"]},
 }
 
 LOGGING = {
@@ -268,7 +269,10 @@ JPT_MAINTENANCE_INTERVAL_SECONDS = envfloat("JPT_MAINTENANCE_INTERVAL_SECONDS", 
 JPT_QUEUE_TIMEOUT_SECONDS = envfloat("JPT_QUEUE_TIMEOUT_SECONDS", 3600)
 # Safety net for missed wake-ups; PostgreSQL LISTEN/NOTIFY does the real work.
 JPT_WAKEUP_POLL_SECONDS = envfloat("JPT_WAKEUP_POLL_SECONDS", 5 if DATABASE_URL else 1)
-JPT_FINISHED_JOB_RETENTION_DAYS = envint("JPT_FINISHED_JOB_RETENTION_DAYS", 30)
+# `sweep` erases a finished transcription's text, segments, translation and the caller's prompt
+# this long after it ended; its row (what billing and the ledger need) stays until the next.
+JPT_RESULT_RETENTION_DAYS = envint("JPT_RESULT_RETENTION_DAYS", 30)
+JPT_FINISHED_JOB_RETENTION_DAYS = envint("JPT_FINISHED_JOB_RETENTION_DAYS", 400)
 # How long a request's Idempotency-Key is remembered (a retry within it gets the first answer).
 JPT_IDEMPOTENCY_KEEP_HOURS = envfloat("JPT_IDEMPOTENCY_KEEP_HOURS", 24)
 

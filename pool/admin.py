@@ -116,5 +116,5 @@ class JobAdmin(admin.ModelAdmin):
     @admin.action(permissions=["change"], description="Cancel (reserved credits and demos are given back)")
     def cancel(self, request, queryset):
         for job in queryset:
-            services.job_cancel(job=job, reason=f"by {request.user.get_username()}")
+            services.job_cancel(job=job, message=f"Cancelled by an operator: by {request.user.get_username()}")
         self.message_user(request, "Cancelled.")

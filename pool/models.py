@@ -128,7 +128,8 @@ class Job(models.Model):
     language = models.CharField(max_length=8, default="ja")
     translate = models.BooleanField(default=False)
     # The caller's transcription options, handed to the worker with the claim:
-    # {"prompt": str | None, "temperature": float | None, "word_timestamps": bool} (pool.policy.job_options).
+    # {"prompt": str | None, "temperature": float | None, "word_timestamps": bool} (pool.policy.job_options);
+    # {} once erased (the prompt is the caller's words).
     options = models.JSONField(default=dict, blank=True)
     duration_seconds = models.DecimalField(max_digits=8, decimal_places=3)
     audio_format = models.CharField(max_length=8)
@@ -158,6 +159,9 @@ class Job(models.Model):
     # The API error code a failed job answers its caller with.
     error_code = models.CharField(max_length=32, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # When its text, segments, translation, warnings and the caller's prompt were cleared (by its
+    # owner, an operator, or after JPT_RESULT_RETENTION_DAYS); the row keeps what billing needs.
+    erased_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [
@@ -166,6 +170,12 @@ class Job(models.Model):
             models.Index(fields=["lease_expires_at"], condition=Q(status="leased"), name="job_leased_idx"),
             models.Index(fields=["key", "-created_at"], name="job_key_created_idx"),
             models.Index(fields=["status", "-created_at"], name="job_status_created_idx"),
+            # The sweep's look for results past their retention: only finished, unerased jobs.
+            models.Index(
+                fields=["finished_at"],
+                condition=Q(finished_at__isnull=False, erased_at__isnull=True),
+                name="job_unerased_finished_idx",
+            ),
         ]
         constraints = [
             models.CheckConstraint(

@@ -12,7 +12,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from accounts import credits
@@ -379,16 +379,36 @@ def job_fail(*, worker: Worker, job_id: str, lease_id: str, error: str) -> Job:
 # --- Operators and routing ------------------------------------------------------------------------
 
 
-def job_cancel(*, job: Job, reason: str) -> Job:
-    """Operator's cancel: the caller is told, reserved credits and demos go back."""
+def job_cancel(*, job: Job, message: str, code: str = "internal_error") -> Job | None:
+    """End a queued or held job without a result, its caller told `message` (under the error
+    `code`): the credits held for it are refunded and its demo given back, and the worker that
+    holds it, if any, loses its lease (its heartbeats list the lease as lost, its completion
+    answers `lease_lost`, and it earns nothing). Returns the cancelled job, or None when it had already ended."""
     with transaction.atomic():
         job = Job.objects.select_for_update().get(pk=job.pk)
         if job.is_finished:
-            return job
+            return None
         if job.status == Status.LEASED:
             leases.end_attempt(job, JobAttempt.Outcome.ABANDONED, "cancelled")
-        job_finish_failed(job, f"Cancelled by an operator: {reason}", status=Status.CANCELLED)
+        job_finish_failed(job, message, status=Status.CANCELLED, code=code)
     return job
+
+
+def jobs_erase(jobs: QuerySet[Job]) -> int:
+    """Clear what these jobs hold of their callers' words: the text, segments, translation,
+    warnings and transcription options (the prompt is the caller's text), and any audio left.
+    Only finished jobs not yet erased are touched, in one UPDATE; the rest of the row (key,
+    route, duration, status, times, model, error) stays for billing and the ledger. Returns
+    how many were erased.
+
+    `transcription.services.transcriptions_erase` is the entry point: it also clears what the
+    apps above the pool keep of a transcription."""
+    finished = jobs.filter(status__in=Job.FINISHED, erased_at__isnull=True)
+    with transaction.atomic():
+        JobAudio.objects.filter(job__in=finished.values("pk")).delete()
+        return finished.update(
+            text="", segments=[], translation=None, warnings=[], options={}, erased_at=timezone.now()
+        )
 
 
 def job_requeue(*, job: Job) -> Job:

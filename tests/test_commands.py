@@ -66,7 +66,7 @@ def test_sweep_requeues_expired_leases_and_deletes_old_jobs(alice, settings):
     job = claim_job(alice)
     Job.objects.filter(pk=job["id"]).update(lease_expires_at=timezone.now() - timedelta(seconds=5))
     old = alice.transcribe().json()["id"]
-    Job.objects.filter(pk=old).update(status="completed", finished_at=timezone.now() - timedelta(days=40))
+    Job.objects.filter(pk=old).update(status="completed", finished_at=timezone.now() - timedelta(days=401))
     output = run("sweep")
     assert "leases expired: 1" in output and "old jobs deleted: 1" in output and "orphaned audio deleted: 1" in output
     assert Job.objects.get(pk=job["id"]).status == "queued"

@@ -79,6 +79,21 @@ def test_a_lost_lease_is_one_line_and_the_worker_goes_on(server, caplog):
     assert worker.client.claim(wait_seconds=2)["id"] == job["id"], "the worker takes the next job"
 
 
+def test_a_job_its_owner_cancels_is_one_line_for_the_worker_which_goes_on(server, caplog):
+    key, worker, job = worker_with_job(server, StandInEngine(), "sessions-w4")
+    cancelled = requests.delete(f"{server.url}/v1/transcriptions/{job['id']}",
+                                headers={"Authorization": f"Bearer {key}"}, timeout=10)
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+    caplog.set_level(logging.INFO, logger="worker")
+    worker.process(job)
+    about_the_job = [r for r in caplog.records if job["id"] in r.getMessage()]
+    assert [r.getMessage() for r in about_the_job][-1].startswith(f"{job['id']}: lease lost")
+    assert not any(r.exc_info for r in caplog.records), "no traceback"
+    assert status(server, key, job["id"])["status"] == "cancelled"
+    next_id = server.transcribe(key, wav_bytes(2), wait=False).json()["id"]
+    assert worker.client.claim(wait_seconds=2)["id"] == next_id, "the worker takes the next job"
+
+
 def test_a_refused_result_fails_the_job_at_once_instead_of_retrying(server, caplog):
     key, worker, job = worker_with_job(server, StandInEngine(text="あ" * 2000), "sessions-w3")
     caplog.set_level(logging.INFO, logger="worker")

@@ -32,7 +32,7 @@ from transcription.openai_serializers import (
     AudioVerbose,
 )
 from transcription.serializers import SUPPORTED_LANGUAGES, Pending
-from transcription.views import UploadView, job_response, webhook_request
+from transcription.views import CANCELLED_WHILE_WAITING, UploadView, job_response, webhook_request
 
 # What `response_format=text|srt|vtt` answer, as OpenAI does (plain text of each kind).
 TEXT_FORMATS = {"text": "txt", "srt": "srt", "vtt": "vtt"}
@@ -53,6 +53,7 @@ def _answers(*refusals: int) -> dict:
         (202, "application/json"): OpenApiResponse(Pending, description="the pool is slower than the wait limit"),
         **schema.errors(400, 401, 403, 413, 429, 500, *refusals),
         **schema.idempotency_errors(),
+        **CANCELLED_WHILE_WAITING,
     }
 
 
@@ -146,8 +147,8 @@ def _answer(request, data: dict, *, task: str, translate: bool, words: bool):
 def _rendered(request, job: Job, data: dict, *, task: str, translate: bool, words: bool):
     """The answer for a job in the format asked for: the same for a retry that attached to it."""
     fmt = data["response_format"]
-    if job.status != Job.Status.COMPLETED:
-        return job_response(request, job)  # 202 with status_url, or the job's error
+    if job.status != Job.Status.COMPLETED or job.erased_at is not None:
+        return job_response(request, job)  # 202 with status_url, or the job's error (or what is left of it)
     job = services.ensure_translation(job)
     if task == "translate" and job.translation is None:
         raise TranslationUnavailable(_warning(job, "translation_unavailable") or "Translation is unavailable.")

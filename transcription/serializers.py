@@ -215,10 +215,23 @@ class TranscriptionFailed(_WithoutText):
 
     status = StatusField(["failed", "cancelled"], source="job.status")
     error = serializers.SerializerMethodField()
+    erased_at = UtcDateTimeField(
+        source="job.erased_at", allow_null=True, help_text="when what it held of the request was erased (null: not)"
+    )
 
     @extend_schema_field(ErrorBody)
     def get_error(self, answer):
         return job_error(answer["job"])
+
+
+class TranscriptionErased(_WithoutText):
+    """A completed transcription whose results were erased, by its owner (DELETE) or after the
+    server's retention period: no text, segments or translation any more, only what it was."""
+
+    status = StatusField(["completed"], source="job.status")
+    model = serializers.CharField(source="job.model")
+    completed_at = UtcDateTimeField(source="job.finished_at", allow_null=True)
+    erased_at = UtcDateTimeField(source="job.erased_at")
 
 
 class ListInput(serializers.Serializer):
@@ -230,7 +243,9 @@ class ListInput(serializers.Serializer):
     )
     status = serializers.ChoiceField(list(dict.fromkeys(PUBLIC_STATUS.values())), required=False)
     include_text = serializers.BooleanField(
-        required=False, default=False, help_text="add each completed one's `text` and stored `translation`"
+        required=False,
+        default=False,
+        help_text="add each completed one's `text` and stored `translation` (unless they were erased)",
     )
 
 
@@ -239,13 +254,16 @@ class ListedTranscription(serializers.Serializer):
     """One of the key's transcriptions, without its text unless asked (`include_text=true`)."""
 
     id = serializers.CharField()
-    status = StatusField(list(PUBLIC_STATUS))
+    status = StatusField(list(PUBLIC_STATUS.values()))
     duration_seconds = serializers.FloatField()
     processed_by = serializers.ChoiceField(PROCESSED_BY)
     model = serializers.CharField()
     created_at = UtcDateTimeField()
     completed_at = UtcDateTimeField(source="finished_at", allow_null=True)
     status_url = serializers.URLField()
+    erased_at = UtcDateTimeField(
+        allow_null=True, help_text="when its results were erased (then it has no `text` even when asked)"
+    )
     text = serializers.CharField(required=False)
     translation = serializers.CharField(required=False, allow_null=True)
     webhook = WebhookState(allow_null=True, help_text="null: no webhook_url was given")
@@ -260,6 +278,8 @@ class TranscriptionList(serializers.Serializer):
 def transcription_answer(job, status_url: str) -> dict:
     """A transcription as GET /v1/transcriptions/{id} answers it in JSON (a completed one as
     stored: translate it first, if asked, with services.ensure_translation)."""
+    if job.status == "completed" and job.erased_at is not None:
+        return rendered(TranscriptionErased, {"job": job, "status_url": status_url})
     if job.status == "completed":
         return rendered(Transcription, job)
     if job.is_finished:
@@ -269,7 +289,7 @@ def transcription_answer(job, status_url: str) -> dict:
 
 TranscriptionState = PolymorphicProxySerializer(
     component_name="TranscriptionState",
-    serializers=[Transcription, Pending, TranscriptionFailed],
+    serializers=[Transcription, Pending, TranscriptionFailed, TranscriptionErased],
     resource_type_field_name=None,
 )
 

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db.models import Q
+from django.db import transaction
+from django.db.models import Q, QuerySet
 
 from accounts import idempotency
 from jptranscribe import places
@@ -20,7 +21,7 @@ from pool import leases, wakeup
 from pool import services as pool
 from pool.models import Job, new_job_id
 from transcription.routing import reroute_if_stranded, transcription_submit
-from transcription.webhooks import WebhookRequest, with_webhook_state
+from transcription.webhooks import WebhookRequest, webhooks_forget_bodies, with_webhook_state
 
 if TYPE_CHECKING:
     from accounts.idempotency import IdempotentCall
@@ -225,12 +226,48 @@ def transcriptions_of(
     return with_webhook_state(page[:limit]), len(page) > limit
 
 
+# What a transcription its owner cancelled answers with.
+CANCELLED_BY_OWNER = "Cancelled by its owner."
+CANCELLED_CODE = "cancelled"
+
+
+def transcription_erase(*, key: ApiKey, job_id: str) -> tuple[Job, bool]:
+    """DELETE /v1/transcriptions/{id}: its owner wants it gone. A transcription still queued or
+    processing is cancelled first (credits refunded or the demo given back; its worker loses the
+    lease and earns nothing); then what it holds of the caller is erased (`transcriptions_erase`).
+    Only the key that sent the clip may: for anyone else it does not exist. Doing it again
+    changes nothing. Returns the job as it now is, and whether this call cancelled it."""
+    job = Job.objects.filter(pk=job_id, key=key).first()
+    if job is None:
+        raise NotFound("No transcription with this id for your key.")
+    with transaction.atomic():
+        cancelled = not job.is_finished and (
+            pool.job_cancel(job=job, message=CANCELLED_BY_OWNER, code=CANCELLED_CODE) is not None
+        )
+        transcriptions_erase(Job.objects.filter(pk=job.pk))
+    job.refresh_from_db()
+    return job, cancelled
+
+
+def transcriptions_erase(jobs: QuerySet[Job]) -> int:
+    """Erase the results of these transcriptions (those finished and not yet erased): everything
+    that holds the caller's words or audio, the job's row keeping only what billing and the
+    ledger need. The owner's DELETE, the operators' admin action and `sweep`'s retention all
+    come here; whatever else comes to keep a transcription's words is cleared here too."""
+    webhooks_forget_bodies(job_ids=jobs.values("pk"))  # first: `jobs` may name only unerased ones
+    return pool.jobs_erase(jobs)
+
+
 # How long one reader may hold the turn to translate a result (then another takes over).
 TRANSLATING_SECONDS = 120
 
 
 def _awaits_translation(job: Job) -> bool:
-    return job.translate and job.status == Job.Status.COMPLETED and job.translation is None
+    return job.translate and job.status == Job.Status.COMPLETED and job.translation is None and job.erased_at is None
+
+
+def _stored_translation(job: Job) -> tuple:
+    return Job.objects.values_list("translation", "warnings", "erased_at").get(pk=job.pk)
 
 
 def ensure_translation(job: Job) -> Job:
@@ -244,12 +281,12 @@ def ensure_translation(job: Job) -> Job:
     turn = f"jpt:translating:{job.id}"
     while not cache.add(turn, 1, TRANSLATING_SECONDS):
         time.sleep(0.1)
-        job.translation, job.warnings = Job.objects.values_list("translation", "warnings").get(pk=job.pk)
+        job.translation, job.warnings, job.erased_at = _stored_translation(job)
         if not _awaits_translation(job):
             return job
     try:
         # Another reader may have stored it between our first look and taking the turn.
-        job.translation, job.warnings = Job.objects.values_list("translation", "warnings").get(pk=job.pk)
+        job.translation, job.warnings, job.erased_at = _stored_translation(job)
         if _awaits_translation(job):
             _translate_and_store(job)
     finally:
@@ -271,4 +308,5 @@ def _translate_and_store(job: Job) -> None:
             earlier = [w for w in job.warnings if w.get("code") != "translation_unavailable"]
             job.warnings = [*earlier, {"code": "translation_unavailable", "message": str(exc)}]
             return
-    Job.objects.filter(pk=job.pk).update(translation=job.translation, warnings=job.warnings)
+    # Not onto a result erased meanwhile.
+    Job.objects.filter(pk=job.pk, erased_at__isnull=True).update(translation=job.translation, warnings=job.warnings)

@@ -11,6 +11,7 @@ from accounts.api import KeyedView
 from jptranscribe import schema
 from jptranscribe.errors import InvalidRequest, NotFound, error_body
 from jptranscribe.net import client_ip
+from jptranscribe.schema import Error
 from jptranscribe.serializing import rendered, validated
 from pool.models import Worker
 from pool.serializers import JOB_ID
@@ -26,6 +27,7 @@ from transcription.serializers import (
     TranscribeUpload,
     TranscribeUrl,
     Transcription,
+    TranscriptionErased,
     TranscriptionFailed,
     TranscriptionList,
     TranscriptionState,
@@ -51,6 +53,14 @@ class AccountView(KeyedView):
                 },
             )
         )
+
+
+# A waiting call whose transcription its owner cancelled meanwhile (DELETE) answers this.
+CANCELLED_WHILE_WAITING = {
+    409: OpenApiResponse(
+        Error, description="cancelled: its owner cancelled it (DELETE /v1/transcriptions/{id}) while this call waited"
+    )
+}
 
 
 class UploadView(KeyedView):
@@ -81,6 +91,7 @@ class TranscribeView(UploadView):
             202: Pending,
             **schema.errors(400, 401, 403, 413, 429, 500),
             **schema.idempotency_errors(),
+            **CANCELLED_WHILE_WAITING,
         },
         summary="Transcribe audio",
     )
@@ -154,13 +165,19 @@ class TranscriptionListView(KeyedView):
                 "created_at": job.created_at,
                 "finished_at": job.finished_at,
                 "status_url": status_url(request, job),
+                "erased_at": job.erased_at,
                 "webhook": webhooks.webhook_state(job.webhook_delivery),
             }
-            if data["include_text"] and job.status == "completed":
+            if data["include_text"] and job.status == "completed" and job.erased_at is None:
                 item.update(text=job.text, translation=job.translation if job.translate else None)
             listed.append(item)
         next_after = jobs[-1].id if has_more else None
         return Response(rendered(TranscriptionList, {"data": listed, "has_more": has_more, "next_after": next_after}))
+
+
+JOB_ID_PARAMETER = OpenApiParameter(
+    "job_id", str, OpenApiParameter.PATH, pattern=JOB_ID, description="the `id` POST /v1/transcribe answered"
+)
 
 
 class TranscriptionView(KeyedView):
@@ -179,13 +196,7 @@ class TranscriptionView(KeyedView):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter(
-                "job_id",
-                str,
-                OpenApiParameter.PATH,
-                pattern=JOB_ID,
-                description="the `id` POST /v1/transcribe answered",
-            ),
+            JOB_ID_PARAMETER,
             OpenApiParameter(
                 "format",
                 str,
@@ -227,6 +238,32 @@ class TranscriptionView(KeyedView):
             return Response(rendered(TranscriptionFailed, {"job": job, "status_url": status_url(request, job)}))
         return job_response(request, job, accepted_status=200)
 
+    @extend_schema(
+        parameters=[JOB_ID_PARAMETER],
+        responses={
+            200: OpenApiResponse(
+                TranscriptionFailed,
+                description="It was queued or processing: now cancelled (its credits refunded or its demo given "
+                "back), and erased",
+            ),
+            204: OpenApiResponse(
+                description="It had already ended: its text, segments and translation are erased (again: "
+                "nothing changes)"
+            ),
+            **schema.errors(401, 404, 429),
+        },
+        summary="Cancel a transcription, or erase its result",
+        description="DELETE /v1/transcriptions/{id}, for the key that sent the clip only: one still queued or "
+        "processing is cancelled (200); one that has ended has its text, segments, translation and prompt "
+        "erased (204). The row stays for billing; GET then shows its status and `erased_at`.",
+        operation_id="transcriptions_destroy",
+    )
+    def delete(self, request, job_id):
+        job, cancelled = services.transcription_erase(key=request.user, job_id=job_id)
+        if cancelled:
+            return Response(rendered(TranscriptionFailed, {"job": job, "status_url": status_url(request, job)}))
+        return Response(status=204)
+
 
 def requested_format(request) -> str:
     """`?format=` if given (an unknown one is refused), else the Accept header's preferred
@@ -258,6 +295,12 @@ def requested_format(request) -> str:
 
 def text_response(job, fmt: str) -> HttpResponse:
     """A completed transcription as subtitles or plain text, shown inline under a file name."""
+    if job.erased_at is not None:
+        raise InvalidRequest(
+            f"This transcription's results were erased ({job.erased_at:%Y-%m-%d %H:%M} UTC); "
+            "ask for json to see what is kept of it.",
+            param="format",
+        )
     if job.status != "completed":
         status = PUBLIC_STATUS[job.status]
         why = "is not completed yet" if not job.is_finished else "has no text"
@@ -283,6 +326,8 @@ def status_url(request, job):
 
 
 def job_response(request, job, *, accepted_status=202, accepted_headers=None):
+    if job.status == "completed" and job.erased_at is not None:
+        return Response(rendered(TranscriptionErased, {"job": job, "status_url": status_url(request, job)}))
     if job.status == "completed":
         return Response(rendered(Transcription, services.ensure_translation(job)))
     if job.is_finished:
@@ -297,4 +342,4 @@ def job_response(request, job, *, accepted_status=202, accepted_headers=None):
 
 
 def failure_status(job) -> int:
-    return {"worker_required": 403}.get(job.error_code, 500)
+    return {"worker_required": 403, services.CANCELLED_CODE: 409}.get(job.error_code, 500)

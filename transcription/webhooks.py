@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from accounts.services import webhook_signing_secrets
@@ -74,10 +74,10 @@ def webhook_retry_now(deliveries: Iterable[WebhookDelivery]) -> int:
     )
 
 
-def webhooks_forget_bodies(*, job_ids: Iterable[str]) -> None:
+def webhooks_forget_bodies(*, job_ids: Iterable[str] | QuerySet) -> None:
     """When results are erased: a stored body holds the text. One still to be sent is rendered
     again from the erased transcription when it goes."""
-    WebhookDelivery.objects.filter(job_id__in=list(job_ids)).update(body="")
+    WebhookDelivery.objects.filter(job_id__in=job_ids).exclude(body="").update(body="")
 
 
 def with_webhook_state(jobs: list[Job]) -> list[Job]:

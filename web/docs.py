@@ -6,6 +6,7 @@ A test fails when an endpoint has no example, so the page cannot fall behind the
 import functools
 import re
 
+from django.conf import settings
 from drf_spectacular.generators import SchemaGenerator
 
 from jptranscribe import errors
@@ -58,6 +59,12 @@ EXAMPLES = {
         "makes a new one; the old one keeps signing beside it for 24 h. Then send `webhook_url` with "
         "`/v1/transcribe` or `/v1/audio/transcriptions` to get each transcription's end POSTed to you.",
         'curl -X POST {base}/v1/webhook-secret \\\n  -H "Authorization: Bearer {key}"',
+    ),
+    ("DELETE", "/v1/transcriptions/{job_id}"): (
+        "Cancel a transcription still queued or processing (200; its credits or demo come back), or erase "
+        "the text, segments and translation of one that has ended (204). Results are erased anyway "
+        f"{settings.JPT_RESULT_RETENTION_DAYS} days after they end.",
+        'curl -X DELETE {base}/v1/transcriptions/tx_abc123 \\\n  -H "Authorization: Bearer {key}"',
     ),
     ("POST", "/v1/translate"): (
         "Japanese to English without audio. Always runs on the server, no worker needed.",

@@ -221,7 +221,7 @@ def test_a_failed_or_cancelled_transcription_sends_its_own_event(alice, receiver
     online_worker(alice)
     failed = alice.transcribe(webhook_url=receiver.url).json()["id"]
     cancelled = alice.transcribe(webhook_url=receiver.url).json()["id"]
-    pool.job_cancel(job=Job.objects.get(pk=cancelled), reason="test")
+    pool.job_cancel(job=Job.objects.get(pk=cancelled), message="Cancelled by an operator: test")
     Job.objects.filter(pk=failed).update(status="failed", error="Nobody could.", error_code="internal_error",
                                          finished_at=timezone.now())
     send_due()
@@ -306,3 +306,20 @@ def test_two_delivery_loops_never_take_the_same_event(alice, receiver, settings)
         t.join()
     assert len(taken[0]) + len(taken[1]) == 30
     assert not set(taken[0]) & set(taken[1])
+
+
+def test_erasing_a_transcription_erases_its_events_text_too(alice, receiver):
+    secret = secret_of(alice)
+    sent_first = transcribed(alice, receiver, text="消える文章。")
+    send_due()
+    receiver.answers = [500]
+    waiting = transcribed(alice, receiver, text="これも消える。")
+    send_due()  # fails once: its body is stored, to be sent again
+    for job_id in (sent_first, waiting):
+        assert alice.client.delete(f"/v1/transcriptions/{job_id}").status_code == 204
+    assert not WebhookDelivery.objects.filter(body__contains="消える").exists()
+    make_due_now()
+    send_due()
+    retried = receiver.deliveries[-1].verified(secret)
+    assert retried["data"]["id"] == waiting and "text" not in retried["data"]
+    assert retried["data"]["erased_at"] is not None

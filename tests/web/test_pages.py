@@ -74,7 +74,7 @@ def test_the_key_form_explains_the_daily_limit(visitor):
 def test_the_docs_describe_every_endpoint_of_the_api(visitor):
     page = visitor.get("/docs/").content.decode()
     operations = [(method.upper(), path) for path, ops in docs.api_schema()["paths"].items() for method in ops]
-    assert len(operations) == 15
+    assert len(operations) == 16
     for method, path in operations:
         assert f'<span class="method {method}">{method}</span> <code>{path}</code>' in page
         assert (method, path) in docs.EXAMPLES, f"{method} {path} has no example on /docs/"

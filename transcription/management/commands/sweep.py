@@ -9,12 +9,13 @@ from accounts import idempotency
 from pool import leases
 from pool.models import Job, JobAudio
 from transcription.routing import reroute_if_stranded
+from transcription.services import transcriptions_erase
 
 
 class Command(BaseCommand):
     help = (
-        "Expire leases and stale jobs, re-route stranded ones, delete orphaned audio, old jobs and "
-        "expired browser sessions and Idempotency-Keys past their keeping time."
+        "Expire leases and stale jobs, re-route stranded ones, delete orphaned audio, erase results past "
+        "their retention, delete old jobs, expired browser sessions and Idempotency-Keys past their keeping time."
     )
 
     def handle(self, *args, **options):
@@ -26,13 +27,17 @@ class Command(BaseCommand):
             if after.route != job.route or after.is_finished:
                 stranded += 1
         orphans, _ = JobAudio.objects.filter(job__status__in=Job.FINISHED).delete()
-        cutoff = timezone.now() - timedelta(days=settings.JPT_FINISHED_JOB_RETENTION_DAYS)
+        now = timezone.now()
+        erased = transcriptions_erase(
+            Job.objects.filter(finished_at__lt=now - timedelta(days=settings.JPT_RESULT_RETENTION_DAYS))
+        )
+        cutoff = now - timedelta(days=settings.JPT_FINISHED_JOB_RETENTION_DAYS)
         old, _ = Job.objects.filter(status__in=Job.FINISHED, finished_at__lt=cutoff).delete()
         # Web visitors get a session (the jobs their browser started): they pile up otherwise.
         sessions, _ = Session.objects.filter(expire_date__lt=timezone.now()).delete()
         keys = idempotency.forget_expired()
         self.stdout.write(
             f"leases expired: {expired_leases}, stale jobs failed: {expired_queued}, stranded re-routed: {stranded}, "
-            f"orphaned audio deleted: {orphans}, old jobs deleted: {old}, expired sessions deleted: {sessions}, "
-            f"idempotency keys forgotten: {keys}"
+            f"orphaned audio deleted: {orphans}, results erased: {erased}, old jobs deleted: {old}, "
+            f"expired sessions deleted: {sessions}, idempotency keys forgotten: {keys}"
         )
