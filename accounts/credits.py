@@ -118,8 +118,83 @@ def credits_refund(*, job_ref: str, reason: str) -> None:
         _add(key_id=key_id, kind=Kind.REFUNDED, amount=held, job_ref=job_ref, reason=reason)
 
 
-def credits_earn(*, key: ApiKey, amount: Decimal | float, job_ref: str) -> None:
-    _add(key_id=key.pk, kind=Kind.EARNED, amount=amount, job_ref=job_ref, reason="processed pool audio")
+def credits_earn_pending(*, key_id: int, amount: Decimal | float, job_ref: str) -> None:
+    """Seconds earned for a pool result, spendable once it is confirmed (`credits_confirm`)."""
+    amount = seconds(amount)
+    run(
+        sql.ADD_ENTRY,
+        {
+            "key_id": key_id,
+            "kind": Kind.PENDING,
+            "seconds": amount,
+            "job_ref": job_ref,
+            "reason": "processed pool audio (pending until confirmed)",
+            "now": _now(),
+            "milliseconds": 0,  # not in the balance
+        },
+    )
+
+
+def _open_pending(job_ref: str) -> tuple[int, Decimal] | None:
+    entries = {
+        kind: (key_id, seconds(amount))
+        for kind, key_id, amount in CreditEntry.objects.filter(
+            job_ref=job_ref, kind__in=[Kind.PENDING, Kind.CONFIRMED, Kind.VOIDED]
+        ).values_list("kind", "key_id", "seconds")
+    }
+    if Kind.PENDING not in entries or Kind.CONFIRMED in entries or Kind.VOIDED in entries:
+        return None
+    return entries[Kind.PENDING]
+
+
+def credits_confirm(*, job_ref: str, reason: str = "result confirmed") -> None:
+    """The pending seconds of this run become spendable (once: a second call does nothing)."""
+    pending = _open_pending(job_ref)
+    if pending:
+        key_id, amount = pending
+        _add(key_id=key_id, kind=Kind.CONFIRMED, amount=amount, job_ref=job_ref, reason=reason)
+
+
+def credits_void(*, job_ref: str, reason: str) -> None:
+    """A failed check: the run's pending seconds are never paid."""
+    pending = _open_pending(job_ref)
+    if pending:
+        _add(key_id=pending[0], kind=Kind.VOIDED, amount=0, job_ref=job_ref, reason=reason)
+
+
+def credits_confirm_held(*, older_than: datetime, limit: int = 1000) -> int:
+    """Pending seconds older than the holding period, with no failed check, become spendable."""
+    refs = list(
+        CreditEntry.objects.filter(kind=Kind.PENDING, created_at__lt=older_than)
+        .exclude(job_ref__in=CreditEntry.objects.filter(kind__in=[Kind.CONFIRMED, Kind.VOIDED]).values("job_ref"))
+        .values_list("job_ref", flat=True)[:limit]
+    )
+    for job_ref in refs:
+        with transaction.atomic():
+            credits_confirm(job_ref=job_ref, reason="held without a failed check")
+    return len(refs)
+
+
+def credits_pending(key: ApiKey) -> Decimal:
+    """Seconds earned and not yet confirmed or voided."""
+    closed = CreditEntry.objects.filter(kind__in=[Kind.CONFIRMED, Kind.VOIDED], key=key).values("job_ref")
+    total = (
+        CreditEntry.objects.filter(kind=Kind.PENDING, key=key)
+        .exclude(job_ref__in=closed)
+        .aggregate(total=Sum("seconds"))["total"]
+    )
+    return seconds(total or 0)
+
+
+def credits_refund_charged(*, job_ref: str, reason: str) -> None:
+    """A delivered result was outvoted later: the caller gets back what the job charged."""
+    entries = {
+        kind: (key_id, -seconds(amount))
+        for kind, key_id, amount in CreditEntry.objects.filter(job_ref=job_ref).values_list("kind", "key_id", "seconds")
+    }
+    if Kind.RESERVED in entries and Kind.CHARGED in entries and Kind.REFUNDED not in entries:
+        key_id, held = entries[Kind.RESERVED]
+        _add(key_id=key_id, kind=Kind.REFUNDED, amount=held, job_ref=job_ref, reason=reason)
 
 
 def credits_grant(*, key: ApiKey, amount: Decimal | float, reason: str, actor: str = "") -> CreditEntry:
@@ -150,7 +225,10 @@ def credits_reconcile(*, repair: bool) -> list[tuple[int, Decimal, Decimal]]:
             run(sql.BALANCE_ADD, {"key_id": key_id, "milliseconds": 0})  # the row exists, and is locked
             kept = CreditBalance.objects.get(key_id=key_id).milliseconds
             ledger = milliseconds(
-                CreditEntry.objects.filter(key_id=key_id).aggregate(total=Sum("seconds"))["total"] or 0
+                CreditEntry.objects.filter(key_id=key_id)
+                .exclude(kind__in=CreditEntry.NOT_IN_BALANCE)
+                .aggregate(total=Sum("seconds"))["total"]
+                or 0
             )
             if kept != ledger:
                 differing.append((key_id, seconds_of(kept), seconds_of(ledger)))

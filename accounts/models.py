@@ -117,6 +117,14 @@ class CreditEntry(models.Model):
         CHARGED = "charged"  # 0: the hold became final when the job succeeded
         REFUNDED = "refunded"  # + the hold returned when the job failed or was cancelled
         GRANTED = "granted"  # +/- by an operator, with a reason
+        # Earnings for a pool result are pending until it is confirmed (another key's worker
+        # agreed, or a holding period passed without a failed check), then spendable:
+        PENDING = "pending"  # + not in the balance: seconds earned, not spendable yet
+        CONFIRMED = "confirmed"  # + the pending seconds join the balance
+        VOIDED = "voided"  # 0: a failed check voided the pending seconds
+
+    # Kinds whose seconds are not (yet) the key's: the balance is the sum of the other rows.
+    NOT_IN_BALANCE = (Kind.PENDING,)
 
     key = models.ForeignKey(ApiKey, on_delete=models.CASCADE, related_name="credit_entries")
     kind = models.CharField(max_length=10, choices=Kind.choices)

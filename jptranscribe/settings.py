@@ -273,6 +273,21 @@ JPT_WAKEUP_POLL_SECONDS = envfloat("JPT_WAKEUP_POLL_SECONDS", 5 if DATABASE_URL 
 # this long after it ended; its row (what billing and the ledger need) stays until the next.
 JPT_RESULT_RETENTION_DAYS = envint("JPT_RESULT_RETENTION_DAYS", 30)
 JPT_FINISHED_JOB_RETENTION_DAYS = envint("JPT_FINISHED_JOB_RETENTION_DAYS", 400)
+# Checking strangers' results (pool.verification).
+# A trusted key's delivered results are spot-checked at max(this, 1/its agreements in a row).
+JPT_SPOT_CHECK_MIN_RATE = envfloat("JPT_SPOT_CHECK_MIN_RATE", 0.05)
+# Strikes within 24 h that quarantine a key (its workers then take only their own key's jobs).
+JPT_QUARANTINE_STRIKES = envint("JPT_QUARANTINE_STRIKES", 3)
+# A result sooner after its claim than this many seconds per second of audio is implausible.
+JPT_MIN_SECONDS_PER_AUDIO_SECOND = envfloat("JPT_MIN_SECONDS_PER_AUDIO_SECOND", 0.01)
+# An empty transcript of a clip with at least this much sound is held for a second worker.
+JPT_VOICED_SECONDS_FOR_SPEECH = envfloat("JPT_VOICED_SECONDS_FOR_SPEECH", 1.0)
+# Runs of one clip (the original and its checks) before a held transcription fails undecided.
+JPT_CHECK_MAX_RUNS = envint("JPT_CHECK_MAX_RUNS", 4)
+# A check of a new key's result is for trusted keys' workers (and the demo's) this long, then for any other key's.
+JPT_CHECKS_OPEN_SECONDS = envfloat("JPT_CHECKS_OPEN_SECONDS", 30)
+# Earned seconds become spendable after this long without a failed check (or at once, when confirmed).
+JPT_CREDITS_HOLD_HOURS = envfloat("JPT_CREDITS_HOLD_HOURS", 24)
 # How long a request's Idempotency-Key is remembered (a retry within it gets the first answer).
 JPT_IDEMPOTENCY_KEEP_HOURS = envfloat("JPT_IDEMPOTENCY_KEEP_HOURS", 24)
 

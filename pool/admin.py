@@ -1,9 +1,10 @@
 from django.contrib import admin
+from django.utils.html import format_html_join
 
 from accounts.admin import ApiKeyAdmin
 from accounts.models import ApiKey
-from pool import services
-from pool.models import Job, JobAttempt, Worker
+from pool import services, verification
+from pool.models import Job, JobAttempt, JobResult, KeyTrust, Strike, Worker
 
 # Keys gain what only the pool knows about: their workers.
 admin.site.unregister(ApiKey)
@@ -50,10 +51,11 @@ class WorkerAdmin(admin.ModelAdmin):
         "jobs_done",
         "jobs_failed",
         "rtf",
+        "trust",
     ]
     list_filter = [OnlineFilter, "engine", "key__is_server"]
     search_fields = ["=key__prefix", "name", "client_id"]
-    list_select_related = ["key"]
+    list_select_related = ["key", "key__trust"]
     readonly_fields = [f.name for f in Worker._meta.fields]
     actions = ["ban"]
     show_full_result_count = False
@@ -67,6 +69,11 @@ class WorkerAdmin(admin.ModelAdmin):
     @admin.display(boolean=True)
     def online(self, worker):
         return worker.is_online
+
+    @admin.display(description="trust")
+    def trust(self, worker):
+        record = getattr(worker.key, "trust", None)  # loaded with the row (no trust record: a new key)
+        return record.level if record is not None else KeyTrust.Level.NEW
 
     @admin.display(description="real-time factor")
     def rtf(self, worker):
@@ -90,6 +97,16 @@ class AttemptInline(admin.TabularInline):
     fields = readonly_fields = ("worker", "started_at", "ended_at", "outcome", "error")
 
 
+class ResultInline(admin.TabularInline):
+    """Every worker's transcript of the clip, side by side, with its distance to the final text."""
+
+    model = JobResult
+    fk_name = "job"
+    extra = 0
+    can_delete = False
+    fields = readonly_fields = ("key", "worker", "verdict", "cer", "text", "implausible", "created_at")
+
+
 @admin.register(Job)
 class JobAdmin(admin.ModelAdmin):
     list_display = ["id", "key", "route", "status", "duration_seconds", "worker", "attempts", "created_at"]
@@ -98,7 +115,7 @@ class JobAdmin(admin.ModelAdmin):
     list_select_related = ["key", "worker", "worker__key"]
     show_full_result_count = False
     readonly_fields = [f.name for f in Job._meta.fields]
-    inlines = [AttemptInline]
+    inlines = [AttemptInline, ResultInline]
     actions = ["requeue", "cancel"]
 
     def has_add_permission(self, request):
@@ -118,3 +135,89 @@ class JobAdmin(admin.ModelAdmin):
         for job in queryset:
             services.job_cancel(job=job, message=f"Cancelled by an operator: by {request.user.get_username()}")
         self.message_user(request, "Cancelled.")
+
+
+@admin.register(KeyTrust)
+class KeyTrustAdmin(admin.ModelAdmin):
+    """Worker keys as sources of results: trust level, checks passed and failed, strikes, quarantine."""
+
+    list_display = [
+        "key",
+        "level",
+        "checks",
+        "agreements",
+        "failed_checks",
+        "consecutive_agreements",
+        "strikes",
+        "quarantined_at",
+    ]
+    list_filter = [("quarantined_at", admin.EmptyFieldListFilter)]
+    search_fields = ["=key__prefix"]
+    list_select_related = ["key"]
+    readonly_fields = [
+        "key",
+        "checks",
+        "agreements",
+        "consecutive_agreements",
+        "strikes",
+        "quarantined_at",
+        "recent_strikes",
+    ]
+    actions = ["clear_quarantine", "grant_trust"]
+    show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.display(description="strikes, newest first")
+    def recent_strikes(self, trust):
+        strikes = Strike.objects.filter(key_id=trust.key_id).order_by("-created_at")[:20]
+        return (
+            format_html_join("\n", "<p>{} · {} · {}</p>", ((s.created_at, s.job_id or "—", s.reason) for s in strikes))
+            or "none"
+        )
+
+    @admin.display(description="failed checks")
+    def failed_checks(self, trust):
+        return trust.checks - trust.agreements
+
+    @admin.action(permissions=["change"], description="Clear the quarantine (the key starts again as new)")
+    def clear_quarantine(self, request, queryset):
+        for trust in queryset:
+            verification.quarantine_clear(key_id=trust.key_id)
+        self.message_user(request, f"Cleared {queryset.count()} keys.")
+
+    @admin.action(permissions=["change"], description="Trust these keys (their results are spot-checked, not held)")
+    def grant_trust(self, request, queryset):
+        for trust in queryset:
+            verification.trust_grant(key_id=trust.key_id)
+        self.message_user(request, f"Trusted {queryset.count()} keys.")
+
+
+@admin.register(JobResult)
+class FailedCheckAdmin(admin.ModelAdmin):
+    """Results outvoted by a check: each beside the text the job ended with, and their distance."""
+
+    list_display = ["job", "key", "cer", "their_text", "final_text", "implausible", "created_at"]
+    list_filter = ["verdict"]
+    search_fields = ["=job__id", "=key__prefix"]
+    list_select_related = ["job", "key"]
+    readonly_fields = [f.name for f in JobResult._meta.fields]
+    show_full_result_count = False
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).filter(verdict=JobResult.Verdict.OUTVOTED)
+
+    @admin.display(description="their text")
+    def their_text(self, result):
+        return result.text[:200]
+
+    @admin.display(description="the job's text")
+    def final_text(self, result):
+        return result.job.text[:200]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

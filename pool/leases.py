@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from datetime import datetime
 
 from django.conf import settings
@@ -182,9 +182,20 @@ class _Turns:
 _turns = _Turns()
 
 
+_more_maintenance: list[Callable[[], None]] = []
+
+
+def on_maintenance(task: Callable[[], None]) -> None:
+    """Run `task` in each maintenance turn too (registered by the pool's AppConfig: checks of results)."""
+    if task not in _more_maintenance:
+        _more_maintenance.append(task)
+
+
 def pool_maintenance() -> None:
     """Expire leases and stale queued jobs, when it is this process's turn. Claims and waiting
     transcribe calls call it, so the pool keeps moving without a cron job."""
     if _turns.take():
         jobs_expire_leases()
         jobs_expire_queued()
+        for task in _more_maintenance:
+            task()

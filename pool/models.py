@@ -104,6 +104,9 @@ class Job(models.Model):
         POOL_SELF = "pool_self"
         SERVER_DEMO = "server_demo"
         POOL_CREDIT = "pool_credit"
+        # A copy of a pool_credit job's clip, run by a worker of another key to check a result
+        # (pool.verification): nobody's transcription, never shown, paid by the house.
+        POOL_CHECK = "pool_check"
 
     class Status(models.TextChoices):
         QUEUED = "queued"
@@ -111,6 +114,13 @@ class Job(models.Model):
         COMPLETED = "completed"
         FAILED = "failed"
         CANCELLED = "cancelled"
+        # A result is in, held back until another worker's agrees (pool.verification).
+        CHECKING = "checking"
+
+    class Verification(models.TextChoices):
+        UNCHECKED = "unchecked"
+        CHECKED = "checked"  # another key's worker got the same text
+        CORRECTED = "corrected"  # a check after delivery outvoted the text, which was replaced
 
     FINISHED = (Status.COMPLETED, Status.FAILED, Status.CANCELLED)
 
@@ -123,6 +133,10 @@ class Job(models.Model):
     id = models.CharField(primary_key=True, max_length=32, default=new_job_id, editable=False)
     key = models.ForeignKey(ApiKey, on_delete=models.CASCADE, related_name="jobs")
     route = models.CharField(max_length=12, choices=Route.choices)
+    # A check copy's original job (route pool_check only).
+    checks = models.ForeignKey("self", null=True, blank=True, on_delete=models.CASCADE, related_name="check_copies")
+    # A check copy only a trusted key's worker (or the server's) may take: the run that decides.
+    check_by_trusted = models.BooleanField(default=False)
     route_reason = models.CharField(max_length=200)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
     language = models.CharField(max_length=8, default="ja")
@@ -132,6 +146,9 @@ class Job(models.Model):
     # {} once erased (the prompt is the caller's words).
     options = models.JSONField(default=dict, blank=True)
     duration_seconds = models.DecimalField(max_digits=8, decimal_places=3)
+    # Seconds of it louder than near-silence (measured at intake): an empty transcript of a
+    # clip with speech is implausible.
+    voiced_seconds = models.FloatField(default=0)
     audio_format = models.CharField(max_length=8)
     client_ip = models.GenericIPAddressField(null=True, blank=True)
     # The demo quota day this job used, to give the demo back if the job fails.
@@ -158,6 +175,9 @@ class Job(models.Model):
     error = models.CharField(max_length=500, blank=True)
     # The API error code a failed job answers its caller with.
     error_code = models.CharField(max_length=32, blank=True)
+    verification = models.CharField(max_length=10, choices=Verification.choices, default=Verification.UNCHECKED)
+    # How many workers' transcripts agree with the text (1: only its own worker's).
+    agreeing_workers = models.PositiveSmallIntegerField(default=1)
     finished_at = models.DateTimeField(null=True, blank=True)
     # When its text, segments, translation, warnings and the caller's prompt were cleared (by its
     # owner, an operator, or after JPT_RESULT_RETENTION_DAYS); the row keeps what billing needs.
@@ -170,6 +190,9 @@ class Job(models.Model):
             models.Index(fields=["lease_expires_at"], condition=Q(status="leased"), name="job_leased_idx"),
             models.Index(fields=["key", "-created_at"], name="job_key_created_idx"),
             models.Index(fields=["status", "-created_at"], name="job_status_created_idx"),
+            models.Index(fields=["checks"], condition=Q(checks__isnull=False), name="job_checks_idx"),
+            # Corrected results, for the corrections' webhook events.
+            models.Index(fields=["finished_at"], condition=Q(verification="corrected"), name="job_corrected_idx"),
             # The sweep's look for results past their retention: only finished, unerased jobs.
             models.Index(
                 fields=["finished_at"],
@@ -179,7 +202,7 @@ class Job(models.Model):
         ]
         constraints = [
             models.CheckConstraint(
-                condition=Q(status__in=["queued", "leased", "completed", "failed", "cancelled"]),
+                condition=Q(status__in=["queued", "leased", "completed", "failed", "cancelled", "checking"]),
                 name="job_status_valid",
             ),
             models.CheckConstraint(
@@ -200,7 +223,8 @@ class Job(models.Model):
 
     @property
     def processed_by(self) -> str:
-        return {"pool_self": "self", "server_demo": "server_demo", "pool_credit": "pool"}[self.route]
+        routes = {"pool_self": "self", "server_demo": "server_demo", "pool_credit": "pool", "pool_check": "pool"}
+        return routes[self.route]
 
 
 class JobAudio(models.Model):
@@ -232,3 +256,82 @@ class JobAttempt(models.Model):
     ended_at = models.DateTimeField(null=True, blank=True)
     outcome = models.CharField(max_length=10, choices=Outcome.choices, default=Outcome.RUNNING)
     error = models.CharField(max_length=500, blank=True)
+    # How the worker got the clip: in the claim's answer, or by fetching it (a result from a
+    # worker that did neither is implausible).
+    audio_inline = models.BooleanField(default=False)
+    audio_fetched = models.BooleanField(default=False)
+
+
+class KeyTrust(models.Model):
+    """A worker key's record as a source of results (pool.verification): how many of its results
+    were checked against another key's, how many agreed, how many in a row, its strikes.
+    New until TRUSTED_AFTER results in a row agreed; a failed check makes it new again; three
+    strikes within a day quarantine it (its workers take only their own key's jobs)."""
+
+    TRUSTED_AFTER = 10
+
+    class Level(models.TextChoices):
+        NEW = "new"
+        TRUSTED = "trusted"
+        QUARANTINED = "quarantined"
+
+    key = models.OneToOneField(ApiKey, primary_key=True, on_delete=models.CASCADE, related_name="trust")
+    checks = models.PositiveIntegerField(default=0)
+    agreements = models.PositiveIntegerField(default=0)
+    consecutive_agreements = models.PositiveIntegerField(default=0)
+    strikes = models.PositiveIntegerField(default=0)
+    quarantined_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.key.prefix}: {self.level}"
+
+    @property
+    def level(self) -> str:
+        if self.quarantined_at is not None:
+            return self.Level.QUARANTINED
+        if self.consecutive_agreements >= self.TRUSTED_AFTER:
+            return self.Level.TRUSTED
+        return self.Level.NEW
+
+
+class Strike(models.Model):
+    """Something a key's worker did that honest ones do not: an outvoted or implausible result."""
+
+    key = models.ForeignKey(ApiKey, on_delete=models.CASCADE, related_name="strikes")
+    job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    reason = models.CharField(max_length=300)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.key.prefix}: {self.reason}"
+
+
+class JobResult(models.Model):
+    """One worker's transcript of a pool clip: the original run's and each check copy's, compared
+    with one another to decide what the caller gets (pool.verification)."""
+
+    class Verdict(models.TextChoices):
+        OPEN = "open"  # not compared yet
+        AGREED = "agreed"
+        OUTVOTED = "outvoted"
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="results")  # the original
+    run = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="+")  # the row the worker held
+    worker = models.ForeignKey(Worker, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    key = models.ForeignKey(ApiKey, on_delete=models.CASCADE, related_name="+")
+    # Whether the key was trusted (or the server's) when it gave the result: a check by such a
+    # key can decide alone.
+    independent = models.BooleanField(default=False)
+    text = models.TextField(blank=True)
+    segments = models.JSONField(default=list, blank=True)
+    model = models.CharField(max_length=100, blank=True)
+    implausible = models.CharField(max_length=300, blank=True)
+    verdict = models.CharField(max_length=10, choices=Verdict.choices, default=Verdict.OPEN)
+    cer = models.FloatField(null=True, blank=True)  # to the text the job ended with
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run"], name="one_result_per_run")]
+
+    def __str__(self) -> str:
+        return f"{self.job_id} by {self.key_id}: {self.verdict}"

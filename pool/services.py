@@ -7,7 +7,7 @@ import time
 from collections.abc import Collection, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -20,10 +20,10 @@ from accounts.models import ApiKey
 from jptranscribe import places
 from jptranscribe.errors import InvalidRequest, NotFound, RateLimited
 from jptranscribe.sql import db_datetime, db_value, instance, load, row_params, run
-from pool import leases, policy, wakeup
+from pool import leases, policy, verification, wakeup
 from pool import statements as sql
 from pool.leases import LeaseLost, job_finish_failed
-from pool.models import Job, JobAttempt, JobAudio, Worker, new_lease_id
+from pool.models import Job, JobAttempt, JobAudio, JobResult, Worker, new_lease_id
 from pool.workers import WorkerBusy, refuse_banned, worker_for_request, worker_seen
 
 Status = Job.Status
@@ -117,6 +117,7 @@ def job_submit(
     audio_format: str,
     duration_seconds: float,
     translate: bool,
+    voiced_seconds: float = 0.0,
     client_ip: str | None = None,
     demo_day: date | None = None,
     job_id: str | None = None,
@@ -131,6 +132,7 @@ def job_submit(
         route_reason=route_reason,
         audio_format=audio_format,
         duration_seconds=duration_seconds,
+        voiced_seconds=voiced_seconds,
         translate=translate,
         options=policy.job_options(options),
         client_ip=client_ip,
@@ -205,6 +207,7 @@ def claim_once(worker: Worker, inline_audio_up_to: int = 0) -> Job | None:
         "lease_hard_expires_at": db_datetime(policy.lease_hard_expires_at(now)),
         "now": db_datetime(now),
         "inline_audio_up_to": inline_audio_up_to,
+        "checks_open_before": db_datetime(now - timedelta(seconds=settings.JPT_CHECKS_OPEN_SECONDS)),
     }
     answer = None
     for slot in policy.slots_to_try(held=worker.held_jobs or 0, max_jobs=worker.max_jobs):
@@ -222,6 +225,8 @@ def claim_once(worker: Worker, inline_audio_up_to: int = 0) -> Job | None:
     job = instance(Job, answer.columns, answer.row)
     audio = answer.value("inline_audio")
     job.inline_audio = bytes(audio) if audio is not None else None
+    if job.route == Route.POOL_CREDIT:
+        verification.job_claimed(job, worker)
     return job
 
 
@@ -263,6 +268,7 @@ def job_audio(*, key: ApiKey, client_id: str, job_id: str, lease_id: str) -> Job
         _held_job(worker=worker_for_request(key=key, client_id=client_id), job_id=job_id, lease_id=lease_id)
         raise LeaseLost("This job has already ended.")
     worker_seen(worker, key)
+    JobAttempt.objects.filter(lease_id=lease_id, audio_fetched=False).update(audio_fetched=True)
     return JobAudio(job_id=job_id, data=answer.value("data"), content_type=answer.value("content_type"))
 
 
@@ -288,6 +294,37 @@ def job_complete(
     job and the seconds credited to the worker's owner.
     """
     words = policy.words_chars(segments)
+    try:
+        return _complete(
+            worker=worker,
+            job_id=job_id,
+            lease_id=lease_id,
+            text=text,
+            segments=segments,
+            model=model,
+            processing_seconds=processing_seconds,
+            warnings=warnings,
+            words=words,
+        )
+    except ResultTooLong as refused:  # no transcript of this clip: a strike when a stranger's worker sent it
+        if refused.job.route in verification.CHECKED_ROUTES:
+            with transaction.atomic():
+                verification.strike(key_id=worker.key_id, job=refused.job, reason=f"too long a result: {refused}")
+        raise
+
+
+def _complete(
+    *,
+    worker: Worker,
+    job_id: str,
+    lease_id: str,
+    text: str,
+    segments: list[dict[str, Any]],
+    model: str,
+    processing_seconds: float | None,
+    warnings: Sequence[str],
+    words: int,
+) -> tuple[Job, float]:
     with transaction.atomic():
         job = load(
             Job,
@@ -313,7 +350,7 @@ def job_complete(
             job = _held_job(worker=worker, job_id=job_id, lease_id=lease_id, lock=True)
             if job.status == Status.LEASED:
                 _refuse_too_long(job, text=len(text), words=words)
-            if job.status != Status.COMPLETED:
+            if job.status not in (Status.COMPLETED, Status.CHECKING):
                 raise LeaseLost("This job has already ended.")
             return job, _credited(job, worker)
         changed: dict[str, Any] = {}
@@ -327,13 +364,20 @@ def job_complete(
             ]
         if changed:
             Job.objects.filter(pk=job.pk).update(**changed)
-        if job.route == Route.POOL_CREDIT:
-            credits.credits_settle(job_ref=job.id)
-        earned = _credited(job, worker)
-        if earned:
-            credits.credits_earn(key=worker.key, amount=job.duration_seconds, job_ref=job.id)
-        wakeup.announce(wakeup.job_done_channel(job.id))
+        if job.route in verification.CHECKED_ROUTES:  # a stranger's result: checked before it counts
+            earned = verification.result_in(job, worker).earned
+        else:
+            earned = _credited(job, worker)
+            if earned:  # not reached today: own and demo jobs earn nothing
+                credits.credits_earn_pending(key_id=worker.key_id, amount=job.duration_seconds, job_ref=job.id)
+            wakeup.announce(wakeup.job_done_channel(job.id))
     return job, earned
+
+
+class ResultTooLong(InvalidRequest):
+    def __init__(self, message: str, *, job: Job, param: str) -> None:
+        super().__init__(message, param=param)
+        self.job = job
 
 
 def _refuse_too_long(job: Job, *, text: int, words: int) -> None:
@@ -341,9 +385,10 @@ def _refuse_too_long(job: Job, *, text: int, words: int) -> None:
     most = policy.max_result_chars(job.duration_seconds)
     for what, chars, param in (("text has", text, "text"), ("segments' words hold", words, "segments")):
         if chars > most:
-            raise InvalidRequest(
+            raise ResultTooLong(
                 f"The {what} {chars:,} characters; a {float(job.duration_seconds):g} s clip holds at most "
                 f"{most:,}. Send the transcript of this clip only.",
+                job=job,
                 param=param,
             )
 
@@ -391,6 +436,10 @@ def job_cancel(*, job: Job, message: str, code: str = "internal_error") -> Job |
         if job.status == Status.LEASED:
             leases.end_attempt(job, JobAttempt.Outcome.ABANDONED, "cancelled")
         job_finish_failed(job, message, status=Status.CANCELLED, code=code)
+        for copy in Job.objects.select_for_update().filter(checks=job, status__in=(Status.QUEUED, Status.LEASED)):
+            if copy.status == Status.LEASED:  # its worker loses the lease, and earns nothing
+                leases.end_attempt(copy, JobAttempt.Outcome.ABANDONED, "the checked job was cancelled")
+            job_finish_failed(copy, "The job it checked was cancelled.", status=Status.CANCELLED)
     return job
 
 
@@ -405,8 +454,20 @@ def jobs_erase(jobs: QuerySet[Job]) -> int:
     apps above the pool keep of a transcription."""
     finished = jobs.filter(status__in=Job.FINISHED, erased_at__isnull=True)
     with transaction.atomic():
-        JobAudio.objects.filter(job__in=finished.values("pk")).delete()
-        return finished.update(
+        # Its checks hold the same words: workers' transcripts, and copies of the clip still running.
+        ids = list(finished.values_list("pk", flat=True))
+        for copy in Job.objects.select_for_update().filter(
+            checks_id__in=ids, status__in=(Status.QUEUED, Status.LEASED)
+        ):
+            if copy.status == Status.LEASED:
+                leases.end_attempt(copy, JobAttempt.Outcome.ABANDONED, "the checked job was erased")
+            job_finish_failed(copy, "The job it checked was erased.", status=Status.CANCELLED)
+        JobResult.objects.filter(job_id__in=ids).update(text="", segments=[])
+        copies = Job.objects.filter(checks_id__in=ids)
+        JobAudio.objects.filter(job__in=copies.values("pk")).delete()
+        copies.update(text="", segments=[], options={}, erased_at=timezone.now())
+        JobAudio.objects.filter(job_id__in=ids).delete()
+        return Job.objects.filter(pk__in=ids).update(
             text="", segments=[], translation=None, warnings=[], options={}, erased_at=timezone.now()
         )
 

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 from accounts.models import ApiKey
 from jptranscribe.sql import Statement, column_list, for_update, insert_values, literal, skip_locked, table
-from pool.models import Job, JobAttempt, JobAudio, Worker
+from pool.models import Job, JobAttempt, JobAudio, KeyTrust, Worker
 
 JOB, WORKER, ATTEMPT, AUDIO, KEY = table(Job), table(Worker), table(JobAttempt), table(JobAudio), table(ApiKey)
+TRUST = table(KeyTrust)
 JOB_COLUMNS = column_list(Job)
 QUEUED, LEASED, COMPLETED = (literal(s) for s in (Job.Status.QUEUED, Job.Status.LEASED, Job.Status.COMPLETED))
-POOL_SELF, POOL_CREDIT, SERVER_DEMO = (
-    literal(r) for r in (Job.Route.POOL_SELF, Job.Route.POOL_CREDIT, Job.Route.SERVER_DEMO)
+POOL_SELF, POOL_CREDIT, SERVER_DEMO, POOL_CHECK = (
+    literal(r) for r in (Job.Route.POOL_SELF, Job.Route.POOL_CREDIT, Job.Route.SERVER_DEMO, Job.Route.POOL_CHECK)
 )
 RUNNING, FAILED, EXPIRED = (
     literal(o) for o in (JobAttempt.Outcome.RUNNING, JobAttempt.Outcome.FAILED, JobAttempt.Outcome.EXPIRED)
@@ -63,10 +64,14 @@ def _lease(pick: str) -> str:
     )
 
 
-_START_ATTEMPT = (
-    f"INSERT INTO {ATTEMPT} (job_id, worker_id, lease_id, started_at, outcome, error)"
-    f" SELECT id, %(worker_pk)s, %(lease_id)s, %(now)s, {RUNNING}, ''"
-)
+def _start_attempt(job_id: str) -> str:
+    """The attempt row, noting whether the claim's answer carries the clip (see `_inline_audio`)."""
+    return (
+        f"INSERT INTO {ATTEMPT} (job_id, worker_id, lease_id, started_at, outcome, error, audio_inline,"
+        f" audio_fetched) SELECT id, %(worker_pk)s, %(lease_id)s, %(now)s, {RUNNING}, '',"
+        f" %(inline_audio_up_to)s > 0 AND EXISTS (SELECT 1 FROM {AUDIO} WHERE job_id = {job_id}"
+        f" AND length(data) <= %(inline_audio_up_to)s), FALSE"
+    )
 
 
 def _inline_audio(job_id: str) -> str:
@@ -80,28 +85,57 @@ def _inline_audio(job_id: str) -> str:
 def _claim(name: str, pick: str) -> Statement:
     return Statement(
         name,
-        f"WITH claimed AS ({_lease(pick)}), attempt AS ({_START_ATTEMPT} FROM claimed)"
+        f"WITH claimed AS ({_lease(pick)}), attempt AS ({_start_attempt('claimed.id')} FROM claimed)"
         f" SELECT {JOB_COLUMNS}, {_inline_audio('claimed.id')} FROM claimed",
         sqlite_steps=(
             _lease(pick),
-            f"{_START_ATTEMPT} FROM {JOB} WHERE id = %(id)s",
+            f"{_start_attempt(f'{JOB}.id')} FROM {JOB} WHERE id = %(id)s",
             f"SELECT {_inline_audio('%(id)s')}",
         ),
     )
 
 
-# The demo worker takes demo jobs only, oldest first.
-CLAIM_DEMO = _claim(
-    "claim_demo", f"SELECT id FROM {JOB} WHERE status = {QUEUED} AND route = {SERVER_DEMO} ORDER BY queued_at LIMIT 1"
+def _ran_by_key(original: str) -> str:
+    """The worker's key already ran this clip: the original job or any check copy of it."""
+    return (
+        f"EXISTS (SELECT 1 FROM {ATTEMPT} a JOIN {WORKER} aw ON aw.id = a.worker_id JOIN {JOB} x ON x.id = a.job_id"
+        f" WHERE aw.key_id = %(worker_key_id)s AND (x.id = {original} OR x.checks_id = {original}))"
+    )
+
+
+# The worker's key is trusted (or not quarantined): `pool.models.KeyTrust.level` in SQL.
+_TRUSTED = (
+    f"EXISTS (SELECT 1 FROM {TRUST} t WHERE t.key_id = %(worker_key_id)s AND t.quarantined_at IS NULL"
+    f" AND t.consecutive_agreements >= {KeyTrust.TRUSTED_AFTER})"
 )
-# A volunteer's worker takes its own key's jobs first, then pool jobs oldest first, never one
-# that a worker of its key already failed or let expire (worker ids cost nothing; keys are counted).
+_NOT_QUARANTINED = (
+    f"NOT EXISTS (SELECT 1 FROM {TRUST} t WHERE t.key_id = %(worker_key_id)s AND t.quarantined_at IS NOT NULL)"
+)
+
+# The demo worker takes demo jobs, oldest first; when there are none, checks of pool results.
+CLAIM_DEMO = _claim(
+    "claim_demo",
+    f"SELECT id FROM {JOB} j WHERE j.status = {QUEUED} AND (j.route = {SERVER_DEMO}"
+    f" OR (j.route = {POOL_CHECK} AND NOT {_ran_by_key('j.checks_id')}))"
+    f" ORDER BY CASE WHEN j.route = {SERVER_DEMO} THEN 0 ELSE 1 END, j.queued_at LIMIT 1",
+)
+# A volunteer's worker takes its own key's jobs first, then checks of pool results (a caller
+# waits for them), then pool jobs, oldest first. Never a pool job that a worker of its key failed
+# or let expire (worker ids cost nothing; keys are counted), nor a clip its key already ran for
+# another check; a check meant for a trusted key only if its key is, and any other check only
+# once trusted keys had it to themselves for a while; nothing of others while quarantined.
 CLAIM_POOL = _claim(
     "claim_pool",
     f"SELECT id FROM {JOB} j WHERE j.status = {QUEUED} AND ((j.route = {POOL_SELF} AND j.key_id = %(worker_key_id)s)"
-    f" OR (j.route = {POOL_CREDIT} AND NOT EXISTS (SELECT 1 FROM {ATTEMPT} a JOIN {WORKER} aw ON aw.id = a.worker_id"
-    f" WHERE a.job_id = j.id AND aw.key_id = %(worker_key_id)s AND a.outcome IN ({FAILED}, {EXPIRED}))))"
-    f" ORDER BY CASE WHEN j.route = {POOL_SELF} THEN 0 ELSE 1 END, j.queued_at LIMIT 1",
+    f" OR (j.route = {POOL_CREDIT} AND {_NOT_QUARANTINED} AND NOT EXISTS (SELECT 1 FROM {ATTEMPT} a"
+    f" JOIN {WORKER} aw ON aw.id = a.worker_id WHERE a.job_id = j.id AND aw.key_id = %(worker_key_id)s"
+    f" AND a.outcome IN ({FAILED}, {EXPIRED})) AND NOT EXISTS (SELECT 1 FROM {ATTEMPT} a"
+    f" JOIN {WORKER} aw ON aw.id = a.worker_id JOIN {JOB} x ON x.id = a.job_id"
+    f" WHERE x.checks_id = j.id AND aw.key_id = %(worker_key_id)s))"
+    f" OR (j.route = {POOL_CHECK} AND {_NOT_QUARANTINED} AND NOT {_ran_by_key('j.checks_id')}"
+    f" AND ({_TRUSTED} OR (NOT j.check_by_trusted AND j.queued_at <= %(checks_open_before)s)))"
+    f") ORDER BY CASE WHEN j.route = {POOL_SELF} THEN 0 WHEN j.route = {POOL_CHECK} THEN 1 ELSE 2 END,"
+    f" j.queued_at LIMIT 1",
 )
 
 # --- Holding a job ---------------------------------------------------------------------------------
@@ -153,19 +187,26 @@ def _count_done(duration: str) -> str:
 
 
 # Only the holder's call with its lease moves the job; its attempt, audio and the worker's figures
-# go with it.
+# go with it. A pool job's audio stays for its checks (pool.verification releases it).
 COMPLETE = Statement(
     "complete",
     f"WITH done AS ({_FINISH}), attempt AS ({_END_ATTEMPT} AND EXISTS (SELECT 1 FROM done)),"
-    f" audio AS (DELETE FROM {AUDIO} WHERE job_id IN (SELECT id FROM done)),"
+    f" audio AS (DELETE FROM {AUDIO} WHERE job_id IN (SELECT id FROM done WHERE route <> {POOL_CREDIT})),"
     f" counted AS ({_count_done('done.duration_seconds')} FROM done WHERE {WORKER}.id = %(worker_pk)s)"
     f" SELECT {JOB_COLUMNS} FROM done",
     sqlite_steps=(
         _FINISH,
         _END_ATTEMPT,
-        f"DELETE FROM {AUDIO} WHERE job_id = %(job_id)s",
+        f"DELETE FROM {AUDIO} WHERE job_id = %(job_id)s AND %(route)s <> {POOL_CREDIT}",
         f"{_count_done('%(duration_seconds)s')} WHERE id = %(worker_pk)s",
     ),
+)
+
+# A check copy's own audio (pool.verification).
+COPY_AUDIO = Statement(
+    "copy_audio",
+    f"INSERT INTO {AUDIO} (job_id, data, content_type) SELECT %(copy_id)s, data, content_type FROM {AUDIO}"
+    f" WHERE job_id = %(original_id)s",
 )
 
 # --- Routing's question: whose workers are online -------------------------------------------------

@@ -48,7 +48,12 @@ def job_queued_channel(job: Job) -> str:
         return f"{QUEUED}demo"
     if job.route == Job.Route.POOL_SELF:
         return f"{QUEUED}self:{job.key_id}"
-    return f"{QUEUED}credit"
+    return f"{QUEUED}credit"  # pool jobs and checks of them
+
+
+def check_channels() -> list[str]:
+    """Where a check copy is announced: the pool's workers and the server's demo worker take them."""
+    return [f"{QUEUED}credit", f"{QUEUED}demo"]
 
 
 def claim_channels(*, key_id: int, is_server: bool) -> list[str]:

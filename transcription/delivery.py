@@ -58,7 +58,8 @@ def _claim_seconds() -> float:
 
 
 def webhook_events_open(limit: int = 1000) -> int:
-    """Deliveries whose transcription has ended become events due now."""
+    """Deliveries whose transcription has ended become events due now; a transcription corrected
+    after its event gets one more."""
     found = WebhookDelivery.objects.filter(status=Status.WAITING, job__status__in=Job.FINISHED).values_list(
         "id", "job__status"
     )[:limit]
@@ -66,12 +67,39 @@ def webhook_events_open(limit: int = 1000) -> int:
     for delivery_id, job_status in found:
         by_event[EVENT_OF[job_status]].append(delivery_id)
     now = timezone.now()
-    return sum(
+    opened = sum(
         WebhookDelivery.objects.filter(pk__in=ids, status=Status.WAITING).update(
             status=Status.PENDING, event_type=event, event_at=now, next_attempt_at=now
         )
         for event, ids in by_event.items()
     )
+    return opened + _corrections_open(now)
+
+
+def _corrections_open(now: datetime) -> int:
+    corrected = (
+        Job.objects.filter(verification=Job.Verification.CORRECTED, finished_at__gte=now - timedelta(days=7))
+        .filter(webhook_deliveries__event_type__in=list(EVENT_OF.values()))
+        .exclude(webhook_deliveries__event_type=Event.CORRECTED)
+        .values_list("pk", flat=True)
+        .distinct()[:100]
+    )
+    opened = 0
+    for job_id in list(corrected):
+        first = WebhookDelivery.objects.filter(job_id=job_id).order_by("created_at").first()
+        if first is not None and first.status != Status.DISABLED:
+            WebhookDelivery.objects.create(
+                job_id=job_id,
+                key_id=first.key_id,
+                url=first.url,
+                status_url=first.status_url,
+                status=Status.PENDING,
+                event_type=Event.CORRECTED,
+                event_at=now,
+                next_attempt_at=now,
+            )
+            opened += 1
+    return opened
 
 
 def webhook_deliveries_take(limit: int) -> list[WebhookDelivery]:

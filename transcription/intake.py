@@ -67,6 +67,7 @@ class CheckedAudio:
     content_type: str
     format: str
     duration_seconds: float
+    voiced_seconds: float = 0.0  # louder than near-silence (worker_client.audio.probe)
 
 
 def read_upload(upload: UploadedFile[bytes]) -> bytes:
@@ -96,6 +97,7 @@ def check_audio(data: bytes) -> CheckedAudio:
         content_type=CONTENT_TYPES[probe.format],
         format=probe.format,
         duration_seconds=probe.duration_seconds,
+        voiced_seconds=probe.voiced_seconds,
     )
 
 

@@ -29,6 +29,8 @@ class WebhookDelivery(models.Model):
         COMPLETED = "transcription.completed"
         FAILED = "transcription.failed"
         CANCELLED = "transcription.cancelled"
+        # A check after delivery outvoted the text, which was replaced (pool.verification).
+        CORRECTED = "transcription.corrected"
 
     id = models.CharField(primary_key=True, max_length=32, default=new_event_id, editable=False)
     job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="webhook_deliveries")

@@ -130,6 +130,7 @@ def transcription_submit(
             content_type=audio.content_type,
             audio_format=audio.format,
             duration_seconds=audio.duration_seconds,
+            voiced_seconds=audio.voiced_seconds,
             translate=translate,
             client_ip=ip or None,
             demo_day=decision.demo_day,

@@ -22,6 +22,7 @@ PUBLIC_STATUS = {
     "completed": "completed",
     "failed": "failed",
     "cancelled": "cancelled",
+    "checking": "processing",  # its result is held until another worker's agrees
 }
 
 
@@ -132,6 +133,19 @@ class StoredWarnings(serializers.JSONField):
 PROCESSED_BY = ["self", "server_demo", "pool"]
 
 
+class VerificationState(serializers.Serializer):
+    """Whether the text was checked against another worker's transcript of the same clip."""
+
+    status = serializers.ChoiceField(
+        ["unchecked", "checked", "corrected"],
+        source="verification",
+        help_text="unchecked: one worker's text (your own worker's, the server's demo, or a trusted "
+        "volunteer's not picked for a spot check); checked: workers of different keys agreed; corrected: a "
+        "check after delivery outvoted the first text, which was replaced (and your credits refunded)",
+    )
+    agreeing_workers = serializers.IntegerField(help_text="workers whose transcripts agree with the text")
+
+
 class WebhookState(serializers.Serializer):
     """How the delivery of this transcription's event to its `webhook_url` stands."""
 
@@ -167,6 +181,7 @@ class Transcription(serializers.Serializer):
     warnings = StoredWarnings()
     created_at = UtcDateTimeField()
     completed_at = UtcDateTimeField(source="finished_at", allow_null=True)
+    verification = VerificationState(source="*")
     webhook = serializers.SerializerMethodField()
 
     @extend_schema_field(serializers.CharField(allow_null=True))
@@ -254,7 +269,7 @@ class ListedTranscription(serializers.Serializer):
     """One of the key's transcriptions, without its text unless asked (`include_text=true`)."""
 
     id = serializers.CharField()
-    status = StatusField(list(PUBLIC_STATUS.values()))
+    status = StatusField(list(dict.fromkeys(PUBLIC_STATUS.values())))
     duration_seconds = serializers.FloatField()
     processed_by = serializers.ChoiceField(PROCESSED_BY)
     model = serializers.CharField()
@@ -300,7 +315,11 @@ class Account(serializers.Serializer):
     key_prefix = serializers.CharField(source="key.prefix")
     worker_online = serializers.SerializerMethodField()
     workers_online = serializers.IntegerField()
-    credits_seconds = serializers.FloatField()
+    credits_seconds = serializers.FloatField(help_text="spendable pool credits")
+    credits_pending_seconds = serializers.FloatField(
+        help_text="earned by your workers and not spendable yet: a result counts once another key's worker "
+        "agreed with it, or 24 h after it with no failed check"
+    )
     demos_left_today = serializers.IntegerField()
     pool = PoolFigures()
 

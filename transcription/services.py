@@ -200,21 +200,23 @@ def _wait(job: Job, done: threading.Event, timeout: float) -> Job:
 def transcription_for_owner(*, key: ApiKey, job_id: str) -> Job | None:
     """Only the key that sent a clip can see it; for anyone else it does not exist."""
     leases.pool_maintenance()
-    job = Job.objects.select_related("key").filter(pk=job_id, key=key).first()
+    job = Job.objects.select_related("key").filter(pk=job_id, key=key).exclude(route=Job.Route.POOL_CHECK).first()
     if job is None:
         return None
     return with_webhook_state([reroute_if_stranded(job)])[0]
 
 
 def transcriptions_of(
-    *, key: ApiKey, limit: int, after: str | None = None, status: str | None = None
+    *, key: ApiKey, limit: int, after: str | None = None, statuses: list[str] | None = None
 ) -> tuple[list[Job], bool]:
     """The key's jobs, newest first: up to `limit` of them after the job `after` (a cursor: the
-    last id of the page before), optionally of one internal status; and whether more follow.
+    last id of the page before), optionally of some internal statuses; and whether more follow.
+    Checks of pool results (route pool_check) are nobody's transcriptions.
     Reads never translate: a listing shows what is stored."""
-    jobs = Job.objects.filter(key=key).order_by("-created_at", "-id").defer("segments")
-    if status is not None:
-        jobs = jobs.filter(status=status)
+    jobs = Job.objects.filter(key=key).exclude(route=Job.Route.POOL_CHECK).order_by("-created_at", "-id")
+    jobs = jobs.defer("segments")
+    if statuses is not None:
+        jobs = jobs.filter(status__in=statuses)
     if after is not None:
         cursor = Job.objects.filter(pk=after, key=key).values("created_at", "id").first()
         if cursor is None:

@@ -48,6 +48,7 @@ class AccountView(KeyedView):
                     "key": key,
                     "workers_online": Worker.objects.online().filter(key=key).count(),
                     "credits_seconds": credits.credits_balance(key),
+                    "credits_pending_seconds": credits.credits_pending(key),
                     "demos_left_today": accounts.demos_left_today(client_ip(request)),
                     "pool": pool_stats(),
                 },
@@ -147,12 +148,13 @@ class TranscriptionListView(KeyedView):
             if request.query_params.get(name) == "":
                 raise InvalidRequest(f"'{name}' is empty: leave it out, or give it a value.", param=name)
         data = validated(ListInput, request.query_params)
-        internal = {public: internal for internal, public in PUBLIC_STATUS.items()}
         jobs, has_more = services.transcriptions_of(
             key=request.user,
             limit=data["limit"],
             after=data.get("after"),
-            status=internal[data["status"]] if "status" in data else None,
+            statuses=[i for i, public in PUBLIC_STATUS.items() if public == data["status"]]
+            if "status" in data
+            else None,
         )
         listed = []
         for job in jobs:

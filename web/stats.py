@@ -31,9 +31,19 @@ def compute_status_figures(now: datetime) -> dict[str, Any]:
     first_hour = this_hour - timedelta(hours=HOURS - 1)
     since = now - timedelta(hours=HOURS)
     # created_at bounds the scan with an index; no job waits an hour, so none is missed.
-    done = Job.objects.filter(
+    ended = Job.objects.filter(
         status=Job.Status.COMPLETED, finished_at__gte=since, created_at__gte=since - timedelta(hours=1)
     )
+    done = ended.exclude(route=Job.Route.POOL_CHECK)  # checks are pool work, not transcriptions
+    pool_work = {
+        row["route"]: float(row["seconds"] or 0)
+        for row in ended.filter(route__in=[Job.Route.POOL_CREDIT, Job.Route.POOL_CHECK])
+        .values("route")
+        .annotate(seconds=Sum("duration_seconds"))
+        .order_by()
+    }
+    checking = pool_work.get(Job.Route.POOL_CHECK, 0.0)
+    pool_total = checking + pool_work.get(Job.Route.POOL_CREDIT, 0.0)
 
     totals = done.aggregate(jobs=Count("pk"), audio=Sum("duration_seconds"))
     per_hour = {
@@ -71,6 +81,8 @@ def compute_status_figures(now: datetime) -> dict[str, Any]:
             "jobs_done": totals["jobs"],
             "audio_hours": round(float(totals["audio"] or 0) / 3600, 3),
             "median_wait_seconds": round(median(waits), 2) if waits else None,
+            # Of the seconds volunteers transcribed for others, the share that checked others' results.
+            "checks_share_of_pool_work": round(checking / pool_total, 3) if pool_total else None,
         },
         "hours": hours,
     }

@@ -32,6 +32,13 @@ class AudioError(ValueError):
 class Probe:
     format: str  # one of ACCEPTED_FORMATS' values
     duration_seconds: float
+    # Seconds of frames louder than near-silence (VOICED_RMS): a clip with none has nothing to
+    # transcribe, so an empty transcript of one with some is implausible.
+    voiced_seconds: float = 0.0
+
+
+# A frame's RMS (full scale 1.0) above this is not silence: about -46 dBFS.
+VOICED_RMS = 0.005
 
 
 # A WAV's header says all a stream's parameters; FFmpeg would still read and analyse up to 5 MB
@@ -87,10 +94,13 @@ def probe(data: bytes, *, max_seconds: float | None = None) -> Probe:
     with container:
         _check_layout(container.streams.audio[0])
         declared = container.duration / 1_000_000 if container.duration and fmt in EXACT_LENGTH_HEADERS else None
-        seconds = 0.0
+        seconds = voiced = 0.0
         for frame in _frames(container):
             if frame.sample_rate:
-                seconds += frame.samples / frame.sample_rate
+                length = frame.samples / frame.sample_rate
+                seconds += length
+                if _is_voiced(frame):
+                    voiced += length
             if declared is not None and seconds > declared + DECLARED_MARGIN_SECONDS:
                 raise AudioError(
                     f"The file decodes to more audio than its header declares ({declared:g} s); "
@@ -100,7 +110,17 @@ def probe(data: bytes, *, max_seconds: float | None = None) -> Probe:
                 break
     if seconds <= 0:
         raise AudioError("The file contains no decodable audio.")
-    return Probe(format=fmt, duration_seconds=round(seconds, 3))
+    return Probe(format=fmt, duration_seconds=round(seconds, 3), voiced_seconds=round(voiced, 3))
+
+
+def _is_voiced(frame) -> bool:
+    samples = frame.to_ndarray()
+    if samples.dtype.kind in "iu":  # integers: scale to full scale 1.0
+        bits = samples.dtype.itemsize * 8
+        peak = float(2 ** (bits - 1))
+        centred = samples.astype(np.float32) - (peak if samples.dtype.kind == "u" else 0.0)
+        samples = centred / peak
+    return bool(samples.size) and float(np.sqrt(np.mean(np.square(samples, dtype=np.float64)))) > VOICED_RMS
 
 
 def _check_layout(stream) -> None:

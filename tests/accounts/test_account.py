@@ -12,6 +12,7 @@ class TestAccount:
             "worker_online": False,
             "workers_online": 0,
             "credits_seconds": 0.0,
+            "credits_pending_seconds": 0.0,
             "demos_left_today": 3,
             "pool": {"workers_online": 0, "jobs_queued": 0},
         }

@@ -93,8 +93,9 @@ def test_a_claim_and_a_completion_record_everything_once(alice, bob):
     assert JobAttempt.objects.get(job_id=job["id"]).outcome == "completed"
     assert not JobAudio.objects.filter(job_id=job["id"]).exists()
     ledger = sorted((e.key_id == alice.key.pk, e.kind, e.seconds) for e in CreditEntry.objects.filter(job_ref=job["id"]))
-    assert ledger == [(False, "earned", Decimal("2.5")), (True, "charged", 0), (True, "reserved", Decimal("-2.5"))]
-    assert (credits.credits_balance(alice.key), credits.credits_balance(bob.key)) == (Decimal("7.5"), Decimal("2.5"))
+    assert ledger == [(False, "pending", Decimal("2.5")), (True, "charged", 0), (True, "reserved", Decimal("-2.5"))]
+    assert (credits.credits_balance(alice.key), credits.credits_balance(bob.key)) == (Decimal("7.5"), 0)
+    assert credits.credits_pending(bob.key) == Decimal("2.5")
 
 
 class TestAudioInOneQuery:

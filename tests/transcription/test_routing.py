@@ -91,9 +91,10 @@ class TestCredits:
         job = claim_job(alice)
         assert alice.complete(job).json()["credited_seconds"] == 3.0
         assert balance(bob) == 7.0
-        assert balance(alice) == 3.0
+        assert balance(alice) == 0.0  # earned, pending until the result is confirmed
+        assert alice.get("/v1/account").json()["credits_pending_seconds"] == 3.0
         kinds = list(CreditEntry.objects.filter(job_ref=job_id).order_by("id").values_list("kind", "seconds"))
-        assert [(k, float(s)) for k, s in kinds] == [("reserved", -3.0), ("charged", 0.0), ("earned", 3.0)]
+        assert [(k, float(s)) for k, s in kinds] == [("reserved", -3.0), ("pending", 3.0), ("charged", 0.0)]
 
     def test_a_pool_job_that_fails_for_good_is_refunded(self, alice, bob, settings):
         settings.JPT_MAX_ATTEMPTS = 1
@@ -127,7 +128,7 @@ class TestCredits:
         alice.complete(claim_job(alice))
         alice.fail(claim_job(alice))
         for key in (alice.key, bob.key):
-            ledger = CreditEntry.objects.filter(key=key).aggregate(s=Sum("seconds"))["s"]
+            ledger = CreditEntry.objects.filter(key=key).exclude(kind="pending").aggregate(s=Sum("seconds"))["s"] or 0
             assert float(ledger) == balance(Caller(alice.raw_key if key == alice.key else bob.raw_key))
 
 

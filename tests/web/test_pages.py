@@ -135,7 +135,8 @@ class TestStatusFigures:
     def test_an_empty_pool_reads_as_zero(self, visitor):
         figures = visitor.get("/status.json").json()
         assert figures["pool"] == {"workers_online": 0, "jobs_queued": 0}
-        assert figures["last_24h"] == {"jobs_done": 0, "audio_hours": 0.0, "median_wait_seconds": None}
+        assert figures["last_24h"] == {"jobs_done": 0, "audio_hours": 0.0, "median_wait_seconds": None,
+                                       "checks_share_of_pool_work": None}
         assert len(figures["hours"]) == 24 and all(h["jobs_done"] == 0 for h in figures["hours"])
 
     def test_they_count_workers_queue_and_finished_work(self, visitor, alice, bob, settings):

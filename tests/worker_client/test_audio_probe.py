@@ -97,7 +97,16 @@ def test_wav_with_a_broken_header_is_refused():
 
 def test_other_formats_decode():
     flac = encode(wav_bytes(1.5), "flac", "flac")
-    assert audio.probe(flac) == audio.Probe(format="FLAC", duration_seconds=pytest.approx(1.5, abs=0.05))
+    assert audio.probe(flac) == audio.Probe(format="FLAC", duration_seconds=pytest.approx(1.5, abs=0.05),
+                                            voiced_seconds=pytest.approx(1.5, abs=0.05))
+
+
+def test_a_silent_clip_has_no_sound_and_a_tone_has_sound_throughout():
+    """What an empty transcript is checked against: a silent clip may honestly have none."""
+    assert audio.probe(wav_bytes(2.0, silent=True)).voiced_seconds == 0
+    assert audio.probe(wav_bytes(2.0)).voiced_seconds == pytest.approx(2.0, abs=0.05)
+    mp3 = encode(wav_bytes(2.0), "mp3", "libmp3lame")
+    assert audio.probe(mp3).voiced_seconds == pytest.approx(2.0, abs=0.2)
 
 
 def test_the_worker_stops_decoding_past_the_jobs_stated_length():

@@ -26,7 +26,11 @@ class Command(BaseCommand):
             after = reroute_if_stranded(job)
             if after.route != job.route or after.is_finished:
                 stranded += 1
-        orphans, _ = JobAudio.objects.filter(job__status__in=Job.FINISHED).delete()
+        # A finished pool job's audio stays while a check of it runs (another may be needed to decide).
+        open_checks = Job.objects.filter(
+            status__in=[Job.Status.QUEUED, Job.Status.LEASED], checks_id__isnull=False
+        ).values("checks_id")
+        orphans, _ = JobAudio.objects.filter(job__status__in=Job.FINISHED).exclude(job_id__in=open_checks).delete()
         now = timezone.now()
         erased = transcriptions_erase(
             Job.objects.filter(finished_at__lt=now - timedelta(days=settings.JPT_RESULT_RETENTION_DAYS))

@@ -1,0 +1,332 @@
+"""Results you can trust from strangers' workers: adaptive replication, reputation, strikes.
+
+A pool result (a `pool_credit` job done by a worker of another key) is checked by running the
+same clip again on a worker of a different key (a check copy: a job of route `pool_check`):
+
+- a *new* key's result is held back (status `checking`) until another key's agrees; its check
+  copy is queued the moment the new key claims the job, so both run at once;
+- a *trusted* key's result is delivered at once, and spot-checked afterwards at a rate that falls
+  as its record grows (max(JPT_SPOT_CHECK_MIN_RATE, 1/consecutive agreements));
+- an *implausible* result (answered faster than any engine could, a clip the worker never
+  received, a text too long for the clip) is a strike, takes no part in the vote, and is held
+  back like a new key's; an empty transcript of a clip with sound is held back too, and is a
+  strike only if another worker heard words.
+
+Two results agree when `pool.agreement.agree` says so. When the first two disagree a third run
+decides, on a trusted key's worker or the server's demo worker: the largest group of agreeing
+results wins (a lone trusted decider wins when nobody agrees). Each result in the winning group
+has its pending seconds confirmed and counts an agreement; each outvoted one is voided and
+struck. A key is trusted after KeyTrust.TRUSTED_AFTER agreements in a row; a strike makes it new
+again; three strikes within a day quarantine it (its workers take only their own key's jobs) until
+an operator clears it. A delivered result outvoted later is replaced (`corrected`) and its caller
+refunded. Callers pay once; each agreeing worker earns, the extra coming from the house.
+
+`pool_self` jobs and the server demo are never checked.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from accounts import credits
+from jptranscribe.sql import run
+from pool import leases, policy, wakeup
+from pool import statements as sql
+from pool.agreement import agree, cer, normalise
+from pool.models import Job, JobAttempt, JobAudio, JobResult, KeyTrust, Strike, Worker
+
+Route, Status, Verdict = Job.Route, Job.Status, JobResult.Verdict
+CHECKED_ROUTES = (Route.POOL_CREDIT, Route.POOL_CHECK)
+OPEN = (Status.QUEUED, Status.LEASED)
+
+
+# --- Reputation ---------------------------------------------------------------------------------
+
+
+def trust_of(key_id: int) -> KeyTrust:
+    return KeyTrust.objects.get_or_create(key_id=key_id)[0]
+
+
+def is_independent(worker: Worker) -> bool:
+    """The server's demo worker, or a trusted key's: its result may stand as a check alone."""
+    return bool(worker.key.is_server) or trust_of(worker.key_id).level == KeyTrust.Level.TRUSTED
+
+
+def spot_check_rate(trust: KeyTrust) -> float:
+    return max(settings.JPT_SPOT_CHECK_MIN_RATE, 1 / max(1, trust.consecutive_agreements))
+
+
+def strike(*, key_id: int, job: Job | None, reason: str) -> None:
+    """Record a strike: the key is new again, and three within a day quarantine it."""
+    Strike.objects.create(key_id=key_id, job=job, reason=reason[:300])
+    trust_of(key_id)
+    KeyTrust.objects.filter(key_id=key_id).update(strikes=F("strikes") + 1, consecutive_agreements=0)
+    day_ago = timezone.now() - timedelta(hours=24)
+    if Strike.objects.filter(key_id=key_id, created_at__gte=day_ago).count() >= settings.JPT_QUARANTINE_STRIKES:
+        KeyTrust.objects.filter(key_id=key_id, quarantined_at__isnull=True).update(quarantined_at=timezone.now())
+
+
+def quarantine_clear(*, key_id: int) -> None:
+    """An operator's decision: the key's workers take others' jobs again (as a new key)."""
+    KeyTrust.objects.filter(key_id=key_id).update(quarantined_at=None, consecutive_agreements=0)
+
+
+def trust_grant(*, key_id: int) -> None:
+    """An operator vouches for a key: trusted at once (its results are spot-checked, not held)."""
+    trust_of(key_id)
+    KeyTrust.objects.filter(key_id=key_id).update(consecutive_agreements=KeyTrust.TRUSTED_AFTER, quarantined_at=None)
+
+
+# --- Check copies -------------------------------------------------------------------------------
+
+
+def _open_checks(original_id: str) -> bool:
+    return Job.objects.filter(checks_id=original_id, status__in=OPEN).exists()
+
+
+def check_copy_add(original: Job, *, by_trusted: bool) -> Job | None:
+    """Queue one more run of the original's clip, for a worker of a key that has not run it.
+    None when its audio is gone (nothing can be checked any more)."""
+    copy = Job.objects.create(
+        key_id=original.key_id,
+        route=Route.POOL_CHECK,
+        route_reason="a check of a pool result",
+        checks=original,
+        check_by_trusted=by_trusted,
+        language=original.language,
+        options=original.options,
+        duration_seconds=original.duration_seconds,
+        voiced_seconds=original.voiced_seconds,
+        audio_format=original.audio_format,
+    )
+    copied = run(sql.COPY_AUDIO, {"copy_id": copy.id, "original_id": original.id}).rowcount
+    if not copied:
+        copy.delete()
+        return None
+    for channel in wakeup.check_channels():
+        wakeup.announce(channel)
+    return copy
+
+
+def job_claimed(job: Job, worker: Worker) -> None:
+    """A new key took a pool job: its check copy runs beside it, so the caller waits about one job's time."""
+    if job.route != Route.POOL_CREDIT or is_independent(worker):
+        return
+    with transaction.atomic():
+        if not _open_checks(job.id):
+            check_copy_add(job, by_trusted=False)
+
+
+# --- A result arrives ---------------------------------------------------------------------------
+
+
+@dataclass
+class Received:
+    """What the completion's caller needs: the seconds the worker's owner earns (pending)."""
+
+    earned: float
+
+
+def implausible(job: Job, attempt: Mapping[str, Any] | None, *, now: datetime | None = None) -> str:
+    """Why the result cannot be an honest transcript of this clip ("" when it can)."""
+    now = now or timezone.now()
+    if attempt is not None:
+        took = (now - attempt["started_at"]).total_seconds()
+        fastest = float(job.duration_seconds) * settings.JPT_MIN_SECONDS_PER_AUDIO_SECOND
+        if took < fastest:
+            return (
+                f"answered {took:.2f} s after the claim for a {float(job.duration_seconds):g} s clip: "
+                "faster than any engine"
+            )
+        if not attempt["audio_inline"] and not attempt["audio_fetched"]:
+            return "completed a clip it never fetched"
+    return ""
+
+
+def result_in(job: Job, worker: Worker) -> Received:
+    """A pool or check run was completed (its row holds the text). Record it as a vote, hold or
+    deliver the original, and start whatever check it needs. In the completion's transaction."""
+    original_id = job.checks_id or job.id
+    attempt = (
+        JobAttempt.objects.filter(lease_id=job.lease_id).values("started_at", "audio_inline", "audio_fetched").first()
+    )
+    independent = is_independent(worker)
+    why = implausible(job, attempt)
+    JobResult.objects.create(
+        job_id=original_id,
+        run=job,
+        worker=worker,
+        key_id=worker.key_id,
+        independent=independent,
+        text=job.text,
+        segments=job.segments,
+        model=job.model,
+        implausible=why,
+    )
+    earned = policy.credited_seconds(
+        duration=job.duration_seconds,
+        owner_key_id=job.key_id,
+        worker_key_id=worker.key_id,
+        worker_is_server=worker.key.is_server,
+    )
+    if earned:
+        credits.credits_earn_pending(key_id=worker.key_id, amount=job.duration_seconds, job_ref=job.id)
+    if why:
+        strike(key_id=worker.key_id, job=job, reason=why)
+    if job.route == Route.POOL_CHECK:
+        evaluate(original_id)
+        return Received(earned)
+    empty_of_sound = not normalise(job.text) and job.voiced_seconds >= settings.JPT_VOICED_SECONDS_FOR_SPEECH
+    if not independent or why or empty_of_sound:
+        Job.objects.filter(pk=job.pk).update(status=Status.CHECKING, text="", segments=[], finished_at=None)
+        job.status, job.text, job.segments, job.finished_at = Status.CHECKING, "", [], None
+        evaluate(original_id)
+        return Received(earned)
+    # A trusted key's plausible result: delivered now, perhaps checked afterwards.
+    credits.credits_settle(job_ref=job.id)
+    wakeup.announce(wakeup.job_done_channel(job.id))
+    if random.random() < spot_check_rate(trust_of(worker.key_id)):
+        check_copy_add(job, by_trusted=False)
+    _release_audio(job.id)
+    return Received(earned)
+
+
+def _release_audio(original_id: str) -> None:
+    """The original's audio goes once its transcription is final and no check needs it."""
+    final = Job.objects.filter(pk=original_id).exclude(status__in=(*OPEN, Status.CHECKING)).exists()
+    if final and not _open_checks(original_id):
+        JobAudio.objects.filter(job_id=original_id).delete()
+
+
+# --- Deciding -----------------------------------------------------------------------------------
+
+
+def decide(results: list[JobResult]) -> tuple[JobResult, list[JobResult]] | None:
+    """The winning result and the results that agree with it, or None while undecided: the
+    largest group of agreeing plausible results (two or more), ties to one holding a trusted
+    key's result, then to the earliest; else a trusted check run's result that nothing plausible
+    contradicts, or that was run to decide."""
+    voters = [r for r in results if not r.implausible]
+    groups = [[s for s in voters if s is r or agree(r.text, s.text)] for r in voters]
+    best = max(groups, key=lambda g: (len(g), any(r.independent for r in g)), default=[])
+    if len(best) >= 2:
+        return best[0], best
+    # A held original never stands alone: only a check run by a trusted key (or the demo) may.
+    deciders = [r for r in voters if r.independent and r.run.checks_id and (len(voters) == 1 or r.run.check_by_trusted)]
+    if deciders:
+        return deciders[-1], [deciders[-1]]
+    return None
+
+
+def evaluate(original_id: str) -> None:
+    """Look at the votes for a pool job, and act: deliver, correct, or run it once more."""
+    original = Job.objects.select_for_update().filter(pk=original_id).first()
+    if original is None or original.status not in (Status.CHECKING, Status.COMPLETED):
+        return
+    results = list(JobResult.objects.filter(job=original).select_related("run").order_by("created_at", "id"))
+    if original.status == Status.COMPLETED and all(r.verdict != Verdict.OPEN for r in results):
+        _release_audio(original.id)
+        return
+    decided = decide(results)
+    if decided is None:
+        _run_again(original, results)
+        return
+    winner, group = decided
+    delivered = next((r for r in results if r.run_id == original.id), None)
+    if original.status == Status.COMPLETED and delivered is not None and delivered in group:
+        winner = delivered
+    _settle_votes(original, results, winner, group)
+    if original.status == Status.CHECKING:
+        Job.objects.filter(pk=original.pk).update(
+            status=Status.COMPLETED,
+            text=winner.text,
+            segments=winner.segments,
+            model=winner.model,
+            finished_at=timezone.now(),
+            verification=Job.Verification.CHECKED if len(group) >= 2 else Job.Verification.UNCHECKED,
+            agreeing_workers=len(group),
+        )
+        credits.credits_settle(job_ref=original.id)
+    elif winner is delivered:
+        Job.objects.filter(pk=original.pk).update(verification=Job.Verification.CHECKED, agreeing_workers=len(group))
+    else:  # a spot check outvoted what the caller got: the text is replaced and the clip refunded
+        Job.objects.filter(pk=original.pk).update(
+            text=winner.text,
+            segments=winner.segments,
+            model=winner.model,
+            translation=None,
+            verification=Job.Verification.CORRECTED,
+            agreeing_workers=len(group),
+        )
+        credits.credits_refund_charged(job_ref=original.id, reason="the result was outvoted by a check: corrected")
+    wakeup.announce(wakeup.job_done_channel(original.id))
+    _release_audio(original.id)
+
+
+def _settle_votes(original: Job, results: list[JobResult], winner: JobResult, group: list[JobResult]) -> None:
+    """Confirm the winners' pending seconds and count their agreement; void and strike the rest."""
+    for result in results:
+        if result.verdict != Verdict.OPEN:
+            continue
+        agreed = result in group
+        result.verdict = Verdict.AGREED if agreed else Verdict.OUTVOTED
+        result.cer = round(cer(winner.text, result.text), 4)
+        JobResult.objects.filter(pk=result.pk).update(verdict=result.verdict, cer=result.cer)
+        if agreed:
+            credits.credits_confirm(job_ref=result.run_id)
+            if len(group) >= 2:  # agreed with another key's result
+                trust_of(result.key_id)
+                KeyTrust.objects.filter(key_id=result.key_id).update(
+                    checks=F("checks") + 1,
+                    agreements=F("agreements") + 1,
+                    consecutive_agreements=F("consecutive_agreements") + 1,
+                )
+        else:
+            credits.credits_void(job_ref=result.run_id, reason=f"outvoted by a check of {original.id}")
+            trust_of(result.key_id)
+            KeyTrust.objects.filter(key_id=result.key_id).update(checks=F("checks") + 1, consecutive_agreements=0)
+            # The odd one out, at odds with every text that won, is struck; one that agreed with
+            # some of them (honest engines differ more on short noisy clips) only earns nothing.
+            # An implausible one was struck when it came in.
+            odd_one_out = not any(agree(result.text, other.text) for other in group)
+            if odd_one_out and not result.implausible:
+                strike(key_id=result.key_id, job=original, reason=f"outvoted (character error rate {result.cer:.2f})")
+
+
+def _run_again(original: Job, results: list[JobResult]) -> None:
+    """Undecided: one more run, meant for a trusted key (or the demo) once two disagree. After
+    JPT_CHECK_MAX_RUNS runs a held transcription fails (and refunds) rather than guess."""
+    if _open_checks(original.id):
+        return
+    if len(results) >= settings.JPT_CHECK_MAX_RUNS or check_copy_add(original, by_trusted=len(results) >= 2) is None:
+        if original.status == Status.CHECKING:
+            leases.job_finish_failed(
+                original, "The workers' transcripts of this clip did not agree; you were not charged. Please retry."
+            )
+        _release_audio(original.id)
+
+
+def checks_maintenance() -> None:
+    """Held transcriptions whose checks all ended without deciding (a check copy failed or ran
+    out of time) get another run, or fail; earnings past their holding period become spendable
+    (once a minute at most). A pool maintenance turn calls this."""
+    if cache.add("jpt:credits-held", 1, timeout=60):
+        credits.credits_confirm_held(older_than=timezone.now() - timedelta(hours=settings.JPT_CREDITS_HOLD_HOURS))
+    stalled = (
+        Job.objects.filter(status=Status.CHECKING)
+        .exclude(check_copies__status__in=OPEN)
+        .values_list("pk", flat=True)[:100]
+    )
+    for original_id in list(stalled):
+        with transaction.atomic():
+            evaluate(original_id)

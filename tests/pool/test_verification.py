@@ -1,0 +1,342 @@
+"""Results from strangers' workers are checked by a worker of another key before they count:
+a new key's are held until another agrees, a trusted key's are spot-checked, junk is outvoted,
+struck and unpaid, and three strikes quarantine a key."""
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.core.cache import cache
+from django.utils import timezone
+
+from accounts.credits import credits_balance, credits_pending
+from accounts.models import CreditEntry
+from pool import verification
+from pool.models import Job, JobResult, KeyTrust, Strike
+from tests.clips import wav_bytes
+from tests.helpers import claim_job, grant, mint_caller, online_worker
+
+pytestmark = [pytest.mark.django_db, pytest.mark.postgres]
+HONEST = "今日はいい天気ですね。"
+JUNK = "ハッキング"
+
+
+@pytest.fixture
+def carol(db):
+    return mint_caller(ip="192.0.2.33")
+
+
+@pytest.fixture
+def dave(db):
+    return mint_caller(ip="192.0.2.44")
+
+
+def sent(caller, seconds=3.0, **fields):
+    response = caller.transcribe(wav_bytes(seconds), **fields)
+    assert response.status_code == 202, response.json()
+    return response.json()["id"]
+
+
+def run(worker, text, worker_id="w1"):
+    """The worker takes the next job it may and hands in `text`; the job taken."""
+    job = claim_job(worker, worker_id)
+    assert job is not None, "nothing to claim"
+    assert worker.complete(job, worker_id=worker_id, text=text).status_code == 200
+    return job
+
+
+def shown(caller, job_id):
+    return caller.get(f"/v1/transcriptions/{job_id}").json()
+
+
+def test_a_new_keys_result_is_held_until_another_keys_worker_agrees(alice, bob, carol):
+    grant(alice, 30)
+    online_worker(bob, trusted=False)
+    online_worker(carol)
+    job_id = sent(alice)
+    taken = claim_job(bob)
+    assert taken["id"] == job_id
+    assert Job.objects.filter(route="pool_check", checks_id=job_id, status="queued").exists(), "checked beside"
+    bob.complete(taken, text=HONEST)
+    held = shown(alice, job_id)
+    assert held["status"] == "processing" and "text" not in held
+    check = run(carol, "今日は良い天気ですね")
+    assert check["id"] != job_id
+    done = shown(alice, job_id)
+    assert done["status"] == "completed" and done["text"] == HONEST
+    assert done["verification"] == {"status": "checked", "agreeing_workers": 2}
+    # The caller paid once; each agreeing worker's seconds are spendable at once.
+    assert credits_balance(alice.key) == Decimal("27")
+    assert (credits_balance(bob.key), credits_balance(carol.key)) == (Decimal("3"), Decimal("3"))
+    assert credits_pending(bob.key) == 0
+    assert KeyTrust.objects.get(key=bob.key).consecutive_agreements == 1
+
+
+def test_a_junk_result_is_outvoted_unpaid_and_struck_and_the_caller_gets_the_honest_text(alice, bob, carol, dave):
+    grant(alice, 30)
+    online_worker(bob, trusted=False)
+    online_worker(carol)
+    online_worker(dave)
+    job_id = sent(alice)
+    run(bob, JUNK)
+    run(carol, HONEST)
+    assert shown(alice, job_id)["status"] == "processing", "two disagree: a third run decides"
+    decider = Job.objects.get(checks_id=job_id, check_by_trusted=True, status="queued")
+    assert run(dave, HONEST)["id"] == decider.id
+    done = shown(alice, job_id)
+    assert done["text"] == HONEST and done["verification"] == {"status": "checked", "agreeing_workers": 2}
+    assert credits_balance(bob.key) == 0 and credits_pending(bob.key) == 0
+    assert CreditEntry.objects.filter(key=bob.key, kind="voided").count() == 1
+    assert Strike.objects.filter(key=bob.key).count() == 1
+    assert not Strike.objects.filter(key__in=[carol.key, dave.key]).exists()
+    assert credits_balance(alice.key) == Decimal("27")
+    outvoted = JobResult.objects.get(job_id=job_id, key=bob.key)
+    assert outvoted.verdict == "outvoted" and outvoted.cer > 0.9
+
+
+def test_a_new_key_that_never_agrees_is_quarantined_after_three_strikes(alice, bob, carol, dave):
+    grant(alice, 60)
+    online_worker(bob, trusted=False)
+    online_worker(carol)
+    online_worker(dave)
+    for _ in range(3):
+        sent(alice)
+        run(bob, JUNK)
+        run(carol, HONEST)
+        run(dave, HONEST)
+    trust = KeyTrust.objects.get(key=bob.key)
+    assert trust.level == "quarantined" and trust.strikes == 3
+    sent(alice)
+    assert claim_job(bob) is None, "a quarantined key's workers take only their own key's jobs"
+    own = sent(bob)
+    assert claim_job(bob)["id"] == own
+    verification.quarantine_clear(key_id=bob.key.pk)
+    assert KeyTrust.objects.get(key=bob.key).level == "new"
+
+
+def test_ten_agreements_in_a_row_make_a_key_trusted_and_its_results_are_then_delivered_at_once(
+    alice, bob, carol, monkeypatch
+):
+    monkeypatch.setattr(verification.random, "random", lambda: 0.99)  # above 1/10: no spot check drawn
+    grant(alice, 100)
+    online_worker(bob, trusted=False)
+    online_worker(carol)
+    for _ in range(KeyTrust.TRUSTED_AFTER):
+        sent(alice, 1.0)
+        run(bob, HONEST)
+        run(carol, HONEST)
+    assert KeyTrust.objects.get(key=bob.key).level == "trusted"
+    job_id = sent(alice, 1.0)
+    run(bob, HONEST)
+    assert shown(alice, job_id)["verification"] == {"status": "unchecked", "agreeing_workers": 1}
+    assert not Job.objects.filter(checks_id=job_id).exists()
+    assert verification.spot_check_rate(KeyTrust.objects.get(key=bob.key)) == pytest.approx(1 / 10)
+
+
+def test_a_check_of_a_new_key_waits_for_trusted_workers_before_other_new_keys_may_take_it(
+    alice, bob, carol, settings
+):
+    settings.JPT_CHECKS_OPEN_SECONDS = 600
+    grant(alice, 30)
+    online_worker(bob, trusted=False)
+    online_worker(carol, trusted=False)
+    sent(alice)
+    run(bob, HONEST)
+    assert claim_job(carol) is None
+    Job.objects.filter(route="pool_check").update(queued_at=timezone.now() - timedelta(seconds=700))
+    taken = claim_job(carol)
+    assert taken is not None and Job.objects.get(pk=taken["id"]).route == "pool_check"
+
+
+def test_a_key_never_checks_a_clip_it_ran_itself(alice, bob):
+    grant(alice, 30)
+    online_worker(bob, trusted=False)
+    online_worker(bob, "w2", trusted=False)
+    sent(alice)
+    run(bob, HONEST)
+    Job.objects.filter(route="pool_check").update(queued_at=timezone.now() - timedelta(seconds=700))
+    assert claim_job(bob, "w2") is None
+
+
+def test_a_spot_check_that_outvotes_a_trusted_result_corrects_it_and_refunds_the_caller(
+    alice, bob, carol, dave, settings
+):
+    grant(alice, 30)
+    online_worker(bob)
+    online_worker(carol)
+    online_worker(dave)
+    settings.JPT_SPOT_CHECK_MIN_RATE = 1.0
+    job_id = sent(alice)
+    run(bob, JUNK)
+    delivered = shown(alice, job_id)
+    assert delivered["text"] == JUNK and delivered["verification"]["status"] == "unchecked"
+    assert credits_balance(alice.key) == Decimal("27")
+    settings.JPT_SPOT_CHECK_MIN_RATE = 0
+    run(carol, HONEST)
+    run(dave, HONEST)
+    corrected = shown(alice, job_id)
+    assert corrected["text"] == HONEST
+    assert corrected["verification"] == {"status": "corrected", "agreeing_workers": 2}
+    assert credits_balance(alice.key) == Decimal("30"), "refunded"
+    assert KeyTrust.objects.get(key=bob.key).level == "new" and Strike.objects.filter(key=bob.key).exists()
+    assert credits_pending(bob.key) == 0 and credits_balance(bob.key) == 0
+
+
+def test_a_spot_check_that_agrees_confirms_the_result_at_once(alice, bob, carol, settings):
+    grant(alice, 30)
+    online_worker(bob)
+    online_worker(carol)
+    settings.JPT_SPOT_CHECK_MIN_RATE = 1.0
+    job_id = sent(alice)
+    run(bob, HONEST)
+    assert credits_pending(bob.key) == Decimal("3")
+    settings.JPT_SPOT_CHECK_MIN_RATE = 0
+    run(carol, HONEST)
+    assert shown(alice, job_id)["verification"] == {"status": "checked", "agreeing_workers": 2}
+    assert credits_balance(bob.key) == Decimal("3") and credits_pending(bob.key) == 0
+
+
+def test_a_result_faster_than_any_engine_is_a_strike_and_is_held(alice, bob, carol, settings):
+    settings.JPT_MIN_SECONDS_PER_AUDIO_SECOND = 0.5
+    grant(alice, 30)
+    online_worker(bob)
+    job_id = sent(alice)
+    run(bob, HONEST)
+    assert shown(alice, job_id)["status"] == "processing"
+    assert "faster than any engine" in Strike.objects.get(key=bob.key).reason
+
+
+def test_a_result_for_a_clip_the_worker_never_received_is_a_strike(alice, bob):
+    grant(alice, 30)
+    online_worker(bob)
+    sent(alice)
+    job = bob.claim(inline_audio=False).json()["job"]
+    assert bob.complete(job, text=HONEST).status_code == 200
+    assert "never fetched" in Strike.objects.get(key=bob.key).reason
+
+
+def test_a_worker_that_fetched_its_clip_is_not_struck(alice, bob):
+    grant(alice, 30)
+    online_worker(bob)
+    job_id = sent(alice)
+    job = bob.claim(inline_audio=False).json()["job"]
+    assert bob.audio(job).status_code == 200
+    bob.complete(job, text=HONEST)
+    assert not Strike.objects.exists() and shown(alice, job_id)["status"] == "completed"
+
+
+def test_a_text_too_long_for_the_clip_is_refused_and_struck(alice, bob):
+    grant(alice, 30)
+    online_worker(bob)
+    sent(alice, 1.0)
+    job = claim_job(bob)
+    refused = bob.complete(job, text="あ" * 2000)
+    assert refused.status_code == 400
+    assert "too long" in Strike.objects.get(key=bob.key).reason
+
+
+def test_an_empty_transcript_of_a_clip_with_sound_goes_to_a_second_worker(alice, bob, carol):
+    grant(alice, 30)
+    online_worker(bob)
+    online_worker(carol)
+    job_id = sent(alice)
+    run(bob, "")
+    assert shown(alice, job_id)["status"] == "processing"
+    run(carol, HONEST)
+    assert not Strike.objects.filter(key=bob.key).exists(), "not struck before it is outvoted"
+    assert shown(alice, job_id)["status"] == "processing", "one against one: a third decides"
+
+
+def test_an_empty_transcript_of_a_silent_clip_is_delivered(alice, bob):
+    grant(alice, 30)
+    online_worker(bob)
+    response = alice.transcribe(wav_bytes(3.0, silent=True))
+    job_id = response.json()["id"]
+    run(bob, "")
+    assert shown(alice, job_id)["status"] == "completed" and not Strike.objects.exists()
+
+
+def test_own_workers_and_the_demo_are_never_checked(alice, bob, demo_worker):
+    online_worker(alice, trusted=False)
+    own = sent(alice)
+    run(alice, JUNK)
+    assert shown(alice, own)["status"] == "completed"
+    demo = sent(bob, 5.0)
+    run(demo_worker, HONEST, "demo")
+    assert shown(bob, demo)["status"] == "completed"
+    assert not Job.objects.filter(route="pool_check").exists() and not JobResult.objects.exists()
+
+
+def test_pending_seconds_become_spendable_after_the_holding_period(alice, bob, settings):
+    grant(alice, 30)
+    online_worker(bob)
+    sent(alice)
+    run(bob, HONEST)
+    assert (credits_balance(bob.key), credits_pending(bob.key)) == (0, Decimal("3"))
+    assert bob.get("/v1/account").json()["credits_pending_seconds"] == 3.0
+    settings.JPT_CREDITS_HOLD_HOURS = 0
+    cache.clear()  # the once-a-minute turn was taken by the claims above
+    verification.checks_maintenance()
+    assert (credits_balance(bob.key), credits_pending(bob.key)) == (Decimal("3"), 0)
+
+
+def test_undecided_after_the_most_runs_the_transcription_fails_and_is_refunded(alice, bob, carol, settings):
+    settings.JPT_CHECK_MAX_RUNS = 2
+    grant(alice, 30)
+    online_worker(bob, trusted=False)
+    online_worker(carol)
+    job_id = sent(alice)
+    run(bob, JUNK)
+    run(carol, HONEST)
+    failed = shown(alice, job_id)
+    assert failed["status"] == "failed" and "did not agree" in failed["error"]["message"]
+    assert credits_balance(alice.key) == Decimal("30")
+
+
+def test_cancelling_a_held_transcription_cancels_its_checks(alice, bob, carol):
+    grant(alice, 30)
+    online_worker(bob, trusted=False)
+    job_id = sent(alice)
+    run(bob, HONEST)
+    assert alice.client.delete(f"/v1/transcriptions/{job_id}").status_code == 200
+    assert set(Job.objects.filter(checks_id=job_id).values_list("status", flat=True)) == {"cancelled"}
+    assert credits_balance(alice.key) == Decimal("30")
+
+
+def test_checks_are_never_listed_or_shown_to_the_caller(alice, bob):
+    grant(alice, 30)
+    online_worker(bob, trusted=False)
+    job_id = sent(alice)
+    run(bob, HONEST)
+    check = Job.objects.get(route="pool_check")
+    assert [j["id"] for j in alice.get("/v1/transcriptions").json()["data"]] == [job_id]
+    assert alice.get(f"/v1/transcriptions/{check.id}").status_code == 404
+
+
+
+def test_the_status_page_counts_checks_as_pool_work_not_as_clips(alice, bob, carol, client):
+    grant(alice, 30)
+    online_worker(bob, trusted=False)
+    online_worker(carol)
+    sent(alice)
+    run(bob, HONEST)
+    run(carol, HONEST)
+    cache.clear()
+    figures = client.get("/status.json").json()["last_24h"]
+    assert figures["jobs_done"] == 1 and figures["checks_share_of_pool_work"] == 0.5
+
+
+def test_staff_see_trust_strikes_and_failed_checks_side_by_side(alice, bob, carol, dave, admin_client):
+    grant(alice, 30)
+    online_worker(bob, trusted=False)
+    online_worker(carol)
+    online_worker(dave)
+    job_id = sent(alice)
+    run(bob, JUNK)
+    run(carol, HONEST)
+    run(dave, HONEST)
+    trust_page = admin_client.get(f"/admin/pool/keytrust/{bob.key.pk}/change/").content.decode()
+    assert "outvoted" in trust_page
+    failed = admin_client.get("/admin/pool/jobresult/").content.decode()
+    assert JUNK in failed and HONEST in failed and job_id in failed
+    cleared = admin_client.post("/admin/pool/keytrust/", {"action": "grant_trust", "_selected_action": [bob.key.pk]})
+    assert cleared.status_code == 302 and KeyTrust.objects.get(key=bob.key).level == "trusted"
