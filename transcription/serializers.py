@@ -36,7 +36,8 @@ FILE_HELP = (
 
 WEBHOOK_URL_HELP = (
     "a public https URL that gets the transcription's end as a signed event (Standard Webhooks: "
-    "transcription.completed, .failed or .cancelled); make the key's signing secret first with "
+    "transcription.completed, .failed or .cancelled, and .corrected if a later check replaces its text); make the "
+    "key's signing secret first with "
     "POST /v1/webhook-secret"
 )
 

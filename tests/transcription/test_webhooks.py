@@ -323,3 +323,28 @@ def test_erasing_a_transcription_erases_its_events_text_too(alice, receiver):
     retried = receiver.deliveries[-1].verified(secret)
     assert retried["data"]["id"] == waiting and "text" not in retried["data"]
     assert retried["data"]["erased_at"] is not None
+
+
+def test_a_result_corrected_by_a_later_check_sends_transcription_corrected(alice, bob, receiver, settings):
+    from tests.helpers import grant, mint_caller
+
+    carol, dave = mint_caller(ip="192.0.2.33"), mint_caller(ip="192.0.2.44")
+    secret = secret_of(alice)
+    grant(alice, 30)
+    online_worker(bob)
+    online_worker(carol)
+    online_worker(dave)
+    settings.JPT_SPOT_CHECK_MIN_RATE = 1.0
+    job_id = alice.transcribe(webhook_url=receiver.url).json()["id"]
+    bob.complete(claim_job(bob), text="ハッキング")
+    settings.JPT_SPOT_CHECK_MIN_RATE = 0
+    send_due()
+    assert receiver.deliveries[0].verified(secret)["data"]["text"] == "ハッキング"
+    for checker in (carol, dave):
+        checker.complete(claim_job(checker), text="今日はいい天気ですね。")
+    send_due()
+    corrected = receiver.deliveries[1].verified(secret)
+    assert corrected["type"] == "transcription.corrected" and corrected["data"]["id"] == job_id
+    assert corrected["data"]["text"] == "今日はいい天気ですね。"
+    assert corrected["data"]["verification"] == {"status": "corrected", "agreeing_workers": 2}
+    assert send_due() == 0, "one correction event"
