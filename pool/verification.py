@@ -160,7 +160,8 @@ def result_in(job: Job, worker: Worker) -> Received:
     attempt = (
         JobAttempt.objects.filter(lease_id=job.lease_id).values("started_at", "audio_inline", "audio_fetched").first()
     )
-    independent = is_independent(worker)
+    trust = trust_of(worker.key_id)
+    independent = bool(worker.key.is_server) or trust.level == KeyTrust.Level.TRUSTED
     why = implausible(job, attempt)
     JobResult.objects.create(
         job_id=original_id,
@@ -195,9 +196,10 @@ def result_in(job: Job, worker: Worker) -> Received:
     # A trusted key's plausible result: delivered now, perhaps checked afterwards.
     credits.credits_settle(job_ref=job.id)
     wakeup.announce(wakeup.job_done_channel(job.id))
-    if random.random() < spot_check_rate(trust_of(worker.key_id)):
-        check_copy_add(job, by_trusted=False)
-    _release_audio(job.id)
+    if random.random() < spot_check_rate(trust) and check_copy_add(job, by_trusted=False) is not None:
+        return Received(earned)  # the audio stays until the check has decided
+    if not _open_checks(job.id):  # none, unless the job ran once before under a new key
+        JobAudio.objects.filter(job_id=job.id).delete()
     return Received(earned)
 
 
