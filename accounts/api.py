@@ -1,12 +1,12 @@
 """Base views for key holders: per-key rate limits and their headers in one place."""
 
 from django.conf import settings
-from django_ratelimit.core import get_usage
 from rest_framework import exceptions
 from rest_framework.views import APIView
 
 from accounts import usage as usage_counter
 from accounts.auth import refuse
+from jptranscribe import ratelimit
 from jptranscribe.errors import RateLimited
 from jptranscribe.net import address_block, client_ip
 
@@ -20,20 +20,16 @@ class KeyedView(APIView):
         return settings.JPT_RATE_USER
 
     def initial(self, request, *args, **kwargs):
+        """Counts the request in its rate-limit window and in the key's usage today: one round
+        trip to the shared cache."""
         super().initial(request, *args, **kwargs)
-        usage = get_usage(
-            request._request,
-            group=self.rate_group,
-            key=lambda group, req: rate_subject(request),
-            rate=self.rate(),
-            increment=True,
-        )
-        self._rate_usage = usage
-        usage_counter.request_counted(request.user.pk)
-        if usage and usage["should_limit"]:
+        window = ratelimit.window(self.rate_group, rate_subject(request), self.rate())
+        (used,) = usage_counter.request_counted(request.user.pk, (window.key, window.ttl))
+        self._rate_usage = (window, used)
+        if window.exceeded(used):
             raise RateLimited(
-                f"Rate limit of {self.rate()} per key exceeded; retry in {usage['time_left']} s.",
-                retry_after=usage["time_left"],
+                f"Rate limit of {self.rate()} per key exceeded; retry in {window.seconds_left} s.",
+                retry_after=window.seconds_left,
             )
 
     def permission_denied(self, request, message=None, code=None):
@@ -46,8 +42,9 @@ class KeyedView(APIView):
         response = super().finalize_response(request, response, *args, **kwargs)
         usage = getattr(self, "_rate_usage", None)
         if usage:
-            response["X-RateLimit-Limit"] = str(usage["limit"])
-            response["X-RateLimit-Remaining"] = str(max(0, usage["limit"] - usage["count"]))
+            window, used = usage
+            response["X-RateLimit-Limit"] = str(window.limit)
+            response["X-RateLimit-Remaining"] = str(window.remaining(used))
         return response
 
 

@@ -2,11 +2,11 @@ from typing import NoReturn
 
 from django.conf import settings
 from django.core.cache import cache
-from django_ratelimit.core import get_usage
 from rest_framework import authentication, exceptions
 
 from accounts.models import BROWSER_KEY_HASH, KEY_CACHE_SECONDS, ApiKey, cached_key_name, hash_key
 from accounts.services import browser_key
+from jptranscribe import ratelimit
 from jptranscribe.net import address_block, client_ip
 
 # Set on a request by the browser proxy (web/), after its CSRF check: only such a request may act
@@ -55,15 +55,9 @@ def key_for_bearer(raw_key: str):
 def refuse(request, failure: exceptions.APIException) -> NoReturn:
     """A 401 — until an address has failed JPT_RATE_AUTH_FAILURES times in the period: then 429
     with Retry-After, so guessing keys or hammering without one costs the server little."""
-    usage = get_usage(
-        request._request,
-        group="auth-failed",
-        rate=settings.JPT_RATE_AUTH_FAILURES,
-        increment=True,
-        key=lambda group, req: address_block(client_ip(req)),
-    )
-    if usage and usage["should_limit"]:
-        wait = usage["time_left"]
+    window, used = ratelimit.hit("auth-failed", address_block(client_ip(request)), settings.JPT_RATE_AUTH_FAILURES)
+    if window.exceeded(used):
+        wait = window.seconds_left
         raise exceptions.Throttled(
             wait, detail=f"Too many requests without a valid key from your address; retry in {wait} s."
         )

@@ -7,6 +7,8 @@ from datetime import date
 from django.core.cache import cache
 from django.utils import timezone
 
+from jptranscribe.cache import count
+
 KEEP_SECONDS = 2 * 24 * 3600
 
 
@@ -14,14 +16,12 @@ def _name(key_pk: int, day: date) -> str:
     return f"jpt:requests:{day.isoformat()}:{key_pk}"
 
 
-def request_counted(key_pk: int) -> None:
-    """One cache call on all but a key's first request of the day."""
-    name = _name(key_pk, timezone.now().date())
-    try:
-        cache.incr(name)
-    except ValueError:  # the first today (a race here loses a count at most)
-        if not cache.add(name, 1, KEEP_SECONDS):
-            cache.incr(name)
+def request_counted(key_pk: int, *also: tuple[str, int]) -> list[int]:
+    """Count the key's request today, and add one to each of `also` (a count's name and seconds
+    to live: the request's rate-limit window) in the same cache round trip; `also`'s new counts."""
+    names = [name for name, _ in also] + [_name(key_pk, timezone.now().date())]
+    counts = count(names, 1, [seconds for _, seconds in also] + [KEEP_SECONDS])
+    return counts[:-1]
 
 
 def requests_today(key_pks: Sequence[int]) -> dict[int, int]:

@@ -2,6 +2,7 @@
 daily usage through the cache, so each call shows in throughput and each count must hold
 under concurrent requests."""
 
+from collections.abc import Sequence
 from typing import cast
 
 from django.core.cache import DEFAULT_CACHE_ALIAS, cache, caches
@@ -18,13 +19,13 @@ end
 return nil
 """
 
-# INCRBY on each key, each given a time to live when it has none (a count that starts here), in
-# one round trip.
+# INCRBY on each key, each given its own time to live (ARGV[1 + i]) when it has none (a count that
+# starts here), in one round trip.
 COUNT = """
 local counts = {}
 for i, key in ipairs(KEYS) do
   counts[i] = redis.call('INCRBY', key, ARGV[1])
-  if redis.call('TTL', key) < 0 then redis.call('EXPIRE', key, ARGV[2]) end
+  if redis.call('TTL', key) < 0 then redis.call('EXPIRE', key, ARGV[1 + i]) end
 end
 return counts
 """
@@ -61,9 +62,9 @@ class FewerRoundTripsClient(RedisCacheClient):
             raise ValueError(f"Key '{key}' not found.")
         return value
 
-    def count(self, keys: list[str], delta: int, timeout: int) -> list[int]:
+    def count(self, keys: list[str], delta: int, timeouts: list[int]) -> list[int]:
         client = self.get_client(keys[0], write=True)
-        return [int(n) for n in self._script(client, COUNT)(keys=keys, args=[delta, timeout])]
+        return [int(n) for n in self._script(client, COUNT)(keys=keys, args=[delta, *timeouts])]
 
 
 class RedisCache(DjangoRedisCache):
@@ -71,9 +72,9 @@ class RedisCache(DjangoRedisCache):
         super().__init__(server, params)
         self._class = FewerRoundTripsClient
 
-    def count(self, keys: list[str], delta: int, timeout: int) -> list[int]:
+    def count(self, keys: list[str], delta: int, timeouts: list[int]) -> list[int]:
         client = cast(FewerRoundTripsClient, self._cache)  # made from self._class, set above
-        return client.count([self.make_and_validate_key(key) for key in keys], delta, timeout)
+        return client.count([self.make_and_validate_key(key) for key in keys], delta, timeouts)
 
 
 class DatabaseCache(DjangoDatabaseCache):
@@ -97,18 +98,22 @@ class DatabaseCache(DjangoDatabaseCache):
             return super().incr(key, delta, version)
 
 
-def count(keys: list[str], delta: int, timeout: int) -> list[int]:
+def count(keys: Sequence[str], delta: int, timeout: int | Sequence[int]) -> list[int]:
     """Add `delta` to each of some shared counts, starting any that is missing (to live `timeout`
-    seconds); their new values. One round trip on Redis, whatever the number of counts."""
+    seconds: one for all, or one per count); their new values. One round trip on Redis, whatever
+    the number of counts, so a request's rate limit and daily usage cost one."""
+    timeouts = [timeout] * len(keys) if isinstance(timeout, int) else list(timeout)
+    if len(timeouts) != len(keys):
+        raise ValueError(f"{len(keys)} counts but {len(timeouts)} times to live.")
     backend = caches[DEFAULT_CACHE_ALIAS]
     if isinstance(backend, RedisCache):
-        return backend.count(keys, delta, timeout)
+        return backend.count(list(keys), delta, timeouts)
     counts = []
-    for key in keys:
-        cache.add(key, 0, timeout=timeout)
+    for key, seconds in zip(keys, timeouts, strict=True):
+        cache.add(key, 0, timeout=seconds)
         try:
             counts.append(cache.incr(key, delta))
         except ValueError:  # it ran out between the two calls
-            cache.add(key, delta, timeout=timeout)
+            cache.add(key, delta, timeout=seconds)
             counts.append(delta)
     return counts

@@ -162,7 +162,6 @@ else:
             "LOCATION": "jpt_cache",
         }
     }
-RATELIMIT_USE_CACHE = "default"
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

@@ -80,12 +80,23 @@ def run(statement: Statement, params: Mapping[str, Any]) -> Answer:
         return Answer(columns, row if columns else None, guard.rowcount)
 
 
+# The column names each statement's SQL answers with. They never change for one text (columns
+# are named, never `*`), while psycopg builds its `description` afresh on every read, an object
+# per column (29 for a job): so it is read once per statement and process.
+_answer_columns: dict[str, tuple[str, ...] | None] = {}
+
+
 def _step(cursor: CursorWrapper, sql: str, params: Mapping[str, Any]) -> Answer:
     cursor.execute(sql, params)
-    if cursor.description is None:
+    try:
+        columns = _answer_columns[sql]
+    except KeyError:
+        description = cursor.description
+        columns = _answer_columns[sql] = None if description is None else tuple(col[0] for col in description)
+    if columns is None:
         return Answer((), None, cursor.rowcount)
     row = cursor.fetchone()
-    return Answer(tuple(col[0] for col in cursor.description), row, 1 if row is not None else 0)
+    return Answer(columns, row, 1 if row is not None else 0)
 
 
 def load(model: type[M], statement: Statement, params: Mapping[str, Any]) -> M | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Collection, Mapping, Sequence
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -157,7 +157,8 @@ def job_claim(*, worker: Worker, wait_seconds: float, inline_audio_up_to: int = 
     (else None), so a small clip needs no request of its own. While waiting, the thread
     holds no database connection (it goes back to the pool) and sleeps until a wake-up
     for a queue this worker takes from. Each waiting claim holds a server thread, so a key
-    may have only as many waiting as its online workers run jobs at once.
+    may have only as many waiting as its online workers run jobs at once; a claim that finds a
+    job at once waits for nothing and takes no place (nor the two cache round trips).
     """
     if worker.held_jobs is not None and worker.held_jobs >= worker.max_jobs:
         raise WorkerBusy(
@@ -168,31 +169,35 @@ def job_claim(*, worker: Worker, wait_seconds: float, inline_audio_up_to: int = 
     if not wait_seconds:
         leases.pool_maintenance()
         return claim_once(worker, inline_audio_up_to)
-    limit = min(settings.JPT_CLAIMS_WAITING_PER_KEY, max(1, worker.key_places or 0))
-    with places.places((f"claims:{worker.key_id}", limit)) as free:
-        if not free:
-            raise RateLimited(
-                f"This key already has {limit} claims waiting: as many as its online workers run jobs at once "
-                f"(at most {settings.JPT_CLAIMS_WAITING_PER_KEY}). Wait for one to answer before claiming again.",
-                retry_after=int(wait_seconds) or 1,
-            )
-        return _claim_waiting(worker, wait_seconds, inline_audio_up_to)
-
-
-def _claim_waiting(worker: Worker, wait_seconds: float, inline_audio_up_to: int) -> Job | None:
     deadline = time.monotonic() + wait_seconds
     channels = wakeup.claim_channels(key_id=worker.key_id, is_server=worker.key.is_server)
-    while True:
-        with wakeup.hub.listening(channels) as woken:
-            leases.pool_maintenance()
-            job = claim_once(worker, inline_audio_up_to)
-            if job is not None:
-                return job
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or wakeup.hub.closing:
-                return None
-            wakeup.release_connection()
-            woken.wait(min(remaining, settings.JPT_WAKEUP_POLL_SECONDS))
+    placed = False
+    with ExitStack() as place:
+        while True:
+            with wakeup.hub.listening(channels) as woken:
+                leases.pool_maintenance()
+                job = claim_once(worker, inline_audio_up_to)
+                if job is not None:
+                    return job
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or wakeup.hub.closing:
+                    return None
+                if not placed:  # about to wait for the first time
+                    _take_place_to_wait(worker, place, wait_seconds)
+                    placed = True
+                wakeup.release_connection()
+                woken.wait(min(remaining, settings.JPT_WAKEUP_POLL_SECONDS))
+
+
+def _take_place_to_wait(worker: Worker, place: ExitStack, wait_seconds: float) -> None:
+    """A place among the key's waiting claims, held until `place` closes; RateLimited if none is free."""
+    limit = min(settings.JPT_CLAIMS_WAITING_PER_KEY, max(1, worker.key_places or 0))
+    if not place.enter_context(places.places((f"claims:{worker.key_id}", limit))):
+        raise RateLimited(
+            f"This key already has {limit} claims waiting: as many as its online workers run jobs at once "
+            f"(at most {settings.JPT_CLAIMS_WAITING_PER_KEY}). Wait for one to answer before claiming again.",
+            retry_after=int(wait_seconds) or 1,
+        )
 
 
 def claim_once(worker: Worker, inline_audio_up_to: int = 0) -> Job | None:

@@ -40,12 +40,11 @@ def _one_rate_limit_window(monkeypatch):
     """Limits count in fixed one-minute windows, so a test's requests could straddle a window's
     end and see the count start afresh. For the limiter, time stands still within one test."""
     import time
-    from types import SimpleNamespace
 
-    import django_ratelimit.core
+    from jptranscribe import ratelimit
 
     now = time.time()
-    monkeypatch.setattr(django_ratelimit.core, "time", SimpleNamespace(time=lambda: now))
+    monkeypatch.setattr(ratelimit, "clock", lambda: now)
 
 
 @pytest.fixture

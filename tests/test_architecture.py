@@ -37,7 +37,7 @@ MAY_IMPORT = {
     "jptranscribe": set(),
     "worker_client": set(),
 }
-DJANGO = ("django", "rest_framework", "drf_spectacular")  # and django_* (django_ratelimit, ...)
+DJANGO = ("django", "rest_framework", "drf_spectacular")  # and django_* packages
 
 
 @dataclass(frozen=True)

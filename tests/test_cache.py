@@ -55,6 +55,31 @@ def test_shared_counts_start_with_a_time_to_live_and_move_together(redis_cache):
     assert all(0 < ttl(redis_cache.make_key(k)) <= 60 for k in ("a", "b", "gone")), "none lives for ever"
 
 
+def test_each_count_may_have_its_own_time_to_live(redis_cache):
+    from jptranscribe.cache import count
+
+    assert count(["minute", "days"], 1, [65, 172800]) == [1, 1]
+    ttl = redis_cache._cache.get_client().ttl
+    assert 60 < ttl(redis_cache.make_key("minute")) <= 65
+    assert 172000 < ttl(redis_cache.make_key("days")) <= 172800
+
+
+@pytest.mark.django_db
+def test_a_keyed_request_costs_two_round_trips_its_key_and_its_counts(redis_cache, alice, monkeypatch):
+    """The key (cached), then its rate-limit window and its usage today, counted together."""
+    import redis
+
+    alice.get("/v1/account")  # the key is cached from here
+    sent = []
+    execute = redis.Redis.execute_command
+    monkeypatch.setattr(redis.Redis, "execute_command",
+                        lambda self, *args, **kw: sent.append(args[0]) or execute(self, *args, **kw))
+    response = alice.get("/v1/account")
+    assert response.status_code == 200 and response["X-RateLimit-Remaining"] == "28"
+    assert sent == ["GET", "EVALSHA"]
+    assert usage.requests_today([alice.key.pk]) == {alice.key.pk: 2}
+
+
 @pytest.mark.django_db
 def test_the_database_cache_counts_the_same_way():
     from jptranscribe.cache import RedisCache, count
@@ -62,5 +87,7 @@ def test_the_database_cache_counts_the_same_way():
     if isinstance(caches["default"], RedisCache):
         pytest.skip("the SQLite leg runs this on the database cache")
     assert count(["a", "b"], 1, 60) == [1, 1]
-    assert count(["a", "b"], 1, 60) == [2, 2]
+    assert count(["a", "b"], 1, [60, 120]) == [2, 2]
     assert count(["a"], -1, 60) == [1]
+    with pytest.raises(ValueError):
+        count(["a", "b"], 1, [60])

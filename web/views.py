@@ -53,7 +53,7 @@ def limits():
 
 
 def readable_rate(rate: str) -> str:
-    """django-ratelimit's "30/m" as "30 per minute"."""
+    """A rate setting's "30/m" as "30 per minute"."""
     count, _, unit = rate.partition("/")
     period = {"s": "second", "m": "minute", "h": "hour", "d": "day"}.get(unit[-1:].lower(), unit)
     if unit[:-1].isdigit():

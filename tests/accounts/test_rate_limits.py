@@ -24,6 +24,20 @@ def test_the_31st_request_in_a_minute_is_429_with_retry_after(alice):
     assert response["X-RateLimit-Remaining"] == "0"
 
 
+def test_the_count_starts_afresh_when_retry_after_has_passed(alice, monkeypatch):
+    from jptranscribe import ratelimit
+
+    for _ in range(31):
+        refused = alice.get("/v1/account")
+    assert refused.status_code == 429
+    now, wait = ratelimit.clock(), int(refused["Retry-After"])
+    monkeypatch.setattr(ratelimit, "clock", lambda: now + wait - 1)
+    assert alice.get("/v1/account").status_code == 429, "not a second early"
+    monkeypatch.setattr(ratelimit, "clock", lambda: now + wait)
+    again = alice.get("/v1/account")
+    assert again.status_code == 200 and again["X-RateLimit-Remaining"] == "29"
+
+
 def test_the_limit_is_per_key(alice, bob):
     for _ in range(30):
         alice.get("/v1/account")
@@ -70,3 +84,16 @@ def test_requests_without_a_valid_key_are_limited_per_address(db):
     assert 1 <= int(response["Retry-After"]) <= 60
     assert Caller(None, ip="192.0.2.66").get("/v1/account").status_code == 429, "a missing key counts too"
     assert Caller(None, ip="192.0.2.67").get("/v1/account").status_code == 401, "another address has its own"
+
+
+def test_rates_are_written_as_a_count_per_period():
+    from jptranscribe.ratelimit import parse_rate
+
+    assert parse_rate("30/m") == (30, 60)
+    assert parse_rate("1200/m") == (1200, 60)
+    assert parse_rate("100/5m") == (100, 300)
+    assert parse_rate("10/s") == parse_rate("10/") == (10, 1)
+    assert parse_rate("1000/d") == (1000, 86400)
+    for wrong in ("30", "30/minute", "/m", "30/0m"):
+        with pytest.raises(ValueError):
+            parse_rate(wrong)

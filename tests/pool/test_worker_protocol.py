@@ -200,6 +200,16 @@ class TestClaiming:
         response = alice.claim(wait_seconds=0.3)
         assert response.status_code == 200 and response.json() == {"job": None}
 
+    def test_a_long_poll_that_finds_a_job_at_once_needs_no_place_to_wait(self, alice, settings):
+        """Places cap claims that wait (each holds a server thread); one served at once holds none."""
+        settings.JPT_CLAIMS_WAITING_PER_KEY = 0
+        online_worker(alice)
+        alice.transcribe()
+        assert alice.claim(wait_seconds=1).json()["job"] is not None
+        alice.heartbeat("w2")
+        refused = alice.claim("w2", wait_seconds=1)
+        assert refused.status_code == 429 and "claims waiting" in refused.json()["error"]["message"]
+
 
 class TestHoldingAJob:
     def test_only_the_holder_can_fetch_the_audio(self, alice, bob):
