@@ -340,3 +340,15 @@ def test_staff_see_trust_strikes_and_failed_checks_side_by_side(alice, bob, caro
     assert JUNK in failed and HONEST in failed and job_id in failed
     cleared = admin_client.post("/admin/pool/keytrust/", {"action": "grant_trust", "_selected_action": [bob.key.pk]})
     assert cleared.status_code == 302 and KeyTrust.objects.get(key=bob.key).level == "trusted"
+
+
+def test_a_check_looks_to_its_worker_like_any_pool_job(alice, bob, carol):
+    grant(alice, 30)
+    online_worker(bob, trusted=False)
+    online_worker(carol)
+    sent(alice)
+    original = claim_job(bob)
+    check = claim_job(carol)
+    assert Job.objects.get(pk=check["id"]).route == "pool_check"
+    assert check["route"] == original["route"] == "pool_credit"
+    assert set(check) == set(original) and check["duration_seconds"] == original["duration_seconds"]
