@@ -214,6 +214,14 @@ class ClaimedJob(serializers.Serializer):
         "time each word. An engine that cannot do one says so in the completion's warnings.",
     )
 
+    def to_representation(self, instance: Job) -> dict:
+        answer = super().to_representation(instance)
+        # A check copy looks like any pool job: a worker that could tell would answer checks honestly
+        # and the jobs it is paid for with junk.
+        if answer["route"] == Job.Route.POOL_CHECK:
+            answer["route"] = Job.Route.POOL_CREDIT
+        return answer
+
     def get_audio_url(self, job: Job) -> str:
         return f"/v1/pool/jobs/{job.id}/audio"
 

@@ -310,7 +310,10 @@ def _run_again(original: Job, results: list[JobResult]) -> None:
     JPT_CHECK_MAX_RUNS runs a held transcription fails (and refunds) rather than guess."""
     if _open_checks(original.id):
         return
-    if len(results) >= settings.JPT_CHECK_MAX_RUNS or check_copy_add(original, by_trusted=len(results) >= 2) is None:
+    # Runs tried, not only those that answered: a run meant for a trusted key that none can take
+    # runs out of queue time, and must not be queued again for ever.
+    runs = 1 + Job.objects.filter(checks_id=original.id).count()
+    if runs >= settings.JPT_CHECK_MAX_RUNS or check_copy_add(original, by_trusted=len(results) >= 2) is None:
         if original.status == Status.CHECKING:
             leases.job_finish_failed(
                 original, "The workers' transcripts of this clip did not agree; you were not charged. Please retry."

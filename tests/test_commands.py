@@ -7,7 +7,7 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from pool.models import Job, JobAudio
-from tests.helpers import claim_job, online_worker
+from tests.helpers import claim_job, grant, online_worker
 
 pytestmark = pytest.mark.django_db
 
@@ -58,6 +58,41 @@ class TestCreditsCommand:
     def test_a_grant_needs_a_reason(self, alice):
         with pytest.raises(CommandError):
             run("credits", "grant", alice.raw_key, "5", "--reason", " ")
+
+
+class TestTrustCommand:
+    def test_grant_makes_a_new_keys_results_arrive_at_once(self, alice, bob):
+        grant(alice, 30)
+        online_worker(bob, trusted=False)
+        output = run("trust", "grant", bob.raw_key[:12])
+        assert f"{bob.raw_key[:12]}: trusted" in output
+        job_id = alice.transcribe().json()["id"]
+        job = claim_job(bob)
+        assert bob.complete(job, text="こんにちは").status_code == 200
+        assert alice.get(f"/v1/transcriptions/{job_id}").json()["status"] == "completed", "not held for a check"
+
+    def test_clear_lets_a_quarantined_keys_workers_take_others_jobs_again(self, alice, bob):
+        from pool.verification import strike
+
+        grant(alice, 30)
+        online_worker(bob, trusted=False)
+        for _ in range(3):
+            strike(key_id=bob.key.pk, job=None, reason="outvoted (character error rate 0.97)")
+        job_id = alice.transcribe().json()["id"]
+        assert claim_job(bob) is None
+        output = run("trust", "show", bob.raw_key)
+        assert "quarantined" in output and "strikes 3, 3 in the last 24 h" in output
+        assert output.count("outvoted (character error rate 0.97)") == 3
+        assert ": new (" in run("trust", "clear", bob.raw_key[:12])
+        assert claim_job(bob)["id"] == job_id
+
+    def test_show_of_a_key_never_checked_says_new(self, alice):
+        output = run("trust", "show", alice.raw_key[:12])
+        assert ": new (" in output and "checks 0" in output and "strikes 0" in output
+
+    def test_an_unknown_key_is_an_error(self, db):
+        with pytest.raises(CommandError, match="No key matches"):
+            run("trust", "grant", "jpt_nothing1")
 
 
 def test_sweep_requeues_expired_leases_and_deletes_old_jobs(alice, settings):

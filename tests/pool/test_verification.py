@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from accounts.credits import credits_balance, credits_pending
 from accounts.models import CreditEntry
-from pool import verification
+from pool import leases, verification
 from pool.models import Job, JobResult, KeyTrust, Strike
 from tests.clips import wav_bytes
 from tests.helpers import claim_job, grant, mint_caller, online_worker
@@ -292,6 +292,27 @@ def test_undecided_after_the_most_runs_the_transcription_fails_and_is_refunded(a
     assert credits_balance(alice.key) == Decimal("30")
 
 
+def test_a_held_transcription_whose_deciding_run_nobody_takes_fails_after_the_most_runs_and_is_refunded(
+    alice, bob, carol, settings
+):
+    """The third run is meant for a trusted key other than the checker's, or the demo: with none
+    online each copy runs out of queue time, and the caller hears back rather than wait for ever."""
+    grant(alice, 30)
+    online_worker(bob, trusted=False)
+    online_worker(carol)
+    job_id = sent(alice)
+    run(bob, JUNK)
+    run(carol, HONEST)
+    for _ in range(settings.JPT_CHECK_MAX_RUNS):
+        Job.objects.filter(checks_id=job_id, status="queued").update(queued_at=timezone.now() - timedelta(hours=2))
+        leases.jobs_expire_queued()
+        verification.checks_maintenance()
+    failed = shown(alice, job_id)
+    assert failed["status"] == "failed" and "did not agree" in failed["error"]["message"]
+    assert credits_balance(alice.key) == Decimal("30")
+    assert Job.objects.filter(checks_id=job_id).count() == settings.JPT_CHECK_MAX_RUNS - 1
+
+
 def test_cancelling_a_held_transcription_cancels_its_checks(alice, bob, carol):
     grant(alice, 30)
     online_worker(bob, trusted=False)
@@ -310,6 +331,20 @@ def test_checks_are_never_listed_or_shown_to_the_caller(alice, bob):
     check = Job.objects.get(route="pool_check")
     assert [j["id"] for j in alice.get("/v1/transcriptions").json()["data"]] == [job_id]
     assert alice.get(f"/v1/transcriptions/{check.id}").status_code == 404
+
+
+def test_a_check_looks_to_its_worker_like_any_pool_job(alice, bob, carol):
+    """A worker that could tell a check from a paying job would answer checks honestly and the
+    others with junk."""
+    grant(alice, 30)
+    online_worker(bob, trusted=False)
+    online_worker(carol)
+    sent(alice)
+    original = claim_job(bob)
+    check = claim_job(carol)
+    assert Job.objects.get(pk=check["id"]).route == "pool_check"
+    assert check["route"] == original["route"] == "pool_credit"
+    assert set(check) == set(original) and check["duration_seconds"] == original["duration_seconds"]
 
 
 
