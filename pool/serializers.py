@@ -207,7 +207,7 @@ class ClaimedJob(serializers.Serializer):
     )
     duration_seconds = serializers.FloatField()
     language = serializers.CharField()
-    route = serializers.SerializerMethodField()
+    route = serializers.ChoiceField(["pool_self", "pool_credit", "server_demo"])
     options = StoredOptions(
         help_text="The caller's transcription options, for the engine: a prompt (text the speech is likely "
         "to resemble), a temperature instead of the engine's default (null: the default), and whether to "
@@ -224,12 +224,6 @@ class ClaimedJob(serializers.Serializer):
 
     def get_audio_url(self, job: Job) -> str:
         return f"/v1/pool/jobs/{job.id}/audio"
-
-    @extend_schema_field(serializers.ChoiceField(["pool_self", "pool_credit", "server_demo"]))
-    def get_route(self, job: Job) -> str:
-        # A check of another worker's result looks like any pool job: a worker that could tell
-        # would answer checks honestly and the rest as it liked.
-        return Job.Route.POOL_CREDIT if job.route == Job.Route.POOL_CHECK else job.route
 
     @extend_schema_field(serializers.CharField(allow_null=True))
     def get_audio_base64(self, job: Job) -> str | None:

@@ -333,21 +333,6 @@ def test_checks_are_never_listed_or_shown_to_the_caller(alice, bob):
     assert alice.get(f"/v1/transcriptions/{check.id}").status_code == 404
 
 
-def test_a_check_looks_to_its_worker_like_any_pool_job(alice, bob, carol):
-    """A worker that could tell a check from a paying job would answer checks honestly and the
-    others with junk."""
-    grant(alice, 30)
-    online_worker(bob, trusted=False)
-    online_worker(carol)
-    sent(alice)
-    original = claim_job(bob)
-    check = claim_job(carol)
-    assert Job.objects.get(pk=check["id"]).route == "pool_check"
-    assert check["route"] == original["route"] == "pool_credit"
-    assert set(check) == set(original) and check["duration_seconds"] == original["duration_seconds"]
-
-
-
 def test_the_status_page_counts_checks_as_pool_work_not_as_clips(alice, bob, carol, client):
     grant(alice, 30)
     online_worker(bob, trusted=False)
