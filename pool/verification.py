@@ -10,7 +10,9 @@ same clip again on a worker of a different key (a check copy: a job of route `po
 - an *implausible* result (answered faster than any engine could, a clip the worker never
   received, a text too long for the clip) is a strike, takes no part in the vote, and is held
   back like a new key's; an empty transcript of a clip with sound is held back too, and is a
-  strike only if another worker heard words.
+  strike only if another worker heard words. Empty ones of such a clip decide nothing unless a
+  trusted key's or the demo's is among them (junk workers sending nothing would otherwise
+  confirm each other, as `bench/trust.py` showed).
 
 Two results agree when `pool.agreement.agree` says so. When the first two disagree a third run
 decides, on a trusted key's worker or the server's demo worker: the largest group of agreeing
@@ -213,13 +215,23 @@ def _release_audio(original_id: str) -> None:
 # --- Deciding -----------------------------------------------------------------------------------
 
 
+def _unheard(group: list[JobResult]) -> bool:
+    """Empty transcripts of a clip with sound, none of them a trusted key's or the demo's: two
+    workers that sent nothing agree without having listened, so such a group never wins."""
+    first = group[0]
+    sound = first.run.voiced_seconds >= settings.JPT_VOICED_SECONDS_FOR_SPEECH
+    return sound and not normalise(first.text) and not any(r.independent for r in group)
+
+
 def decide(results: list[JobResult]) -> tuple[JobResult, list[JobResult]] | None:
     """The winning result and the results that agree with it, or None while undecided: the
-    largest group of agreeing plausible results (two or more), ties to one holding a trusted
-    key's result, then to the earliest; else a trusted check run's result that nothing plausible
-    contradicts, or that was run to decide."""
+    largest group of agreeing plausible results (two or more; empty ones of a clip with sound
+    only with a trusted key's among them), ties to one holding a trusted key's result, then to
+    the earliest; else a trusted check run's result that nothing plausible contradicts, or that
+    was run to decide."""
     voters = [r for r in results if not r.implausible]
     groups = [[s for s in voters if s is r or agree(r.text, s.text)] for r in voters]
+    groups = [g for g in groups if not _unheard(g)]
     best = max(groups, key=lambda g: (len(g), any(r.independent for r in g)), default=[])
     if len(best) >= 2:
         return best[0], best

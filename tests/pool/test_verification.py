@@ -246,6 +246,43 @@ def test_an_empty_transcript_of_a_clip_with_sound_goes_to_a_second_worker(alice,
     assert shown(alice, job_id)["status"] == "processing", "one against one: a third decides"
 
 
+def test_two_new_keys_sending_nothing_for_a_clip_with_sound_do_not_agree_a_trusted_worker_decides(
+    alice, bob, carol, dave
+):
+    grant(alice, 30)
+    online_worker(bob, trusted=False)
+    online_worker(carol, trusted=False)
+    online_worker(dave)
+    job_id = sent(alice)
+    run(bob, "")
+    Job.objects.filter(route="pool_check").update(queued_at=timezone.now() - timedelta(seconds=700))
+    run(carol, "")
+    assert shown(alice, job_id)["status"] == "processing", "two empty transcripts of speech decide nothing"
+    decider = Job.objects.get(checks_id=job_id, check_by_trusted=True, status="queued")
+    assert run(dave, HONEST)["id"] == decider.id
+    done = shown(alice, job_id)
+    assert done["text"] == HONEST and done["verification"] == {"status": "unchecked", "agreeing_workers": 1}
+    assert Strike.objects.filter(key__in=[bob.key, carol.key]).count() == 2
+    assert credits_balance(bob.key) == credits_balance(carol.key) == 0
+    assert credits_pending(bob.key) == credits_pending(carol.key) == 0
+
+
+def test_a_clip_with_sound_is_delivered_empty_when_a_trusted_worker_hears_nothing_either(alice, bob, carol, dave):
+    grant(alice, 30)
+    online_worker(bob, trusted=False)
+    online_worker(carol, trusted=False)
+    online_worker(dave)
+    job_id = sent(alice)
+    run(bob, "")
+    Job.objects.filter(route="pool_check").update(queued_at=timezone.now() - timedelta(seconds=700))
+    run(carol, "")
+    run(dave, "")
+    done = shown(alice, job_id)
+    assert done["status"] == "completed" and done["text"] == ""
+    assert done["verification"] == {"status": "checked", "agreeing_workers": 3}
+    assert not Strike.objects.exists()
+
+
 def test_an_empty_transcript_of_a_silent_clip_is_delivered(alice, bob):
     grant(alice, 30)
     online_worker(bob)
