@@ -94,7 +94,8 @@ def light_load_dispatch(url, submit_key, worker_key, samples=200):
         s = Client(url, worker_key)
         checked(s.call("POST", "/v1/worker/heartbeat", json={"worker_id": worker_id}))
         while not stop.is_set():
-            job = checked(s.call("POST", "/v1/pool/claim", json={"worker_id": worker_id, "wait_seconds": 1}))["job"]
+            job = checked(s.call("POST", "/v1/pool/claim", json={"worker_id": worker_id, "wait_seconds": 1,
+                                                                 "inline_audio": True}))["job"]
             if job:
                 claimed[job["id"]] = time.monotonic()
                 params = {"worker_id": worker_id, "lease_id": job["lease_id"]}
