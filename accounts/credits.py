@@ -58,7 +58,11 @@ def lock_key(key: ApiKey) -> ApiKey:
 
 def credits_balance(key: ApiKey) -> Decimal:
     """The spendable balance: the key's kept balance (the ledger summed, kept in step)."""
-    kept = run(sql.BALANCE_OF, {"key_id": key.pk}).value("milliseconds")
+    return balance_seconds(run(sql.BALANCE_OF, {"key_id": key.pk}).value("milliseconds"))
+
+
+def balance_seconds(kept: int | None) -> Decimal:
+    """A kept balance in seconds (a key without a ledger row yet has none)."""
     return seconds_of(kept) if kept is not None else Decimal("0")
 
 
@@ -176,14 +180,8 @@ def credits_confirm_held(*, older_than: datetime, limit: int = 1000) -> int:
 
 
 def credits_pending(key: ApiKey) -> Decimal:
-    """Seconds earned and not yet confirmed or voided."""
-    closed = CreditEntry.objects.filter(kind__in=[Kind.CONFIRMED, Kind.VOIDED], key=key).values("job_ref")
-    total = (
-        CreditEntry.objects.filter(kind=Kind.PENDING, key=key)
-        .exclude(job_ref__in=closed)
-        .aggregate(total=Sum("seconds"))["total"]
-    )
-    return seconds(total or 0)
+    """Seconds earned and not yet confirmed or voided (statement `PENDING_OF`)."""
+    return seconds(run(sql.PENDING_OF, {"key_id": key.pk}).value("seconds") or 0)
 
 
 def credits_refund_charged(*, job_ref: str, reason: str) -> None:

@@ -4,6 +4,7 @@ A quota's subject is an address (keys and demos per IP a day); an IPv6 address c
 /64 (`jptranscribe.net.address_block`)."""
 
 from datetime import date
+from typing import Any
 
 from django.db import transaction
 from django.db.models import F
@@ -11,6 +12,7 @@ from django.utils import timezone
 
 from accounts.models import DailyQuota
 from jptranscribe.net import address_block
+from jptranscribe.sql import db_value
 
 DEMOS = "demo"
 KEYS = "keys"
@@ -40,4 +42,14 @@ def quota_give_back(*, scope: str, subject: str, day: date) -> None:
 def quota_remaining(*, scope: str, subject: str, limit: int, day: date | None = None) -> int:
     subject = address_block(subject)
     row = DailyQuota.objects.filter(scope=scope, subject=subject, day=day or today()).first()
-    return max(0, limit - (row.used if row else 0))
+    return quota_left(limit=limit, used=row.used if row else None)
+
+
+def quota_left(*, limit: int, used: int | None) -> int:
+    """What is left of a quota its row says `used` (None: no row yet today)."""
+    return max(0, limit - (used or 0))
+
+
+def quota_params(*, scope: str, subject: str, day: date | None = None) -> dict[str, Any]:
+    """The parameters naming a quota's row today, for a statement that reads it (`_QUOTA_USED`)."""
+    return {"scope": scope, "subject": address_block(subject), "day": db_value(DailyQuota, "day", day or today())}

@@ -1,12 +1,15 @@
+from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
+from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from accounts import quotas
+from accounts import credits, quotas, statements
 from accounts.models import BROWSER_KEY_HASH, BROWSER_KEY_PREFIX, ApiKey, WebhookSecret, hash_key, new_webhook_secret
 from jptranscribe.errors import RateLimited
+from jptranscribe.sql import run
 
 
 def seconds_until_tomorrow() -> int:
@@ -59,6 +62,27 @@ def key_restore(*, key: ApiKey) -> None:
 
 def demos_left_today(ip: str) -> int:
     return quotas.quota_remaining(scope=quotas.DEMOS, subject=ip, limit=settings.JPT_DEMOS_PER_IP_PER_DAY)
+
+
+@dataclass(frozen=True)
+class AccountFigures:
+    credits_seconds: Decimal
+    credits_pending_seconds: Decimal
+    demos_left_today: int
+
+
+def account_figures(*, key: ApiKey, ip: str) -> AccountFigures:
+    """What /v1/account shows of the key's credits and the caller's demos, read in one round trip:
+    as `credits.credits_balance`, `credits.credits_pending` and `demos_left_today` say."""
+    answer = run(
+        statements.ACCOUNT_FIGURES,
+        {"key_id": key.pk, **quotas.quota_params(scope=quotas.DEMOS, subject=ip)},
+    )
+    return AccountFigures(
+        credits_seconds=credits.balance_seconds(answer.value("milliseconds")),
+        credits_pending_seconds=credits.seconds(answer.value("pending_seconds") or 0),
+        demos_left_today=quotas.quota_left(limit=settings.JPT_DEMOS_PER_IP_PER_DAY, used=answer.value("quota_used")),
+    )
 
 
 def key_resolve(identifier: str) -> ApiKey:

@@ -4,12 +4,15 @@ beside PostgreSQL's single statement where they differ (see `jptranscribe.sql.St
 
 from __future__ import annotations
 
-from accounts.models import CreditBalance, CreditEntry
+from accounts.models import CreditBalance, CreditEntry, DailyQuota
 from jptranscribe.sql import Statement, literal, table
 
-LEDGER, BALANCE = table(CreditEntry), table(CreditBalance)
+LEDGER, BALANCE, QUOTA = table(CreditEntry), table(CreditBalance), table(DailyQuota)
 RESERVED, CHARGED, REFUNDED = (
     literal(k) for k in (CreditEntry.Kind.RESERVED, CreditEntry.Kind.CHARGED, CreditEntry.Kind.REFUNDED)
+)
+PENDING, CONFIRMED, VOIDED = (
+    literal(k) for k in (CreditEntry.Kind.PENDING, CreditEntry.Kind.CONFIRMED, CreditEntry.Kind.VOIDED)
 )
 _ENTRY = f"INSERT INTO {LEDGER} (key_id, kind, seconds, job_ref, reason, actor, created_at)"
 # A ledger row's seconds join its key's kept balance; the balance row is made at the key's first row.
@@ -23,7 +26,25 @@ def _balance_add(rows: str) -> str:
     return _BALANCE_ADD.format(rows=rows)
 
 
-BALANCE_OF = Statement("balance_of", f"SELECT milliseconds FROM {BALANCE} WHERE key_id = %(key_id)s")
+_BALANCE_OF = f"SELECT milliseconds FROM {BALANCE} WHERE key_id = %(key_id)s"
+BALANCE_OF = Statement("balance_of", _BALANCE_OF)
+
+# Earnings still pending: the key's pending rows whose job has no confirmed or voided row of the key.
+_PENDING_OF = (
+    f"SELECT COALESCE(SUM(p.seconds), 0) FROM {LEDGER} p WHERE p.key_id = %(key_id)s AND p.kind = {PENDING}"
+    f" AND NOT EXISTS (SELECT 1 FROM {LEDGER} c WHERE c.key_id = %(key_id)s AND c.job_ref = p.job_ref"
+    f" AND c.kind IN ({CONFIRMED}, {VOIDED}))"
+)
+PENDING_OF = Statement("pending_of", f"SELECT ({_PENDING_OF}) AS seconds")
+
+_QUOTA_USED = f"SELECT used FROM {QUOTA} WHERE scope = %(scope)s AND subject = %(subject)s AND day = %(day)s"
+
+# What /v1/account shows of the accounts app, in one round trip: the balance, the pending
+# earnings, and the day's use of a quota (the caller's demos).
+ACCOUNT_FIGURES = Statement(
+    "account_figures",
+    f"SELECT ({_BALANCE_OF}) AS milliseconds, ({_PENDING_OF}) AS pending_seconds, ({_QUOTA_USED}) AS quota_used",
+)
 
 # One row per (job, kind) at most: a second one is skipped, balance included, so retries are safe.
 ADD_ENTRY = Statement(

@@ -21,8 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.clips import wav_bytes  # noqa: E402
-from bench.figures import Client, multipart_file, percentile  # noqa: E402
-from tests.live import LiveServer, process_table  # noqa: E402
+from bench.figures import Client, cpu_seconds_tree, multipart_file, percentile, postgres_cpu  # noqa: E402
+from tests.live import LiveServer  # noqa: E402
 
 CLIP = wav_bytes(1.0, rate=8000)
 UPLOAD, UPLOAD_TYPE = multipart_file("file", "a.wav", CLIP)
@@ -136,11 +136,6 @@ def cpu_seconds_self():
     return usage.ru_utime + usage.ru_stime
 
 
-def cpu_seconds_tree(root_pid):
-    """CPU used so far by a process and its children (the gunicorn master and its workers)."""
-    return sum(cpu for pid, (ppid, cpu) in process_table().items() if root_pid in (pid, ppid))
-
-
 def transactions(server):
     """Committed transactions in the bench database so far (each autocommit query is one)."""
     if not server.db_name:
@@ -150,18 +145,6 @@ def transactions(server):
     with psycopg.connect(server.env["DATABASE_URL"].replace("postgres://", "postgresql://")) as conn:
         return conn.execute("SELECT xact_commit FROM pg_stat_database WHERE datname = %s",
                             [server.db_name]).fetchone()[0]
-
-
-def postgres_cpu():
-    """CPU used so far by PostgreSQL's processes (alive now: backends that exited are not counted)."""
-    total = 0.0
-    for pid, (_, cpu) in process_table().items():
-        try:
-            if open(f"/proc/{pid}/comm").read().strip() == "postgres":
-                total += cpu
-        except OSError:
-            continue
-    return total
 
 
 def main():

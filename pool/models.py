@@ -34,7 +34,8 @@ class WorkerQuerySet(models.QuerySet["Worker"]):
     def online(self) -> Self:
         """Seen recently, not signed off, not banned: only these count for routing.
 
-        `pool.statements.WORKERS_ONLINE` is the same rule in SQL, for routing's hot path."""
+        `pool.statements.WORKERS_ONLINE` is the same rule in SQL, for routing's hot path, and
+        `KEY_WORKERS_ONLINE` for /v1/account."""
         return self.filter(
             last_seen_at__gte=online_since(),
             signed_off_at__isnull=True,

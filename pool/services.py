@@ -74,6 +74,11 @@ def worker_heartbeat(
         "signed_off_at": now if going_offline else None,
         "expires_at": now if going_offline else policy.registration_expires_at(now),
     }
+    if session_id is not None and not going_offline:
+        same_session = _heartbeat_same_session(key=key, client_id=client_id, session_id=session_id, fields=fields)
+        if same_session is not None:
+            renewed = leases.renew(same_session, holding, now)
+            return Heartbeat(same_session, renewed=renewed, lost=[lease for lease in holding if lease not in renewed])
     if session_id is not None:
         fields["session_id"] = session_id
     with transaction.atomic():
@@ -93,6 +98,31 @@ def worker_heartbeat(
             leases.take_back_held_jobs(worker, reason="the worker restarted without finishing it")
         renewed = leases.renew(worker, holding, now)
     return Heartbeat(worker, renewed=renewed, lost=[lease for lease in holding if lease not in renewed])
+
+
+def _heartbeat_same_session(
+    *, key: ApiKey, client_id: str, session_id: str, fields: Mapping[str, Any]
+) -> Worker | None:
+    """The usual heartbeat, the same worker process again and online, in one statement and no
+    transaction: it has nothing to take back. None for a new worker or a new session (a restart),
+    which the transaction in `worker_heartbeat` handles."""
+    params = {name: fields[name] for name in ("name", "engine", "model", "version", "max_jobs")}
+    answer = run(
+        sql.HEARTBEAT,
+        {
+            **params,
+            "now": db_datetime(fields["last_seen_at"]),
+            "expires_at": db_datetime(fields["expires_at"]),
+            "key_id": key.pk,
+            "client_id": client_id,
+            "session_id": session_id,
+        },
+    )
+    if answer.row is None:
+        return None
+    worker = instance(Worker, answer.columns, answer.row)
+    worker.key = key  # its answer reads the key (banned?): no second look-up
+    return worker
 
 
 def worker_ban(*, key: ApiKey) -> None:

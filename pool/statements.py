@@ -25,9 +25,8 @@ RUNNING, FAILED, EXPIRED = (
     literal(o) for o in (JobAttempt.Outcome.RUNNING, JobAttempt.Outcome.FAILED, JobAttempt.Outcome.EXPIRED)
 )
 # What a pool call needs of its worker; the other fields load when touched.
-WORKER_COLUMNS = (
-    "w.id, w.key_id, w.client_id, w.model, w.max_jobs, w.session_id, w.last_seen_at, w.expires_at, w.signed_off_at"
-)
+_WORKER_FIELDS = ("id", "key_id", "client_id", "model", "max_jobs", "session_id", "last_seen_at", "expires_at")
+WORKER_COLUMNS = ", ".join(f"w.{column}" for column in (*_WORKER_FIELDS, "signed_off_at"))
 WORKER_MAY_WORK = "w.signed_off_at IS NULL AND k.workers_banned_at IS NULL AND k.revoked_at IS NULL"
 
 
@@ -149,6 +148,16 @@ WORKER_BY_CLIENT_ID = Statement(
     f" AND o.signed_off_at IS NULL AND o.last_seen_at >= %(online_since)s) AS key_places"
     f" FROM {WORKER} w WHERE w.key_id = %(key_id)s AND w.client_id = %(client_id)s",
 )
+# A heartbeat from a running worker process (each volunteer's, every 20 s): its registration
+# renewed in one statement, as `pool.services.worker_heartbeat` does in a transaction. It matches
+# nothing for a new worker or a new session (a restart): those take the full path.
+HEARTBEAT = Statement(
+    "heartbeat",
+    f"UPDATE {WORKER} SET name = %(name)s, engine = %(engine)s, model = %(model)s, version = %(version)s,"
+    f" max_jobs = %(max_jobs)s, last_seen_at = %(now)s, signed_off_at = NULL, expires_at = %(expires_at)s"
+    f" WHERE key_id = %(key_id)s AND client_id = %(client_id)s AND session_id = %(session_id)s"
+    f" RETURNING {', '.join(_WORKER_FIELDS)}, signed_off_at",
+)
 WORKER_SEEN = Statement("worker_seen", f"UPDATE {WORKER} SET last_seen_at = %(now)s WHERE id = %(worker_pk)s")
 JOB_BY_ID = Statement("job_by_id", f"SELECT {JOB_COLUMNS} FROM {JOB} WHERE id = %(job_id)s")
 JOB_BY_ID_LOCKED = Statement("job_by_id_locked", f"{JOB_BY_ID.sql}{for_update()}")
@@ -216,4 +225,10 @@ WORKERS_ONLINE = Statement(
     f"SELECT COALESCE(SUM(CASE WHEN w.key_id = %(key_id)s THEN 1 ELSE 0 END), 0) AS own,"
     f" COALESCE(SUM(CASE WHEN k.is_server THEN 1 ELSE 0 END), 0) AS demo"
     f" FROM {WORKER} w JOIN {KEY} k ON k.id = w.key_id WHERE w.last_seen_at >= %(since)s AND {WORKER_MAY_WORK}",
+)
+# One key's online workers (for /v1/account): the same rule, over that key's workers only.
+KEY_WORKERS_ONLINE = Statement(
+    "key_workers_online",
+    f"SELECT COUNT(*) AS online FROM {WORKER} w JOIN {KEY} k ON k.id = w.key_id"
+    f" WHERE w.key_id = %(key_id)s AND w.last_seen_at >= %(since)s AND {WORKER_MAY_WORK}",
 )

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+
+from django.core.cache import cache
 from django.utils import timezone
 
 from accounts.models import ApiKey
@@ -61,8 +64,39 @@ def workers_online(key: ApiKey) -> tuple[bool, bool]:
     return answer.value("own") > 0, answer.value("demo") > 0
 
 
+# The pool figures are two COUNTs over tables as large as the pool: they are counted at most
+# once a second per deployment and kept in the shared cache, which every app server reads.
+POOL_STATS_CACHE = "jpt:pool-stats"
+POOL_STATS_SECONDS = 1.0
+# The figures' clock (wall time: app servers share the figures); tests move it on.
+clock = time.time
+
+
+def key_workers_online(key: ApiKey) -> int:
+    """How many of this key's workers are online (`WorkerQuerySet.online`), for /v1/account."""
+    return run(sql.KEY_WORKERS_ONLINE, {"key_id": key.pk, "since": db_datetime(online_since())}).value("online")
+
+
 def pool_stats() -> dict[str, int]:
-    """The figures /v1/health, /v1/account and /status/ show: volunteers online, jobs waiting."""
+    """The figures /v1/health, /v1/account and /status/ show: volunteers online, jobs waiting, as
+    counted less than POOL_STATS_SECONDS ago. One request a second counts them again; the others
+    meanwhile read the figures it is replacing."""
+    kept = cache.get(POOL_STATS_CACHE)
+    if kept is not None:
+        counted_at, figures = kept
+        # Counted "in the future" is another server's clock running ahead: counted again, at most
+        # once a second as any other (the place to count is taken for a second).
+        if 0 <= clock() - counted_at < POOL_STATS_SECONDS or not cache.add(
+            f"{POOL_STATS_CACHE}:counting", True, int(POOL_STATS_SECONDS)
+        ):
+            return figures
+    figures = pool_stats_counted()
+    cache.set(POOL_STATS_CACHE, (clock(), figures), 3600)
+    return figures
+
+
+def pool_stats_counted() -> dict[str, int]:
+    """The pool figures counted now (two COUNTs)."""
     return {
         "workers_online": Worker.objects.online().filter(key__is_server=False).count(),
         "jobs_queued": Job.objects.filter(status=Job.Status.QUEUED).count(),

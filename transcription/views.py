@@ -5,7 +5,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.response import Response
 
-from accounts import credits, idempotency
+from accounts import idempotency
 from accounts import services as accounts
 from accounts.api import KeyedView
 from jptranscribe import schema
@@ -13,9 +13,8 @@ from jptranscribe.errors import InvalidRequest, NotFound, error_body
 from jptranscribe.net import client_ip
 from jptranscribe.schema import Error
 from jptranscribe.serializing import rendered, validated
-from pool.models import Worker
 from pool.serializers import JOB_ID
-from pool.workers import pool_stats
+from pool.workers import key_workers_online, pool_stats
 from transcription import intake, services, subtitles, webhooks
 from transcription.serializers import (
     PUBLIC_STATUS,
@@ -41,15 +40,16 @@ class AccountView(KeyedView):
     @extend_schema(responses={200: Account, **schema.errors(401, 429)}, summary="Account and balance")
     def get(self, request):
         key = request.user
+        figures = accounts.account_figures(key=key, ip=client_ip(request))
         return Response(
             rendered(
                 Account,
                 {
                     "key": key,
-                    "workers_online": Worker.objects.online().filter(key=key).count(),
-                    "credits_seconds": credits.credits_balance(key),
-                    "credits_pending_seconds": credits.credits_pending(key),
-                    "demos_left_today": accounts.demos_left_today(client_ip(request)),
+                    "workers_online": key_workers_online(key),
+                    "credits_seconds": figures.credits_seconds,
+                    "credits_pending_seconds": figures.credits_pending_seconds,
+                    "demos_left_today": figures.demos_left_today,
                     "pool": pool_stats(),
                 },
             )

@@ -35,6 +35,20 @@ class TestAccount:
         alice.transcribe()
         assert alice.get("/v1/account").json()["demos_left_today"] == 2
 
+    def test_its_pool_figures_are_at_most_a_second_old(self, alice, bob, anonymous, monkeypatch):
+        from pool import workers
+
+        now = [1_000_000.0]
+        monkeypatch.setattr(workers, "clock", lambda: now[0])
+        assert alice.get("/v1/account").json()["pool"] == {"workers_online": 0, "jobs_queued": 0}
+        online_worker(bob)
+        now[0] += 0.9
+        assert alice.get("/v1/account").json()["pool"]["workers_online"] == 0, "counted 0.9 s ago"
+        assert bob.get("/v1/account").json()["workers_online"] == 1, "a key's own workers count at once"
+        now[0] += 0.1
+        assert alice.get("/v1/account").json()["pool"]["workers_online"] == 1
+        assert anonymous.get("/v1/health").json()["backend"]["pool"]["workers_online"] == 1
+
 
 @pytest.mark.django_db
 def test_health_is_public_and_live(anonymous, alice):

@@ -3,13 +3,14 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.db.models import Sum
 from django.utils import timezone
 
 from accounts import credits
 from accounts.models import ApiKey, CreditEntry
 from pool import services as pool
 from pool.models import Job, JobAttempt, JobAudio, Worker
-from pool.workers import worker_for_request, workers_online
+from pool.workers import key_workers_online, worker_for_request, workers_online
 from tests.clips import wav_bytes
 from tests.helpers import claim_job, grant, online_worker
 
@@ -38,6 +39,20 @@ def test_the_sql_online_rule_agrees_with_the_queryset():
     assert workers_online(keys["nobody"]) == orm_online(keys["nobody"]) == (False, True)
     Worker.objects.filter(pk=demo.pk).update(last_seen_at=now - timedelta(seconds=91))
     assert workers_online(server) == orm_online(server) == (False, False)
+
+
+def test_a_keys_online_workers_are_counted_by_the_same_rule_in_sql():
+    now = timezone.now()
+    own, other = ApiKey.mint()[0], ApiKey.mint()[0]
+    later = now + timedelta(minutes=15)
+    for client_id in ("fresh", "fresher", "aged", "signed_off"):
+        Worker.objects.create(key=own, client_id=client_id, expires_at=later)
+    Worker.objects.create(key=other, client_id="fresh", expires_at=later)
+    Worker.objects.filter(key=own, client_id="aged").update(last_seen_at=now - timedelta(seconds=91))
+    Worker.objects.filter(key=own, client_id="signed_off").update(signed_off_at=now)
+    assert key_workers_online(own) == Worker.objects.online().filter(key=own).count() == 2
+    ApiKey.objects.filter(pk=own.pk).update(workers_banned_at=now)
+    assert key_workers_online(own) == Worker.objects.online().filter(key=own).count() == 0
 
 
 def test_a_worker_and_a_job_load_as_the_orm_loads_them():
@@ -73,6 +88,20 @@ def test_the_balance_is_the_sum_of_the_ledger():
     assert credits.credits_reserve(key=key, amount=1000.634, job_ref="tx_2") is None, "one millisecond short"
     assert credits.credits_reserve(key=key, amount=1000.633, job_ref="tx_3") == Decimal("0")
     assert credits.credits_balance(key) == Decimal("0")
+
+
+def test_pending_earnings_in_sql_are_the_orms_sum_of_open_pending_rows():
+    key, other = ApiKey.mint()[0], ApiKey.mint()[0]
+    assert credits.credits_pending(key) == 0
+    rows = [(key, "pending", "1.25", "tx_open"), (key, "pending", "2", "tx_confirmed"), (key, "confirmed", "2", "tx_confirmed"),
+            (key, "pending", "0.5", "tx_voided"), (key, "voided", "0", "tx_voided"), (key, "pending", "0.001", "tx_also_open"),
+            (other, "pending", "7", "tx_other"), (other, "confirmed", "1.25", "tx_open")]
+    for owner, kind, amount, job_ref in rows:
+        CreditEntry.objects.create(key=owner, kind=kind, seconds=Decimal(amount), job_ref=job_ref)
+    closed = CreditEntry.objects.filter(kind__in=["confirmed", "voided"], key=key).values("job_ref")
+    orm = CreditEntry.objects.filter(kind="pending", key=key).exclude(job_ref__in=closed).aggregate(s=Sum("seconds"))["s"]
+    assert credits.credits_pending(key) == orm == Decimal("1.251")
+    assert credits.credits_pending(other) == Decimal("7")
 
 
 def test_a_claim_and_a_completion_record_everything_once(alice, bob):

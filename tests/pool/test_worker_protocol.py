@@ -41,6 +41,24 @@ class TestHeartbeat:
         alice.heartbeat("w1", status="offline")
         assert alice.get("/v1/account").json()["worker_online"] is False
 
+    def test_the_same_process_beating_again_updates_what_it_says_and_stays_registered(self, alice):
+        alice.heartbeat(session_id="first-process", name="desk", model="base")
+        Worker.objects.update(last_seen_at=timezone.now() - timedelta(seconds=80),
+                              expires_at=timezone.now() + timedelta(seconds=10))
+        body = alice.heartbeat(session_id="first-process", name="laptop", model="small", max_jobs=2).json()
+        assert (body["online"], body["max_jobs"], body["leases_renewed"]) == (True, 2, [])
+        worker = Worker.objects.get()
+        assert (worker.name, worker.model, worker.max_jobs, worker.session_id) == ("laptop", "small", 2, "first-process")
+        assert (timezone.now() - worker.last_seen_at).total_seconds() < 5
+        assert (worker.expires_at - timezone.now()).total_seconds() > 890
+
+    def test_a_worker_that_said_goodbye_comes_back_with_its_next_heartbeat(self, alice):
+        alice.heartbeat(session_id="first-process")
+        alice.heartbeat(session_id="first-process", status="offline")
+        assert alice.get("/v1/account").json()["worker_online"] is False
+        assert alice.heartbeat(session_id="first-process").json()["online"] is True
+        assert alice.get("/v1/account").json()["worker_online"] is True
+
     def test_it_refuses_a_bad_worker_id(self, alice):
         response = alice.heartbeat("../../etc")
         assert response.status_code == 400
