@@ -66,15 +66,16 @@ def test_each_count_may_have_its_own_time_to_live(redis_cache):
 
 @pytest.mark.django_db
 def test_a_keyed_request_costs_two_round_trips_its_key_and_its_counts(redis_cache, alice, monkeypatch):
-    """The key (cached), then its rate-limit window and its usage today, counted together."""
+    """The key (cached), then its rate-limit window and its usage today, counted together (the
+    listing itself touches no cache; /v1/account would read the pool's figures as a third)."""
     import redis
 
-    alice.get("/v1/account")  # the key is cached from here
+    alice.get("/v1/transcriptions")  # the key is cached from here
     sent = []
     execute = redis.Redis.execute_command
     monkeypatch.setattr(redis.Redis, "execute_command",
                         lambda self, *args, **kw: sent.append(args[0]) or execute(self, *args, **kw))
-    response = alice.get("/v1/account")
+    response = alice.get("/v1/transcriptions")
     assert response.status_code == 200 and response["X-RateLimit-Remaining"] == "28"
     assert sent == ["GET", "EVALSHA"]
     assert usage.requests_today([alice.key.pk]) == {alice.key.pk: 2}
