@@ -1,4 +1,4 @@
-"""The site's URLs plus a bare Django view, the yardstick bench/requests.py sets the API against.
+"""The site's URLs plus a bare Django view, the yardstick bench/request_cost.py sets the API against.
 
 Mounted only under bench/settings.py."""
 

@@ -10,7 +10,7 @@ endpoint alike); prints requests/s, latency p50/p99, server and PostgreSQL CPU p
 and each endpoint's ratio to the bare view. `--connections N` (up to 5,000) also holds
 N - active idle keep-alive connections open throughout (each sent one request, then is silent).
 
-    .venv/bin/python bench/requests.py [--seconds 5] [--rounds 3] [--active 16] [--connections 16]
+    .venv/bin/python bench/request_cost.py [--seconds 5] [--rounds 3] [--active 16] [--connections 16]
 
 Idle long-polls (`--long-polls 500,1000,2000`): that many simulated volunteers, each on its own
 connection, hold a claim (`POST /v1/pool/claim`, wait_seconds 25, sent again when answered)
@@ -19,7 +19,7 @@ was due, so a stalled server is not sampled less). Steps add volunteers to those
 waiting; each prints health p50/p99, how many claims the server really held (its count of
 waiting claims, in the shared cache) and the server's memory per held claim.
 
-    .venv/bin/python bench/requests.py --long-polls 500,1000,2000 [--probe-seconds 30]
+    .venv/bin/python bench/request_cost.py --long-polls 500,1000,2000 [--probe-seconds 30]
 
 The load client is one asyncio process speaking HTTP/1.1 over raw keep-alive connections
 (bench/figures.py `Http1`); it prints its own CPU, which on this 2-core machine is taken from
