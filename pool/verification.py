@@ -59,6 +59,12 @@ def trust_of(key_id: int) -> KeyTrust:
     return KeyTrust.objects.get_or_create(key_id=key_id)[0]
 
 
+def _trust_update(key_id: int, **fields: Any) -> None:
+    """Change a key's record in one UPDATE (made first if the key has none yet)."""
+    trust_of(key_id)
+    KeyTrust.objects.filter(key_id=key_id).update(**fields)
+
+
 def is_independent(worker: Worker) -> bool:
     """The server's demo worker, or a trusted key's: its result may stand as a check alone."""
     return bool(worker.key.is_server) or trust_of(worker.key_id).level == KeyTrust.Level.TRUSTED
@@ -71,8 +77,7 @@ def spot_check_rate(trust: KeyTrust) -> float:
 def strike(*, key_id: int, job: Job | None, reason: str) -> None:
     """Record a strike: the key is new again, and three within a day quarantine it."""
     Strike.objects.create(key_id=key_id, job=job, reason=reason[:300])
-    trust_of(key_id)
-    KeyTrust.objects.filter(key_id=key_id).update(strikes=F("strikes") + 1, consecutive_agreements=0)
+    _trust_update(key_id, strikes=F("strikes") + 1, consecutive_agreements=0)
     day_ago = timezone.now() - timedelta(hours=24)
     if Strike.objects.filter(key_id=key_id, created_at__gte=day_ago).count() >= settings.JPT_QUARANTINE_STRIKES:
         KeyTrust.objects.filter(key_id=key_id, quarantined_at__isnull=True).update(quarantined_at=timezone.now())
@@ -85,8 +90,7 @@ def quarantine_clear(*, key_id: int) -> None:
 
 def trust_grant(*, key_id: int) -> None:
     """An operator vouches for a key: trusted at once (its results are spot-checked, not held)."""
-    trust_of(key_id)
-    KeyTrust.objects.filter(key_id=key_id).update(consecutive_agreements=KeyTrust.TRUSTED_AFTER, quarantined_at=None)
+    _trust_update(key_id, consecutive_agreements=KeyTrust.TRUSTED_AFTER, quarantined_at=None)
 
 
 # --- Check copies -------------------------------------------------------------------------------
@@ -299,16 +303,15 @@ def _settle_votes(original: Job, results: list[JobResult], winner: JobResult, gr
         if agreed:
             credits.credits_confirm(job_ref=result.run_id)
             if len(group) >= 2:  # agreed with another key's result
-                trust_of(result.key_id)
-                KeyTrust.objects.filter(key_id=result.key_id).update(
+                _trust_update(
+                    result.key_id,
                     checks=F("checks") + 1,
                     agreements=F("agreements") + 1,
                     consecutive_agreements=F("consecutive_agreements") + 1,
                 )
         else:
             credits.credits_void(job_ref=result.run_id, reason=f"outvoted by a check of {original.id}")
-            trust_of(result.key_id)
-            KeyTrust.objects.filter(key_id=result.key_id).update(checks=F("checks") + 1, consecutive_agreements=0)
+            _trust_update(result.key_id, checks=F("checks") + 1, consecutive_agreements=0)
             # The odd one out, at odds with every text that won, is struck; one that agreed with
             # some of them (honest engines differ more on short noisy clips) only earns nothing.
             # An implausible one was struck when it came in.
