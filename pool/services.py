@@ -19,11 +19,11 @@ from accounts import credits
 from accounts.models import ApiKey
 from jptranscribe import places
 from jptranscribe.errors import InvalidRequest, NotFound, RateLimited
-from jptranscribe.sql import db_datetime, db_value, instance, load, row_params, run
+from jptranscribe.sql import Answer, db_datetime, db_value, instance, load, row_params, run
 from pool import leases, policy, verification, wakeup
 from pool import statements as sql
 from pool.leases import LeaseLost, job_finish_failed
-from pool.models import Job, JobAttempt, JobAudio, JobResult, Worker, new_lease_id
+from pool.models import Job, JobAttempt, JobAudio, JobResult, KeyTrust, Worker, new_lease_id
 from pool.workers import WorkerBusy, refuse_banned, worker_for_request, worker_seen
 
 Status = Job.Status
@@ -261,8 +261,17 @@ def claim_once(worker: Worker, inline_audio_up_to: int = 0) -> Job | None:
     audio = answer.value("inline_audio")
     job.inline_audio = bytes(audio) if audio is not None else None
     if job.route == Route.POOL_CREDIT:
-        verification.job_claimed(job, worker)
+        verification.job_claimed(job, worker, _trust_read(worker, answer))
     return job
+
+
+def _trust_read(worker: Worker, answer: Answer) -> KeyTrust:
+    """The worker key's record, as the claim or completion statement read it."""
+    return verification.trust_seen(
+        worker.key_id,
+        consecutive_agreements=answer.value("trust_consecutive"),
+        quarantined=bool(answer.value("trust_quarantined")),
+    )
 
 
 # --- Holding a job --------------------------------------------------------------------------------
@@ -361,12 +370,12 @@ def _complete(
     words: int,
 ) -> tuple[Job, float]:
     with transaction.atomic():
-        job = load(
-            Job,
+        answer = run(
             sql.COMPLETE,
             {
                 "job_id": job_id,
                 "worker_pk": worker.pk,
+                "worker_key_id": worker.key_id,
                 "lease_id": lease_id,
                 "text": text,
                 "segments": db_value(Job, "segments", segments),
@@ -380,6 +389,7 @@ def _complete(
                 "words_chars": words,
             },
         )
+        job = instance(Job, answer.columns, answer.row) if answer.row is not None else None
         if job is None:
             # A repeated call, a text too long for the clip, or a call that may not: say which.
             job = _held_job(worker=worker, job_id=job_id, lease_id=lease_id, lock=True)
@@ -400,7 +410,18 @@ def _complete(
         if changed:
             Job.objects.filter(pk=job.pk).update(**changed)
         if job.route in verification.CHECKED_ROUTES:  # a stranger's result: checked before it counts
-            earned = verification.result_in(job, worker).earned
+            started_at = answer.value("attempt_started_at")
+            attempt = (
+                None
+                if started_at is None
+                else instance(
+                    JobAttempt,
+                    ("started_at", "audio_inline", "audio_fetched"),
+                    (started_at, answer.value("audio_inline"), answer.value("audio_fetched")),
+                )
+            )
+            received = verification.result_in(job, worker, attempt=attempt, trust=_trust_read(worker, answer))
+            earned = received.earned
         else:
             earned = _credited(job, worker)
             if earned:  # not reached today: own and demo jobs earn nothing

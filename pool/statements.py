@@ -11,11 +11,11 @@ so two servers or two threads can never both move one job.
 from __future__ import annotations
 
 from accounts.models import ApiKey
-from jptranscribe.sql import Statement, column_list, for_update, insert_values, literal, skip_locked, table
-from pool.models import Job, JobAttempt, JobAudio, KeyTrust, Worker
+from jptranscribe.sql import Statement, column_list, for_update, insert_values, literal, per_row, skip_locked, table
+from pool.models import Job, JobAttempt, JobAudio, JobResult, KeyTrust, Worker
 
 JOB, WORKER, ATTEMPT, AUDIO, KEY = table(Job), table(Worker), table(JobAttempt), table(JobAudio), table(ApiKey)
-TRUST = table(KeyTrust)
+TRUST, RESULT = table(KeyTrust), table(JobResult)
 JOB_COLUMNS = column_list(Job)
 QUEUED, LEASED, COMPLETED = (literal(s) for s in (Job.Status.QUEUED, Job.Status.LEASED, Job.Status.COMPLETED))
 POOL_SELF, POOL_CREDIT, SERVER_DEMO, POOL_CHECK = (
@@ -81,15 +81,24 @@ def _inline_audio(job_id: str) -> str:
     )
 
 
+# The worker's key's record as `pool.verification.trust_seen` takes it (no row: a new key), read
+# in the statements that need it so that a claim or a completion costs no query of its own.
+_TRUST_COLUMNS = (
+    f"COALESCE((SELECT t.consecutive_agreements FROM {TRUST} t WHERE t.key_id = %(worker_key_id)s), 0)"
+    f" AS trust_consecutive, EXISTS (SELECT 1 FROM {TRUST} t WHERE t.key_id = %(worker_key_id)s"
+    f" AND t.quarantined_at IS NOT NULL) AS trust_quarantined"
+)
+
+
 def _claim(name: str, pick: str) -> Statement:
     return Statement(
         name,
         f"WITH claimed AS ({_lease(pick)}), attempt AS ({_start_attempt('claimed.id')} FROM claimed)"
-        f" SELECT {JOB_COLUMNS}, {_inline_audio('claimed.id')} FROM claimed",
+        f" SELECT {JOB_COLUMNS}, {_inline_audio('claimed.id')}, {_TRUST_COLUMNS} FROM claimed",
         sqlite_steps=(
             _lease(pick),
             f"{_start_attempt(f'{JOB}.id')} FROM {JOB} WHERE id = %(id)s",
-            f"SELECT {_inline_audio('%(id)s')}",
+            f"SELECT {_inline_audio('%(id)s')}, {_TRUST_COLUMNS}",
         ),
     )
 
@@ -98,7 +107,7 @@ def _ran_by_key(original: str) -> str:
     """The worker's key already ran this clip: the original job or any check copy of it."""
     return (
         f"EXISTS (SELECT 1 FROM {ATTEMPT} a JOIN {WORKER} aw ON aw.id = a.worker_id JOIN {JOB} x ON x.id = a.job_id"
-        f" WHERE aw.key_id = %(worker_key_id)s AND (x.id = {original} OR x.checks_id = {original}))"
+        f" WHERE aw.key_id = %(worker_key_id)s AND (x.id = {original} OR x.checks_id = {original}){per_row()})"
     )
 
 
@@ -128,9 +137,9 @@ CLAIM_POOL = _claim(
     f"SELECT id FROM {JOB} j WHERE j.status = {QUEUED} AND ((j.route = {POOL_SELF} AND j.key_id = %(worker_key_id)s)"
     f" OR (j.route = {POOL_CREDIT} AND {_NOT_QUARANTINED} AND NOT EXISTS (SELECT 1 FROM {ATTEMPT} a"
     f" JOIN {WORKER} aw ON aw.id = a.worker_id WHERE a.job_id = j.id AND aw.key_id = %(worker_key_id)s"
-    f" AND a.outcome IN ({FAILED}, {EXPIRED})) AND NOT EXISTS (SELECT 1 FROM {ATTEMPT} a"
+    f" AND a.outcome IN ({FAILED}, {EXPIRED}){per_row()}) AND NOT EXISTS (SELECT 1 FROM {ATTEMPT} a"
     f" JOIN {WORKER} aw ON aw.id = a.worker_id JOIN {JOB} x ON x.id = a.job_id"
-    f" WHERE x.checks_id = j.id AND aw.key_id = %(worker_key_id)s))"
+    f" WHERE x.checks_id = j.id AND aw.key_id = %(worker_key_id)s{per_row()}))"
     f" OR (j.route = {POOL_CHECK} AND {_NOT_QUARANTINED} AND NOT {_ran_by_key('j.checks_id')}"
     f" AND ({_TRUSTED} OR (NOT j.check_by_trusted AND j.queued_at <= %(checks_open_before)s)))"
     f") ORDER BY CASE WHEN j.route = {POOL_SELF} THEN 0 WHEN j.route = {POOL_CHECK} THEN 1 ELSE 2 END,"
@@ -196,20 +205,35 @@ def _count_done(duration: str) -> str:
 
 
 # Only the holder's call with its lease moves the job; its attempt, audio and the worker's figures
-# go with it. A pool job's audio stays for its checks (pool.verification releases it).
+# go with it. A pool job's audio stays for its checks (pool.verification releases it). The answer
+# carries what checking the result needs: how the attempt went and the worker key's record.
+_ATTEMPT_COLUMNS = "started_at AS attempt_started_at, audio_inline, audio_fetched"
 COMPLETE = Statement(
     "complete",
-    f"WITH done AS ({_FINISH}), attempt AS ({_END_ATTEMPT} AND EXISTS (SELECT 1 FROM done)),"
+    f"WITH done AS ({_FINISH}), attempt AS ({_END_ATTEMPT} AND EXISTS (SELECT 1 FROM done)"
+    f" RETURNING {_ATTEMPT_COLUMNS}),"
     f" audio AS (DELETE FROM {AUDIO} WHERE job_id IN (SELECT id FROM done WHERE route <> {POOL_CREDIT})),"
     f" counted AS ({_count_done('done.duration_seconds')} FROM done WHERE {WORKER}.id = %(worker_pk)s)"
-    f" SELECT {JOB_COLUMNS} FROM done",
+    f" SELECT {JOB_COLUMNS}, (SELECT attempt_started_at FROM attempt) AS attempt_started_at,"
+    f" (SELECT audio_inline FROM attempt) AS audio_inline, (SELECT audio_fetched FROM attempt) AS audio_fetched,"
+    f" {_TRUST_COLUMNS} FROM done",
     sqlite_steps=(
         _FINISH,
-        _END_ATTEMPT,
+        f"{_END_ATTEMPT} RETURNING {_ATTEMPT_COLUMNS}",
         f"DELETE FROM {AUDIO} WHERE job_id = %(job_id)s AND %(route)s <> {POOL_CREDIT}",
         f"{_count_done('%(duration_seconds)s')} WHERE id = %(worker_pk)s",
+        f"SELECT {_TRUST_COLUMNS}",
     ),
 )
+
+# A delivered result's audio, unless a check copy still needs it (pool.verification).
+RELEASE_AUDIO = Statement(
+    "release_audio",
+    f"DELETE FROM {AUDIO} WHERE job_id = %(job_id)s AND NOT EXISTS (SELECT 1 FROM {JOB}"
+    f" WHERE checks_id = %(job_id)s AND status IN ({QUEUED}, {LEASED}))",
+)
+# A worker's transcript of a checked clip (pool.verification: `JobResult`).
+RECORD_RESULT = Statement("record_result", f"INSERT INTO {RESULT} {insert_values(JobResult)}")
 
 # A check copy's own audio (pool.verification).
 COPY_AUDIO = Statement(

@@ -29,7 +29,6 @@ refunded. Callers pay once; each agreeing worker earns, the extra coming from th
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -41,7 +40,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from accounts import credits
-from jptranscribe.sql import run
+from jptranscribe.sql import row_params, run
 from pool import leases, policy, wakeup
 from pool import statements as sql
 from pool.agreement import agree, cer, normalise
@@ -65,9 +64,21 @@ def _trust_update(key_id: int, **fields: Any) -> None:
     KeyTrust.objects.filter(key_id=key_id).update(**fields)
 
 
-def is_independent(worker: Worker) -> bool:
+def trust_seen(key_id: int, *, consecutive_agreements: int, quarantined: bool) -> KeyTrust:
+    """A key's record as a claim or completion statement read it (`pool.statements._TRUST_COLUMNS`):
+    enough to tell its level and spot-check rate; changes go through `_trust_update`."""
+    return KeyTrust(
+        key_id=key_id,
+        consecutive_agreements=consecutive_agreements or 0,
+        quarantined_at=timezone.now() if quarantined else None,
+    )
+
+
+def is_independent(worker: Worker, trust: KeyTrust | None = None) -> bool:
     """The server's demo worker, or a trusted key's: its result may stand as a check alone."""
-    return bool(worker.key.is_server) or trust_of(worker.key_id).level == KeyTrust.Level.TRUSTED
+    if worker.key.is_server:
+        return True
+    return (trust or trust_of(worker.key_id)).level == KeyTrust.Level.TRUSTED
 
 
 def spot_check_rate(trust: KeyTrust) -> float:
@@ -124,9 +135,9 @@ def check_copy_add(original: Job, *, by_trusted: bool) -> Job | None:
     return copy
 
 
-def job_claimed(job: Job, worker: Worker) -> None:
+def job_claimed(job: Job, worker: Worker, trust: KeyTrust) -> None:
     """A new key took a pool job: its check copy runs beside it, so the caller waits about one job's time."""
-    if job.route != Route.POOL_CREDIT or is_independent(worker):
+    if job.route != Route.POOL_CREDIT or is_independent(worker, trust):
         return
     with transaction.atomic():
         if not _open_checks(job.id):
@@ -143,33 +154,30 @@ class Received:
     earned: float
 
 
-def implausible(job: Job, attempt: Mapping[str, Any] | None, *, now: datetime | None = None) -> str:
+def implausible(job: Job, attempt: JobAttempt | None, *, now: datetime | None = None) -> str:
     """Why the result cannot be an honest transcript of this clip ("" when it can)."""
     now = now or timezone.now()
     if attempt is not None:
-        took = (now - attempt["started_at"]).total_seconds()
+        took = (now - attempt.started_at).total_seconds()
         fastest = float(job.duration_seconds) * settings.JPT_MIN_SECONDS_PER_AUDIO_SECOND
         if took < fastest:
             return (
                 f"answered {took:.2f} s after the claim for a {float(job.duration_seconds):g} s clip: "
                 "faster than any engine"
             )
-        if not attempt["audio_inline"] and not attempt["audio_fetched"]:
+        if not attempt.audio_inline and not attempt.audio_fetched:
             return "completed a clip it never fetched"
     return ""
 
 
-def result_in(job: Job, worker: Worker) -> Received:
-    """A pool or check run was completed (its row holds the text). Record it as a vote, hold or
-    deliver the original, and start whatever check it needs. In the completion's transaction."""
+def result_in(job: Job, worker: Worker, *, attempt: JobAttempt | None, trust: KeyTrust) -> Received:
+    """A pool or check run was completed (its row holds the text; `attempt` and `trust` are what
+    the completion read with it). Record it as a vote, hold or deliver the original, and start
+    whatever check it needs. In the completion's transaction."""
     original_id = job.checks_id or job.id
-    attempt = (
-        JobAttempt.objects.filter(lease_id=job.lease_id).values("started_at", "audio_inline", "audio_fetched").first()
-    )
-    trust = trust_of(worker.key_id)
-    independent = bool(worker.key.is_server) or trust.level == KeyTrust.Level.TRUSTED
+    independent = is_independent(worker, trust)
     why = implausible(job, attempt)
-    JobResult.objects.create(
+    result = JobResult(
         job_id=original_id,
         run=job,
         worker=worker,
@@ -180,6 +188,7 @@ def result_in(job: Job, worker: Worker) -> Received:
         model=job.model,
         implausible=why,
     )
+    run(sql.RECORD_RESULT, row_params(result))
     earned = policy.credited_seconds(
         duration=job.duration_seconds,
         owner_key_id=job.key_id,
@@ -204,8 +213,7 @@ def result_in(job: Job, worker: Worker) -> Received:
     wakeup.announce(wakeup.job_done_channel(job.id))
     if random.random() < spot_check_rate(trust) and check_copy_add(job, by_trusted=False) is not None:
         return Received(earned)  # the audio stays until the check has decided
-    if not _open_checks(job.id):  # none, unless the job ran once before under a new key
-        JobAudio.objects.filter(job_id=job.id).delete()
+    run(sql.RELEASE_AUDIO, {"job_id": job.id})  # unless a check runs: the job ran once before under a new key
     return Received(earned)
 
 

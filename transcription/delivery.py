@@ -27,9 +27,11 @@ from standardwebhooks.webhooks import Webhook
 
 from accounts.services import webhook_signing_secrets
 from jptranscribe.errors import ServiceError
+from jptranscribe.sql import db_datetime, run
 from pool import wakeup
 from pool.models import Job
 from transcription import services, urlfetch
+from transcription import statements as sql
 from transcription.models import WebhookDelivery
 from transcription.serializers import transcription_answer
 from transcription.webhooks import webhook_url_disable
@@ -57,9 +59,9 @@ def _claim_seconds() -> float:
 # --- The steps, each one short transaction ---------------------------------------------------------
 
 
-def webhook_events_open(limit: int = 1000) -> int:
+def webhook_events_open(limit: int = 1000, *, corrections: bool = True) -> int:
     """Deliveries whose transcription has ended become events due now; a transcription corrected
-    after its event gets one more."""
+    after its event gets one more (unless `corrections` is False)."""
     found = WebhookDelivery.objects.filter(status=Status.WAITING, job__status__in=Job.FINISHED).values_list(
         "id", "job__status"
     )[:limit]
@@ -73,7 +75,7 @@ def webhook_events_open(limit: int = 1000) -> int:
         )
         for event, ids in by_event.items()
     )
-    return opened + _corrections_open(now)
+    return opened + (_corrections_open(now) if corrections else 0)
 
 
 def _corrections_open(now: datetime) -> int:
@@ -252,9 +254,14 @@ class DeliveryLoop:
             try:
                 with wakeup.hub.listening([wakeup.any_job_done_channel()]) as woken:
                     self._woken = woken
+                    last_full_look = 0.0
                     while not self._stop.is_set():
                         woken.clear()
-                        more = self.step()
+                        # Corrections are looked for on the timer; a job ending needs only a glance.
+                        full_look = time.monotonic() - last_full_look >= settings.JPT_WEBHOOK_POLL_SECONDS
+                        if full_look:
+                            last_full_look = time.monotonic()
+                        more = self.step(glance=not full_look)
                         wakeup.release_connection()
                         if not more:
                             woken.wait(settings.JPT_WEBHOOK_POLL_SECONDS)
@@ -264,10 +271,16 @@ class DeliveryLoop:
                 close_old_connections()
                 self._stop.wait(1)
 
-    def step(self) -> bool:
+    def step(self, *, glance: bool = False) -> bool:
         """Open ended transcriptions' events and start sending what is due, as far as there are free
-        senders; True when more may be due at once."""
-        webhook_events_open()
+        senders; True when more may be due at once. A `glance` first asks whether there is any such
+        work, and leaves corrected transcriptions for the next full look."""
+        if glance:
+            if not run(sql.WEBHOOK_WORK, {"now": db_datetime(timezone.now())}).value("work"):
+                return False
+            webhook_events_open(corrections=False)
+        else:
+            webhook_events_open()
         with self._lock:
             free = self.concurrency - self._in_flight
             self._slot_freed.clear()
