@@ -191,3 +191,32 @@ def test_the_hot_statements_survive_a_migration_that_adds_a_column(settings):
             cycle()
     finally:
         alter(f"ALTER TABLE {Job._meta.db_table} DROP COLUMN added_by_a_later_release")
+
+
+def test_a_claim_looks_up_a_volunteers_past_attempts_per_job_not_all_of_them():
+    """A volunteer's claim must not get slower with every job it has done: PostgreSQL, with
+    statistics from when the tables were small, hashed all of a key's attempts on every claim."""
+    from django.db import connection
+
+    from pool import statements as sql
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the plan is PostgreSQL's")
+    key, owner = ApiKey.mint()[0], ApiKey.mint()[0]
+    worker = pool.worker_heartbeat(key=key, client_id="w1").worker
+    jobs = Job.objects.bulk_create(
+        Job(key=owner, route=Job.Route.POOL_CREDIT, route_reason="r", status=Job.Status.COMPLETED, duration_seconds=1)
+        for _ in range(2000)
+    )
+    JobAttempt.objects.bulk_create(
+        JobAttempt(job=job, worker=worker, lease_id=f"l{i}", outcome=JobAttempt.Outcome.COMPLETED)
+        for i, job in enumerate(jobs)
+    )
+    Job.objects.create(key=owner, route=Job.Route.POOL_CREDIT, route_reason="r", duration_seconds=1)
+    now = timezone.now()
+    params = {"worker_pk": worker.pk, "worker_key_id": key.pk, "lease_id": "x", "lease_expires_at": now,
+              "lease_hard_expires_at": now, "now": now, "inline_audio_up_to": 0, "checks_open_before": now, "slot": 1}
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN {sql.CLAIM_POOL.sql}", params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "hashed SubPlan" not in plan, plan
