@@ -58,7 +58,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
         # One cache round trip for the whole page, not one per row (the page's rows are
         # evaluated once and kept, so the counts stay on the instances that get rendered).
         keys = list(changelist.result_list)
-        counts = usage.requests_today([key.pk for key in keys])
+        counts = usage.requests_today(keys)
         for key in keys:
             key.requests_today_count = counts[key.pk]
         return changelist
@@ -66,7 +66,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
     @admin.display(description="requests today")
     def requests_today(self, key):
         if not hasattr(key, "requests_today_count"):
-            return usage.requests_today([key.pk])[key.pk]
+            return usage.requests_today([key])[key.pk]
         return key.requests_today_count
 
     def get_queryset(self, request):

@@ -1,3 +1,4 @@
+from collections.abc import Sequence
 from typing import NoReturn
 
 from django.conf import settings
@@ -7,6 +8,7 @@ from rest_framework import authentication, exceptions
 from accounts.models import BROWSER_KEY_HASH, KEY_CACHE_SECONDS, ApiKey, cached_key_name, hash_key
 from accounts.services import browser_key
 from jptranscribe import ratelimit
+from jptranscribe.cache import get_and_count
 from jptranscribe.net import address_block, client_ip
 
 # Set on a request by the browser proxy (web/), after its CSRF check: only such a request may act
@@ -28,11 +30,15 @@ def is_via_browser_proxy(request) -> bool:
 # takes effect at once on every node.
 
 
-def cached_key(hashed_key: str, load):
-    """The key from the shared cache, or from `load()` (then cached, unless the key changed
-    a moment ago: see KEY_CHANGED; None is not cached)."""
+_UNREAD = object()
+
+
+def cached_key(hashed_key: str, load, *, cached=_UNREAD):
+    """The key from the shared cache (`cached`: what it held, when already read), or from
+    `load()` (then cached, unless the key changed a moment ago: see KEY_CHANGED; None is not cached)."""
     name = cached_key_name(hashed_key)
-    cached = cache.get(name)
+    if cached is _UNREAD:
+        cached = cache.get(name)
     if isinstance(cached, ApiKey):
         return cached
     key = load()
@@ -41,7 +47,12 @@ def cached_key(hashed_key: str, load):
     return key
 
 
-def key_for_bearer(raw_key: str):
+def key_for_bearer(raw_key: str, counts: Sequence[tuple[str, int]] = ()) -> tuple[ApiKey | None, list[int] | None]:
+    """The key of a bearer token, and `counts` (names and times to live: the request's rate-limit
+    window and usage) each added one in the same cache round trip when the key was in the cache;
+    None for the counts when it was not (the caller counts once it has the key)."""
+    hashed = hash_key(raw_key)
+
     def load():
         key = ApiKey.objects.for_bearer(raw_key)
         if key is not None:
@@ -49,7 +60,11 @@ def key_for_bearer(raw_key: str):
             key.touch()
         return key
 
-    return cached_key(hash_key(raw_key), load)
+    cached, counted = get_and_count(
+        cached_key_name(hashed), [name for name, _ in counts], 1, [seconds for _, seconds in counts]
+    )
+    key = cached_key(hashed, load, cached=cached)
+    return key, counted if isinstance(cached, ApiKey) else None
 
 
 def refuse(request, failure: exceptions.APIException) -> NoReturn:
@@ -78,7 +93,14 @@ class BearerKeyAuthentication(authentication.BaseAuthentication):
         scheme, _, raw_key = header.partition(" ")
         if scheme.lower() != "bearer" or not raw_key.strip():
             refuse(request, exceptions.AuthenticationFailed("Malformed Authorization header: use 'Bearer jpt_…'."))
-        key = key_for_bearer(raw_key.strip())
+        raw_key = raw_key.strip()
+        # A keyed view counts the request's rate limit and usage with the key's lookup.
+        view = (request.parser_context or {}).get("view")
+        counting = getattr(view, "counted_with_key", None)
+        window, counts = counting(hash_key(raw_key)) if counting else (None, ())
+        key, counted = key_for_bearer(raw_key, counts)
+        if window is not None and counted is not None:
+            request.rate_usage = (window, counted[0])
         if key is None:
             refuse(request, exceptions.AuthenticationFailed("Invalid or revoked API key."))
         return key, key

@@ -3,7 +3,7 @@ daily usage through the cache, so each call shows in throughput and each count m
 under concurrent requests."""
 
 from collections.abc import Sequence
-from typing import cast
+from typing import Any, cast
 
 from django.core.cache import DEFAULT_CACHE_ALIAS, cache, caches
 from django.core.cache.backends.db import DatabaseCache as DjangoDatabaseCache
@@ -28,6 +28,19 @@ for i, key in ipairs(KEYS) do
   if redis.call('TTL', key) < 0 then redis.call('EXPIRE', key, ARGV[1 + i]) end
 end
 return counts
+"""
+
+# GET of KEYS[1]; only when it holds a value, COUNT's INCRBY on each further key (ARGV[1 + i - 1]
+# its time to live), so a lookup that finds nothing leaves no count behind.
+GET_AND_COUNT = """
+local value = redis.call('GET', KEYS[1])
+if not value then return {false} end
+local out = {value}
+for i = 2, #KEYS do
+  out[i] = redis.call('INCRBY', KEYS[i], ARGV[1])
+  if redis.call('TTL', KEYS[i]) < 0 then redis.call('EXPIRE', KEYS[i], ARGV[i]) end
+end
+return out
 """
 
 
@@ -66,6 +79,13 @@ class FewerRoundTripsClient(RedisCacheClient):
         client = self.get_client(keys[0], write=True)
         return [int(n) for n in self._script(client, COUNT)(keys=keys, args=[delta, *timeouts])]
 
+    def get_and_count(self, key: str, keys: list[str], delta: int, timeouts: list[int]) -> tuple[Any, list[int]]:
+        client = self.get_client(key, write=True)
+        value, *counts = self._script(client, GET_AND_COUNT)(keys=[key, *keys], args=[delta, *timeouts])
+        if value is None:
+            return None, []
+        return self._serializer.loads(value), [int(n) for n in counts]  # type: ignore[attr-defined]
+
 
 class RedisCache(DjangoRedisCache):
     def __init__(self, server, params):
@@ -75,6 +95,12 @@ class RedisCache(DjangoRedisCache):
     def count(self, keys: list[str], delta: int, timeouts: list[int]) -> list[int]:
         client = cast(FewerRoundTripsClient, self._cache)  # made from self._class, set above
         return client.count([self.make_and_validate_key(key) for key in keys], delta, timeouts)
+
+    def get_and_count(self, key: str, keys: list[str], delta: int, timeouts: list[int]) -> tuple[Any, list[int]]:
+        client = cast(FewerRoundTripsClient, self._cache)
+        return client.get_and_count(
+            self.make_and_validate_key(key), [self.make_and_validate_key(k) for k in keys], delta, timeouts
+        )
 
 
 class DatabaseCache(DjangoDatabaseCache):
@@ -96,6 +122,18 @@ class DatabaseCache(DjangoDatabaseCache):
                         [self.make_and_validate_key(key, version=version)],
                     )
             return super().incr(key, delta, version)
+
+
+def get_and_count(key: str, keys: Sequence[str], delta: int, timeouts: Sequence[int]) -> tuple[Any, list[int] | None]:
+    """The cached value of `key` and, only when there is one, `count(keys, delta, timeouts)`: one
+    round trip on Redis for what a keyed request needs first (its key, its rate limit and usage).
+    (None, None) when `key` holds nothing: nothing was counted."""
+    backend = caches[DEFAULT_CACHE_ALIAS]
+    if isinstance(backend, RedisCache):
+        value, counts = backend.get_and_count(key, list(keys), delta, list(timeouts))
+        return (None, None) if value is None else (value, counts)
+    value = cache.get(key)
+    return (None, None) if value is None else (value, count(keys, delta, timeouts))
 
 
 def count(keys: Sequence[str], delta: int, timeout: int | Sequence[int]) -> list[int]:

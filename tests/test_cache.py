@@ -38,10 +38,13 @@ def test_one_client_serves_every_call(redis_cache):
 
 
 def test_requests_are_counted_per_key_per_day(redis_cache):
+    from accounts.models import ApiKey
+
+    keys = [ApiKey(pk=pk, hashed_key=f"{pk:064x}") for pk in (41, 42, 43)]
     for _ in range(3):
-        usage.request_counted(41)
-    usage.request_counted(42)
-    assert usage.requests_today([41, 42, 43]) == {41: 3, 42: 1, 43: 0}
+        usage.request_counted(keys[0].hashed_key)
+    usage.request_counted(keys[1].hashed_key)
+    assert usage.requests_today(keys) == {41: 3, 42: 1, 43: 0}
 
 
 def test_shared_counts_start_with_a_time_to_live_and_move_together(redis_cache):
@@ -65,9 +68,9 @@ def test_each_count_may_have_its_own_time_to_live(redis_cache):
 
 
 @pytest.mark.django_db
-def test_a_keyed_request_costs_two_round_trips_its_key_and_its_counts(redis_cache, alice, monkeypatch):
-    """The key (cached), then its rate-limit window and its usage today, counted together (the
-    listing itself touches no cache; /v1/account would read the pool's figures as a third)."""
+def test_a_keyed_request_costs_one_round_trip_its_key_and_its_counts(redis_cache, alice, monkeypatch):
+    """The key (cached), its rate-limit window and its usage today, read and counted together
+    (the listing itself touches no cache; /v1/account would read the pool's figures as a second)."""
     import redis
 
     alice.get("/v1/transcriptions")  # the key is cached from here
@@ -77,8 +80,29 @@ def test_a_keyed_request_costs_two_round_trips_its_key_and_its_counts(redis_cach
                         lambda self, *args, **kw: sent.append(args[0]) or execute(self, *args, **kw))
     response = alice.get("/v1/transcriptions")
     assert response.status_code == 200 and response["X-RateLimit-Remaining"] == "28"
-    assert sent == ["GET", "EVALSHA"]
-    assert usage.requests_today([alice.key.pk]) == {alice.key.pk: 2}
+    assert sent == ["EVALSHA"]
+    assert usage.requests_today([alice.key]) == {alice.key.pk: 2}
+
+
+@pytest.mark.django_db
+def test_a_key_not_in_the_cache_is_counted_once_it_is_loaded(redis_cache, alice):
+    alice.key.forget_cached()
+    redis_cache.delete(alice.key.cache_key)
+    for remaining in ("29", "28"):  # a miss (loaded, then counted), then a hit (counted with the lookup)
+        response = alice.get("/v1/transcriptions")
+        assert response.status_code == 200 and response["X-RateLimit-Remaining"] == remaining
+    assert usage.requests_today([alice.key]) == {alice.key.pk: 2}
+
+
+@pytest.mark.django_db
+def test_made_up_keys_leave_no_counts_in_the_cache(redis_cache, anonymous):
+    """Counting comes with the key's lookup only when the key is cached: guessed keys would
+    otherwise each leave a count behind for two days."""
+    for n in range(5):
+        anonymous.client.credentials(HTTP_AUTHORIZATION=f"Bearer jpt_{'x' * 39}{n}")
+        assert anonymous.get("/v1/transcriptions").status_code == 401
+    names = redis_cache._cache.get_client().keys("*")
+    assert not [name for name in names if b"jpt:requests" in name or b"jpt:rate:user" in name], names
 
 
 @pytest.mark.django_db
