@@ -63,7 +63,7 @@ def worker_process(url, keys, deadline, inline_audio, out):
 
 
 def submitter_process(url, keys, start, deadline, out):
-    done = []
+    done, submitted = [], []
 
     def run(key):
         s = Client(url, key)
@@ -71,6 +71,8 @@ def submitter_process(url, keys, start, deadline, out):
             t0 = time.monotonic()
             status, body = s.call("POST", "/v1/transcribe", body=UPLOAD, headers={"Content-Type": UPLOAD_TYPE})
             t1 = time.monotonic()
+            if status == 200:
+                submitted.append(body["id"])
             if status == 200 and t0 >= start:
                 done.append((body["id"], t0, t1))
             elif status != 200:
@@ -82,6 +84,7 @@ def submitter_process(url, keys, start, deadline, out):
     for t in threads:
         t.join()
     out.put(("cycles", done))
+    out.put(("submitted", submitted))
     out.put(("cpu", cpu_seconds_self()))
 
 
@@ -124,10 +127,15 @@ def light_load_dispatch(url, submit_key, worker_key, samples=200):
 
 
 def trust(server, keys):
-    """Volunteers whose results are trusted (spot-checked at the usual rate, not held): the pool's
-    steady state. A new key's every result waits for a check by another key."""
-    code = ("from accounts.models import ApiKey; from pool.verification import trust_grant\n"
-            f"for raw in {keys!r}: trust_grant(key_id=ApiKey.objects.for_bearer(raw).pk)")
+    """Long-standing trusted volunteers: results delivered at once and spot-checked at the floor
+    rate (JPT_SPOT_CHECK_MIN_RATE, 5 %), the pool's steady state. Each spot check is one more run
+    of a clip, which the workers do without it counting as a cycle. (A key trusted a moment ago
+    would be checked at 1 in 10; a new key's every result waits for a check by another key.)"""
+    code = ("from accounts.models import ApiKey; from pool.models import KeyTrust\n"
+            "from pool.verification import trust_grant\n"
+            f"for raw in {keys!r}:\n"
+            "    pk = ApiKey.objects.for_bearer(raw).pk; trust_grant(key_id=pk)\n"
+            "    KeyTrust.objects.filter(key_id=pk).update(consecutive_agreements=1000)")
     server.manage("shell", "-c", code)
 
 
@@ -192,13 +200,15 @@ def main():
         server_cpu = cpu_seconds_tree(server.proc.pid) - server_cpu0
         pg_cpu = postgres_cpu() - pg_cpu0
         xacts = transactions(server) - xacts0
-        claims, cycles, client_cpu = {}, [], 0.0
-        for _ in range(len(procs) * 2):
+        claims, cycles, submitted, client_cpu = {}, [], set(), 0.0
+        for _ in range(len(procs) * 2 + args.processes):
             kind, rows = out.get()
             if kind == "claims":
                 claims.update({job_id: t for job_id, t in rows})
             elif kind == "cycles":
                 cycles.extend(rows)
+            elif kind == "submitted":
+                submitted.update(rows)
             else:
                 client_cpu += rows
         for p in procs:
@@ -223,6 +233,8 @@ def main():
           f"(clients used {client_cpu:.1f} s over the whole run)")
     if xacts:
         print(f"  database transactions per cycle {xacts / max(1, len(cycles)):.1f}")
+    checks = len(set(claims) - submitted)
+    print(f"  spot checks run  {checks} ({checks / max(1, len(claims)) * 100:.1f} % of the workers' runs)")
 
 
 if __name__ == "__main__":
