@@ -173,7 +173,10 @@ def implausible(job: Job, attempt: JobAttempt | None, *, now: datetime | None = 
 def result_in(job: Job, worker: Worker, *, attempt: JobAttempt | None, trust: KeyTrust) -> Received:
     """A pool or check run was completed (its row holds the text; `attempt` and `trust` are what
     the completion read with it). Record it as a vote, hold or deliver the original, and start
-    whatever check it needs. In the completion's transaction."""
+    whatever check it needs. In the completion's transaction.
+
+    A trusted key's result delivered unchecked is no vote: its row holds the text, and it is kept
+    as a result (`JobResult`) only when a check will weigh it."""
     original_id = job.checks_id or job.id
     independent = is_independent(worker, trust)
     why = implausible(job, attempt)
@@ -188,7 +191,6 @@ def result_in(job: Job, worker: Worker, *, attempt: JobAttempt | None, trust: Ke
         model=job.model,
         implausible=why,
     )
-    run(sql.RECORD_RESULT, row_params(result))
     earned = policy.credited_seconds(
         duration=job.duration_seconds,
         owner_key_id=job.key_id,
@@ -200,10 +202,12 @@ def result_in(job: Job, worker: Worker, *, attempt: JobAttempt | None, trust: Ke
     if why:
         strike(key_id=worker.key_id, job=job, reason=why)
     if job.route == Route.POOL_CHECK:
+        run(sql.RECORD_RESULT, row_params(result))
         evaluate(original_id)
         return Received(earned)
     empty_of_sound = not normalise(job.text) and job.voiced_seconds >= settings.JPT_VOICED_SECONDS_FOR_SPEECH
     if not independent or why or empty_of_sound:
+        run(sql.RECORD_RESULT, row_params(result))
         Job.objects.filter(pk=job.pk).update(status=Status.CHECKING, text="", segments=[], finished_at=None)
         job.status, job.text, job.segments, job.finished_at = Status.CHECKING, "", [], None
         evaluate(original_id)
@@ -211,9 +215,13 @@ def result_in(job: Job, worker: Worker, *, attempt: JobAttempt | None, trust: Ke
     # A trusted key's plausible result: delivered now, perhaps checked afterwards.
     credits.credits_settle(job_ref=job.id)
     wakeup.announce(wakeup.job_done_channel(job.id))
-    if random.random() < spot_check_rate(trust) and check_copy_add(job, by_trusted=False) is not None:
-        return Received(earned)  # the audio stays until the check has decided
-    run(sql.RELEASE_AUDIO, {"job_id": job.id})  # unless a check runs: the job ran once before under a new key
+    if random.random() < spot_check_rate(trust):
+        run(sql.RECORD_RESULT, row_params(result))
+        check_copy_add(job, by_trusted=False)  # the audio stays until the check has decided (if it is still here)
+        return Received(earned)
+    if not run(sql.RELEASE_AUDIO, {"job_id": job.id}).rowcount:
+        # Kept: a check still runs from when the job ran under a new key, and will weigh this too.
+        run(sql.RECORD_RESULT, row_params(result))
     return Received(earned)
 
 
