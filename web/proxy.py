@@ -9,6 +9,7 @@ in a header). A visitor sees only the transcriptions this browser session starte
 import copy
 from urllib.parse import urlsplit, urlunsplit
 
+from asgiref.sync import iscoroutinefunction, sync_to_async
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.middleware import csrf
 from django.views.csrf import csrf_failure as html_csrf_failure
@@ -48,18 +49,21 @@ def csrf_refusal(request):
 
 
 def browser_proxy(view):
-    """Wrap a /v1 view for /api: the header-only CSRF check, then the same view."""
+    """Wrap a /v1 view for /api: the header-only CSRF check, then the same view (an async one, one
+    that may wait, stays async)."""
 
-    def proxied(request, *args, **kwargs):
+    def before(request, job_id):
         refused = csrf_refusal(request)
         if refused is not None:
             return refused
         mark_via_browser_proxy(request)
         anonymous = not request.META.get("HTTP_AUTHORIZATION")
-        job_id = kwargs.get("job_id")
         if anonymous and job_id and job_id not in request.session.get(SESSION_JOBS, []):
             return JsonResponse(error_body("not_found", "No transcription with this id in this browser."), status=404)
-        response = view(request, *args, **kwargs)
+        return None
+
+    def after(request, response):
+        anonymous = not request.META.get("HTTP_AUTHORIZATION")
         data = getattr(response, "data", None)
         if isinstance(data, dict):
             if anonymous and is_job_id(data.get("id")):
@@ -69,6 +73,23 @@ def browser_proxy(view):
         if response.has_header("Location"):
             response["Location"] = under_prefix(response["Location"])
         return response
+
+    if iscoroutinefunction(view):
+
+        async def proxied_async(request, *args, **kwargs):
+            refused = await sync_to_async(before)(request, kwargs.get("job_id"))
+            if refused is not None:
+                return refused
+            response = await view(request, *args, **kwargs)
+            return await sync_to_async(after)(request, response)
+
+        return csrf_exempt(proxied_async)
+
+    def proxied(request, *args, **kwargs):
+        refused = before(request, kwargs.get("job_id"))
+        if refused is not None:
+            return refused
+        return after(request, view(request, *args, **kwargs))
 
     # Exempt from the site-wide check (which reads form fields); the wrapper does its own.
     return csrf_exempt(proxied)

@@ -1,0 +1,121 @@
+"""The ASGI application the server runs (gunicorn with uvicorn workers: `gunicorn.conf.py`).
+
+Django serves every request: sync views run in a thread each, as before; views that wait
+(`jptranscribe.waiting.waiting_view`: a worker's claim, a transcribe call) await their wake-up on
+the event loop, holding no thread meanwhile. Around Django, this module adds what its ASGI handler
+lacks: the per-process start and stop hooks (`jptranscribe.lifecycle`), and a cap on how much of a
+request body is read before the view runs.
+"""
+
+import os
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "jptranscribe.settings")
+
+import asyncio
+import signal
+import threading
+
+import django
+
+django.setup(set_prefix=False)
+
+from django.conf import settings  # noqa: E402
+from django.core.handlers.asgi import ASGIHandler  # noqa: E402
+
+from jptranscribe import lifecycle  # noqa: E402
+
+
+def body_cap() -> int:
+    """The most of a request body read before its view runs: the largest any view takes (an
+    upload and its form fields). A view refuses a longer one by its Content-Length (413 for an
+    upload), so the rest is never read; under WSGI the upload handler stopped reading there too."""
+    return settings.JPT_MAX_UPLOAD_BYTES + settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+
+
+class _CappedBody:
+    """`receive` for Django's handler: the body up to `body_cap()` (all of it when it fits), then
+    only the client's disconnect, which Django listens for while the view runs."""
+
+    def __init__(self, scope, receive):
+        self.receive = receive
+        self.left = body_cap()
+        self.in_body = True
+        declared = dict(scope.get("headers") or []).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.left:
+            self.left = 0  # read none of it: the view refuses it by its length
+
+    async def __call__(self):
+        if not self.in_body:
+            while True:  # a body past the cap is never handed on (nor read, unless the client goes on)
+                message = await self.receive()
+                if message["type"] != "http.request":
+                    return message
+        if self.left <= 0:
+            self.in_body = False
+            return {"type": "http.request", "body": b"", "more_body": False}
+        message = await self.receive()
+        if message["type"] == "http.request":
+            body = message.get("body", b"")[: self.left]
+            self.left -= len(body)
+            more = message.get("more_body", False) and self.left > 0
+            self.in_body = more
+            return {"type": "http.request", "body": body, "more_body": more}
+        return message
+
+
+class Handler(ASGIHandler):
+    async def handle(self, scope, receive, send):
+        await super().handle(scope, _CappedBody(scope, receive), send)
+
+
+django_application = Handler()
+_stopping = threading.Event()
+
+
+def _stop_hooks_on_signals() -> None:
+    """On SIGTERM (or SIGINT) the stop hooks run at once (open long-polls answer "no job", waiting
+    transcribe calls 202), then the server's own handler stops it gracefully, which waits for the
+    requests under way. The hooks run in a thread of their own: a signal handler runs between two
+    bytecodes of the event loop's thread, which may hold the locks they take. (A server run in
+    another thread, as a test may, takes no signals.)"""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        previous = signal.getsignal(signum)
+
+        def handler(signum, frame, previous=previous):
+            if not _stopping.is_set():
+                _stopping.set()
+                threading.Thread(target=lifecycle.stopping, name="jpt-stopping", daemon=True).start()
+            if callable(previous):
+                previous(signum, frame)
+
+        signal.signal(signum, handler)
+
+
+async def _lifespan(receive, send) -> None:
+    """Once per server process: the apps' start hooks when it starts serving (the webhook delivery
+    loop, the translation model), the stop hooks when it is told to stop."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            try:
+                await asyncio.to_thread(lifecycle.started)
+                _stop_hooks_on_signals()
+            except Exception as exc:  # noqa: BLE001 - the server logs it and stops the process
+                await send({"type": "lifespan.startup.failed", "message": repr(exc)})
+                return
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            if not _stopping.is_set():  # stopped without a signal (e.g. by max_requests)
+                _stopping.set()
+                await asyncio.to_thread(lifecycle.stopping)
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+async def application(scope, receive, send):
+    if scope["type"] == "lifespan":
+        await _lifespan(receive, send)
+    else:
+        await django_application(scope, receive, send)
