@@ -90,9 +90,9 @@ async def open_many(count: int, port: int, at_once: int = 200) -> list[Http1]:
 
 
 class IdleConnections:
-    """Keep-alive connections held open and quiet: each sends one request (a brand-new connection
-    that sends nothing would hold a gthread thread while gunicorn waits for its first bytes), then
-    one every 25 s, within gunicorn's 30 s keep-alive timeout, their phases spread evenly."""
+    """Keep-alive connections held open and quiet: each sends one request (as a real client would
+    before going quiet), then one every 25 s, within the server's 30 s keep-alive timeout, their
+    phases spread evenly."""
 
     PING_SECONDS = 25
 
