@@ -423,7 +423,9 @@ def upload_request(key: str) -> bytes:
 
 async def dispatch(port: int, key: str, volunteers: Volunteers, samples: int) -> tuple[list[float], list[float]]:
     """(dispatch latencies, submit latencies) of `samples` clips sent one at a time: from sending
-    the clip until a waiting volunteer's claim answers with it, and until the submit's own answer."""
+    the clip until a waiting volunteer's claim answers with it, and until the submit's own answer
+    (the job is queued before that answer, so the first less the second is an upper bound of the
+    wake-up alone, when positive)."""
     loop = asyncio.get_running_loop()
     conn = Http1(HOST, port)
     request = upload_request(key)

@@ -22,7 +22,7 @@ django.setup(set_prefix=False)
 from django.conf import settings  # noqa: E402
 from django.core.handlers.asgi import ASGIHandler  # noqa: E402
 
-from jptranscribe import lifecycle  # noqa: E402
+from jptranscribe import lifecycle, waiting  # noqa: E402
 
 
 def body_cap() -> int:
@@ -65,6 +65,7 @@ class _CappedBody:
 
 class Handler(ASGIHandler):
     async def handle(self, scope, receive, send):
+        waiting.use_request_thread()  # its sync code takes turns (JPT_WEB_THREADS at once)
         await super().handle(scope, _CappedBody(scope, receive), send)
 
 

@@ -19,11 +19,14 @@ from __future__ import annotations
 import asyncio
 import functools
 import threading
+from collections import deque
 from collections.abc import Callable, Generator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from asgiref.sync import SyncToAsync, sync_to_async
+from django.conf import settings
 from django.db import connection
 from django.http import HttpResponseBase
 from rest_framework.response import Response
@@ -161,16 +164,97 @@ def _first_step(view: Callable[..., HttpResponseBase], request: Any, *args: Any,
     return response
 
 
+class _Turns:
+    """At most JPT_WEB_THREADS sync calls of requests run at once in this process; the others
+    wait in order of arrival, as a queued call (not a thread blocked on a lock: a burst of a
+    thousand requests must not become a thousand threads)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._free: int | None = None
+        self._queue: deque[tuple[ThreadPoolExecutor, Callable[..., Any], tuple, dict, Future]] = deque()
+
+    def submit(self, executor: ThreadPoolExecutor, fn: Callable[..., Any], args: tuple, kwargs: dict) -> Future:
+        outer: Future = Future()
+        with self._lock:
+            if self._free is None:
+                self._free = settings.JPT_WEB_THREADS
+            if self._free <= 0:
+                self._queue.append((executor, fn, args, kwargs, outer))
+                return outer
+            self._free -= 1
+        self._start(executor, fn, args, kwargs, outer)
+        return outer
+
+    def _start(
+        self, executor: ThreadPoolExecutor, fn: Callable[..., Any], args: tuple, kwargs: dict, outer: Future
+    ) -> None:
+        if not outer.set_running_or_notify_cancel():  # cancelled while it waited its turn
+            self._next()
+            return
+        try:
+            inner = ThreadPoolExecutor.submit(executor, fn, *args, **kwargs)
+        except RuntimeError as exc:  # its executor was shut down meanwhile
+            outer.set_exception(exc)
+            self._next()
+            return
+        inner.add_done_callback(lambda done: self._finished(done, outer))
+
+    def _finished(self, inner: Future, outer: Future) -> None:
+        if inner.cancelled():
+            outer.cancel()
+            self._next()
+            return
+        error = inner.exception()
+        if error is not None:
+            outer.set_exception(error)
+        else:
+            outer.set_result(inner.result())
+        self._next()
+
+    def _next(self) -> None:
+        with self._lock:
+            if not self._queue:
+                self._free = (self._free or 0) + 1
+                return
+            queued = self._queue.popleft()
+        self._start(*queued)
+
+
+_turns = _Turns()
+
+
+class RequestThread(ThreadPoolExecutor):
+    """A request's own thread for its sync code, as Django's ASGI handler gives each request
+    (asgiref's ThreadSensitiveContext: one executor of one thread per request, so a request's
+    database connection stays on one thread), except that a call runs only in one of the
+    process's JPT_WEB_THREADS turns. Without a bound, a burst of a thousand requests is a thousand
+    runnable threads taking turns at the GIL and at the database pool, and quick ones wait seconds."""
+
+    def __init__(self) -> None:
+        super().__init__(max_workers=1)
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        return _turns.submit(self, fn, args, kwargs)
+
+
+def use_request_thread() -> None:
+    """Give the request being handled (its ThreadSensitiveContext) a `RequestThread`."""
+    context = SyncToAsync.thread_sensitive_context.get(None)
+    if context is not None:
+        SyncToAsync.context_to_thread_executor[context] = RequestThread()
+
+
 def _let_request_thread_go() -> None:
-    """Django runs a request's sync code on a thread of its own (asgiref's ThreadSensitiveContext:
-    an executor per request, kept until the request ends). A parked request hands it back; its
-    next step starts a new one. Outside Django's ASGI handler (the test client) there is none."""
+    """A parked request hands its thread back (its next step starts a new one). Outside Django's
+    ASGI handler (the test client) a request has none of its own."""
     context = SyncToAsync.thread_sensitive_context.get(None)
     if context is None:
         return
     executor = SyncToAsync.context_to_thread_executor.pop(context, None)
     if executor is not None:
         executor.shutdown(wait=False)
+        use_request_thread()
 
 
 def waiting_view(view: Callable[..., HttpResponseBase]) -> Callable[..., Any]:
