@@ -13,7 +13,8 @@ N - active idle keep-alive connections open throughout (each sent one request, t
     .venv/bin/python bench/request_cost.py [--seconds 5] [--rounds 3] [--active 16] [--connections 16]
 
 Idle long-polls (`--long-polls 500,1000,2000`): that many simulated volunteers, each on its own
-connection, hold a claim (`POST /v1/pool/claim`, wait_seconds 25, sent again when answered)
+connection, hold a claim (`POST /v1/pool/claim`, wait_seconds 25, sent again when answered; the
+first one waits part of that, spread over the volunteers, so that they do not all claim at once)
 while /v1/health is probed at a steady rate (open loop: a probe's latency counts from when it
 was due, so a stalled server is not sampled less). Steps add volunteers to those already
 waiting; each prints health p50/p99, how many claims the server really held (its count of
@@ -298,6 +299,15 @@ class Volunteers:
             key=key,
             json={"worker_id": worker_id, "wait_seconds": CLAIM_WAIT_SECONDS, "inline_audio": True},
         )
+        # The first claim waits a part of 25 s of its own (spread evenly over the volunteers), so
+        # that their claims run out and are sent again spread over time, as independent volunteers'
+        # would, not all in the same instant.
+        first_claim = http_request(
+            "POST",
+            "/v1/pool/claim",
+            key=key,
+            json={"worker_id": worker_id, "wait_seconds": 1 + (CLAIM_WAIT_SECONDS - 1) * ((i * 0.618034) % 1)},
+        )
         conn = Http1(HOST, self.port)
         try:
             await conn.call(beat)
@@ -305,8 +315,10 @@ class Volunteers:
             if self.registered == len(self.tasks):
                 step_registered.set()
             await step_registered.wait()
+            request = first_claim
             while True:
-                status, body = await conn.call(claim)
+                status, body = await conn.call(request)
+                request = claim
                 if status == 200 and b'"job":null' not in body.replace(b" ", b""):
                     job = json.loads(body)["job"]
                     self.claimed[job["id"]] = asyncio.get_running_loop().time()

@@ -19,9 +19,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import threading
-from collections import deque
-from collections.abc import Callable, Generator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Generator, Iterator
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -164,97 +164,62 @@ def _first_step(view: Callable[..., HttpResponseBase], request: Any, *args: Any,
     return response
 
 
-class _Turns:
-    """At most JPT_WEB_THREADS sync calls of requests run at once in this process; the others
-    wait in order of arrival, as a queued call (not a thread blocked on a lock: a burst of a
-    thousand requests must not become a thousand threads)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._free: int | None = None
-        self._queue: deque[tuple[ThreadPoolExecutor, Callable[..., Any], tuple, dict, Future]] = deque()
-
-    def submit(self, executor: ThreadPoolExecutor, fn: Callable[..., Any], args: tuple, kwargs: dict) -> Future:
-        outer: Future = Future()
-        with self._lock:
-            if self._free is None:
-                self._free = settings.JPT_WEB_THREADS
-            if self._free <= 0:
-                self._queue.append((executor, fn, args, kwargs, outer))
-                return outer
-            self._free -= 1
-        self._start(executor, fn, args, kwargs, outer)
-        return outer
-
-    def _start(
-        self, executor: ThreadPoolExecutor, fn: Callable[..., Any], args: tuple, kwargs: dict, outer: Future
-    ) -> None:
-        if not outer.set_running_or_notify_cancel():  # cancelled while it waited its turn
-            self._next()
-            return
-        try:
-            inner = ThreadPoolExecutor.submit(executor, fn, *args, **kwargs)
-        except RuntimeError as exc:  # its executor was shut down meanwhile
-            outer.set_exception(exc)
-            self._next()
-            return
-        inner.add_done_callback(lambda done: self._finished(done, outer))
-
-    def _finished(self, inner: Future, outer: Future) -> None:
-        if inner.cancelled():
-            outer.cancel()
-            self._next()
-            return
-        error = inner.exception()
-        if error is not None:
-            outer.set_exception(error)
-        else:
-            outer.set_result(inner.result())
-        self._next()
-
-    def _next(self) -> None:
-        with self._lock:
-            if not self._queue:
-                self._free = (self._free or 0) + 1
-                return
-            queued = self._queue.popleft()
-        self._start(*queued)
+_threads: ThreadPoolExecutor | None = None
+_threads_lock = threading.Lock()
 
 
-_turns = _Turns()
+def _shared_threads() -> ThreadPoolExecutor:
+    global _threads
+    if _threads is None:
+        with _threads_lock:
+            if _threads is None:
+                _threads = ThreadPoolExecutor(settings.JPT_WEB_THREADS, thread_name_prefix="jpt-sync")
+    return _threads
 
 
-class RequestThread(ThreadPoolExecutor):
-    """A request's own thread for its sync code, as Django's ASGI handler gives each request
-    (asgiref's ThreadSensitiveContext: one executor of one thread per request, so a request's
-    database connection stays on one thread), except that a call runs only in one of the
-    process's JPT_WEB_THREADS turns. Without a bound, a burst of a thousand requests is a thousand
-    runnable threads taking turns at the GIL and at the database pool, and quick ones wait seconds."""
+def _then_release_connection(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+    """One sync call of a request; its database connection is handed back when the call returns
+    unless the connection is to be kept (SQLite's, per thread): a request waiting for its next call
+    must not hold a pooled connection, nor may its next call expect the same thread."""
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        if not connection.in_atomic_block:
+            connection.close_if_unusable_or_obsolete()
 
-    def __init__(self) -> None:
-        super().__init__(max_workers=1)
+
+class RequestThreads(Executor):
+    """Where Django's ASGI handler runs a request's sync code. Django gives each request a thread
+    of its own (asgiref's ThreadSensitiveContext: a new one-thread executor per request, and a
+    second thread to join it at the end), kept for the whole request, waits included. Here every
+    request's calls share the process's JPT_WEB_THREADS threads, queued in order of arrival: a
+    waiting request holds none, and a burst of a thousand requests is not a thousand threads
+    taking turns at the GIL and at the database pool. A request's calls run one after the other
+    (each is awaited), on whichever thread is free; none keeps a database connection between them."""
 
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
-        return _turns.submit(self, fn, args, kwargs)
+        return _shared_threads().submit(_then_release_connection, fn, *args, **kwargs)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """The threads are the process's, not the request's."""
 
 
-def use_request_thread() -> None:
-    """Give the request being handled (its ThreadSensitiveContext) a `RequestThread`."""
-    context = SyncToAsync.thread_sensitive_context.get(None)
-    if context is not None:
-        SyncToAsync.context_to_thread_executor[context] = RequestThread()
+_request_threads = RequestThreads()
 
 
-def _let_request_thread_go() -> None:
-    """A parked request hands its thread back (its next step starts a new one). Outside Django's
-    ASGI handler (the test client) a request has none of its own."""
+@contextmanager
+def shared_threads_for_this_request() -> Iterator[None]:
+    """Within Django's ASGI handler (its ThreadSensitiveContext for this request): the request's
+    sync code runs on `RequestThreads`, which are left in place when it ends."""
     context = SyncToAsync.thread_sensitive_context.get(None)
     if context is None:
+        yield
         return
-    executor = SyncToAsync.context_to_thread_executor.pop(context, None)
-    if executor is not None:
-        executor.shutdown(wait=False)
-        use_request_thread()
+    SyncToAsync.context_to_thread_executor[context] = _request_threads
+    try:
+        yield
+    finally:
+        SyncToAsync.context_to_thread_executor.pop(context, None)
 
 
 def waiting_view(view: Callable[..., HttpResponseBase]) -> Callable[..., Any]:
@@ -266,7 +231,6 @@ def waiting_view(view: Callable[..., HttpResponseBase]) -> Callable[..., Any]:
         response = await sync_to_async(_first_step)(view, request, *args, **kwargs)
         try:
             while isinstance(response, Parked):
-                _let_request_thread_go()
                 woken = await response.wait.waiter.wait_async(response.wait.timeout)
                 response = await sync_to_async(response.resume)(woken)
         finally:

@@ -129,8 +129,7 @@ class LiveServer:
             try:
                 self.proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+                self.kill()  # its workers too: killing only gunicorn's master would leave them running
 
     def stop(self):
         self.stop_process()

@@ -34,9 +34,9 @@ def test_steps_run_in_a_thread_sleep_until_woken():
     assert waiting.run_in_thread(steps()) == "woken"
 
 
-def test_sync_calls_beyond_the_turns_wait_in_order_without_a_thread_each(settings, monkeypatch):
+def test_requests_sync_calls_share_a_few_threads_in_order_of_arrival(settings, monkeypatch):
     settings.JPT_WEB_THREADS = 2
-    monkeypatch.setattr(waiting, "_turns", waiting._Turns())
+    monkeypatch.setattr(waiting, "_threads", None)
     release = threading.Event()
     running, most, order = [0], [0], []
     lock = threading.Lock()
@@ -51,14 +51,12 @@ def test_sync_calls_beyond_the_turns_wait_in_order_without_a_thread_each(setting
             running[0] -= 1
 
     before = threading.active_count()
-    executors = [waiting.RequestThread() for _ in range(6)]
-    futures = [executor.submit(call, i) for i, executor in enumerate(executors)]
+    futures = [waiting.RequestThreads().submit(call, i) for i in range(6)]
     time.sleep(0.2)
-    assert threading.active_count() - before == 2, "only the calls running have a thread"
+    assert threading.active_count() - before == 2, "two threads, however many calls wait"
     release.set()
     for future in futures:
         future.result(timeout=5)
-    for executor in executors:
-        executor.shutdown()
     assert most[0] == 2
     assert set(order[:2]) == {0, 1} and sorted(order) == list(range(6)), "the first to arrive ran first"
+    waiting._threads.shutdown()
