@@ -6,10 +6,10 @@ work, then yields a `Wait` (sleep until this `Waiter` is woken, or this many sec
 is resumed with whether it was woken. Two drivers run the same steps:
 
 - `run_in_thread` sleeps in the calling thread (management commands, tests, any sync caller);
-- `waiting_view` (around a sync DRF view, under the ASGI server) runs each step in a thread
-  through `sync_to_async` and awaits the wake-up on the event loop in between, holding neither a
-  thread nor a database connection. The view itself stays sync: it calls `answer()`, which in
-  that case returns a `Parked` response after the first step instead of sleeping.
+- `until_answered` (the ASGI handler, for a view mounted with `waiting_view`) runs each step in
+  a thread through `sync_to_async` and awaits the wake-up on the event loop in between, holding
+  neither a thread nor a database connection. The view itself stays sync: it calls `answer()`,
+  which then returns a `Parked` response after the first step instead of sleeping.
 
 The rules (what to look for, when to give up, places to wait) stay in the services' steps.
 """
@@ -29,11 +29,13 @@ from asgiref.sync import SyncToAsync, sync_to_async
 from django.conf import settings
 from django.db import connection
 from django.http import HttpResponseBase
+from django.utils.cache import patch_vary_headers
 from rest_framework.response import Response
 
 T = TypeVar("T")
 
-# Set on a request by `waiting_view`: its view's `answer()` parks instead of sleeping.
+# Set on a request by the ASGI handler (jptranscribe/asgi.py) for a `waiting_view`: its `answer()`
+# parks instead of sleeping.
 WAITS_ON_LOOP = "jpt_waits_on_loop"
 
 
@@ -90,6 +92,8 @@ class Wait:
 
     waiter: Waiter
     timeout: float
+    # What is waited for (a transcribe call's job), for a view to show while it waits.
+    subject: Any = None
 
 
 # A waiting operation: yields each Wait, is sent whether it was woken, returns its result.
@@ -116,9 +120,10 @@ def run_in_thread(steps: Steps[T]) -> T:
 
 
 def answer(request: Any, steps: Steps[T], render: Callable[[T], HttpResponseBase]) -> HttpResponseBase:
-    """For a sync DRF view: the answer `render` makes of the steps' result. Under `waiting_view` a
-    wait does not sleep here: the first step runs now, and if it must wait the view answers a
-    `Parked` response, which `waiting_view` carries on with."""
+    """For a sync DRF view: the answer `render` makes of the steps' result. Under the ASGI server
+    (a view mounted with `waiting_view`) a wait does not sleep here: the first step runs now, and
+    if it must wait the view answers a `Parked` response, which the server carries on with
+    (`until_answered`)."""
     if not getattr(request, WAITS_ON_LOOP, False):
         return render(run_in_thread(steps))
     try:
@@ -129,16 +134,19 @@ def answer(request: Any, steps: Steps[T], render: Callable[[T], HttpResponseBase
 
 
 class Parked(Response):
-    """A view's answer that is still waiting: DRF finalises it as any answer (its renderer, the
-    view's headers), then `waiting_view` awaits its wake-ups and resumes its steps; their result
-    becomes the real answer through the same view (`render`, its exception handler, headers)."""
+    """A view's answer that is still waiting. It leaves the view and the middleware as any answer
+    (DRF's renderer and headers, the session saved, the security headers), then the server awaits
+    its wake-ups and resumes its steps (`until_answered`); their result becomes the real answer
+    through the same view (`render`, its exception handler, its headers), with the headers and
+    cookies the middleware gave this one."""
 
     def __init__(self, steps: Steps[Any], wait: Wait, make_answer: Callable[[Any], HttpResponseBase]) -> None:
         super().__init__(None)
         self.steps, self.wait, self.make_answer = steps, wait, make_answer
+        self.then: list[Callable[[HttpResponseBase], None]] = []  # applied to the real answer
 
     def resume(self, woken: bool) -> HttpResponseBase:
-        """The next step, in a thread: this again if it waits again, else the view's answer."""
+        """The next step, in a thread: this again if it waits again, else the real answer."""
         context: dict[str, Any] = getattr(self, "renderer_context", {})  # set by the view's finalize_response
         view, request = context["view"], context["request"]
         try:
@@ -151,17 +159,52 @@ class Parked(Response):
         except Exception as exc:  # noqa: BLE001 - the same
             response = view.handle_exception(exc)
         else:
-            release_connection()
             return self
-        return view.finalize_response(request, response)
+        return self._as_answered(view.finalize_response(request, response))
+
+    def _as_answered(self, answer: HttpResponseBase) -> HttpResponseBase:
+        for then in self.then:
+            then(answer)
+        render = getattr(answer, "render", None)
+        if callable(render):
+            answer = render()
+        for header, value in self.items():
+            if header.lower() not in ("content-length", "content-type", "vary") and not answer.has_header(header):
+                answer[header] = value
+        if self.has_header("Vary"):
+            patch_vary_headers(answer, [v.strip() for v in self["Vary"].split(",")])
+        answer.cookies.update(self.cookies)
+        closers = self._resource_closers  # type: ignore[attr-defined]  # the request's own clean-up
+        answer._resource_closers.extend(closers)  # type: ignore[attr-defined]
+        closers.clear()
+        return answer
 
 
-def _first_step(view: Callable[..., HttpResponseBase], request: Any, *args: Any, **kwargs: Any) -> HttpResponseBase:
-    setattr(request, WAITS_ON_LOOP, True)
-    response = view(request, *args, **kwargs)
-    if isinstance(response, Parked):
-        release_connection()
+async def until_answered(response: HttpResponseBase) -> HttpResponseBase:
+    """The real answer of a response that may be `Parked`: its waits awaited on the event loop
+    (holding no thread), its steps resumed in a thread. If the request is cancelled meanwhile (its
+    client went away, or the server stops), its steps are closed, giving back their places."""
+    try:
+        while isinstance(response, Parked):
+            woken = await response.wait.waiter.wait_async(response.wait.timeout)
+            response = await sync_to_async(response.resume)(woken)
+    finally:
+        if isinstance(response, Parked):
+            await sync_to_async(response.steps.close)()
     return response
+
+
+def waiting_view(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
+    """Mount a view whose operation may wait (see `answer`): under the ASGI server it is called
+    with WAITS_ON_LOOP set and may answer `Parked`; elsewhere (the test client, WSGI) it waits in
+    its thread."""
+
+    @functools.wraps(view)
+    def parking(request: Any, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        return view(request, *args, **kwargs)
+
+    parking.parks = True  # type: ignore[attr-defined]
+    return parking
 
 
 _threads: ThreadPoolExecutor | None = None
@@ -220,22 +263,3 @@ def shared_threads_for_this_request() -> Iterator[None]:
         yield
     finally:
         SyncToAsync.context_to_thread_executor.pop(context, None)
-
-
-def waiting_view(view: Callable[..., HttpResponseBase]) -> Callable[..., Any]:
-    """An async view around a sync one whose operation may wait (see `answer`): each step runs in
-    a thread, each wait is awaited on the event loop."""
-
-    @functools.wraps(view)
-    async def waiting(request: Any, *args: Any, **kwargs: Any) -> HttpResponseBase:
-        response = await sync_to_async(_first_step)(view, request, *args, **kwargs)
-        try:
-            while isinstance(response, Parked):
-                woken = await response.wait.waiter.wait_async(response.wait.timeout)
-                response = await sync_to_async(response.resume)(woken)
-        finally:
-            if isinstance(response, Parked):  # the client went away (or the server is stopping)
-                await sync_to_async(response.steps.close)()  # its places and wake-ups are given back
-        return response
-
-    return waiting

@@ -225,7 +225,9 @@ def job_claim_steps(*, worker: Worker, wait_seconds: float, inline_audio_up_to: 
                     _take_place_to_wait(worker, place, wait_seconds)
                     placed = True
                 # Until a job is announced (or the hub's safety net wakes this claim), or the deadline.
-                yield Wait(woken, remaining)
+                if not (yield Wait(woken, remaining)) and time.monotonic() >= deadline:
+                    # The deadline, and nothing announced meanwhile: no job, without another look.
+                    return None
 
 
 def _take_place_to_wait(worker: Worker, place: ExitStack, wait_seconds: float) -> None:

@@ -92,3 +92,29 @@ def test_on_sigterm_waiting_calls_answer_at_once(server):
     assert transcribed.status_code == 202 and transcribed.json()["status"] == "queued", transcribed.text
     assert answered_in < 5, answered_in
     server.proc.wait(timeout=30)
+
+
+def test_a_visitor_waits_for_its_demo_clip_through_the_browser_proxy(server):
+    """The pages' transcribe waits as /v1's does: the answer comes when the demo worker completes
+    the clip, and this browser may read it afterwards (and no other)."""
+    demo = server.db_key(is_server=True)
+    register(server, demo, "demo")
+    visitor = requests.Session()
+    visitor.get(f"{server.url}/get-key/", timeout=10)
+    headers = {"X-CSRFToken": visitor.cookies["csrftoken"], "Referer": f"{server.url}/"}
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        waiting = pool.submit(visitor.post, f"{server.url}/api/v1/transcribe", headers=headers,
+                              files={"file": ("a.wav", wav_bytes(1))}, timeout=60)
+        job = claim(server, demo, "demo", 10).json()["job"]
+        assert not waiting.done(), "the visitor's call waits for the text"
+        done = {"worker_id": "demo", "lease_id": job["lease_id"], "text": "こんにちは", "segments": [], "model": "m"}
+        requests.post(f"{server.url}/v1/pool/jobs/{job['id']}/complete", json=done, headers=bearer(demo),
+                      timeout=10).raise_for_status()
+        answer = waiting.result()
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["text"] == "こんにちは" and body["processed_by"] == "server_demo"
+    assert answer.headers["X-Frame-Options"] == "DENY", "the middleware's headers reach the late answer"
+    status_url = f"{server.url}/api/v1/transcriptions/{body['id']}"
+    assert visitor.get(status_url, timeout=10).json()["status"] == "completed"
+    assert requests.get(status_url, timeout=10).status_code == 404, "another browser sees nothing"

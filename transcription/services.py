@@ -202,7 +202,7 @@ def _wait(job: Job, done: Waiter, timeout: float) -> Steps[Job]:
         if remaining <= 0 or wakeup.hub.closing:
             return job
         # Until the job ends (or the hub's safety net wakes this call), or the deadline.
-        if not (yield Wait(done, remaining)):
+        if not (yield Wait(done, remaining, subject=job)):
             done.set()  # the deadline: look once more
 
 

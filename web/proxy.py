@@ -9,7 +9,6 @@ in a header). A visitor sees only the transcriptions this browser session starte
 import copy
 from urllib.parse import urlsplit, urlunsplit
 
-from asgiref.sync import iscoroutinefunction, sync_to_async
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.middleware import csrf
 from django.views.csrf import csrf_failure as html_csrf_failure
@@ -17,6 +16,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from accounts.auth import mark_via_browser_proxy
 from jptranscribe.errors import error_body
+from jptranscribe.waiting import Parked
 from pool.models import is_job_id
 
 PREFIX = "/api"
@@ -49,50 +49,42 @@ def csrf_refusal(request):
 
 
 def browser_proxy(view):
-    """Wrap a /v1 view for /api: the header-only CSRF check, then the same view (an async one, one
-    that may wait, stays async)."""
+    """Wrap a /v1 view for /api: the header-only CSRF check, then the same view. A view that may
+    wait (`waiting_view`) stays one: its answer is fixed up once it comes."""
 
-    def before(request, job_id):
+    def proxied(request, *args, **kwargs):
         refused = csrf_refusal(request)
         if refused is not None:
             return refused
         mark_via_browser_proxy(request)
         anonymous = not request.META.get("HTTP_AUTHORIZATION")
+        job_id = kwargs.get("job_id")
         if anonymous and job_id and job_id not in request.session.get(SESSION_JOBS, []):
             return JsonResponse(error_body("not_found", "No transcription with this id in this browser."), status=404)
-        return None
-
-    def after(request, response):
-        anonymous = not request.META.get("HTTP_AUTHORIZATION")
+        response = view(request, *args, **kwargs)
+        if isinstance(response, Parked):  # waiting for its job: the session learns the job now
+            if anonymous and response.wait.subject is not None:
+                remember_job(request.session, response.wait.subject.pk)
+            response.then.append(under_prefix_in)
+            return response
         data = getattr(response, "data", None)
-        if isinstance(data, dict):
-            if anonymous and is_job_id(data.get("id")):
-                remember_job(request.session, data["id"])
-            if "status_url" in data:
-                data["status_url"] = under_prefix(data["status_url"])
-        if response.has_header("Location"):
-            response["Location"] = under_prefix(response["Location"])
-        return response
+        if anonymous and isinstance(data, dict) and is_job_id(data.get("id")):
+            remember_job(request.session, data["id"])
+        return under_prefix_in(response)
 
-    if iscoroutinefunction(view):
-
-        async def proxied_async(request, *args, **kwargs):
-            refused = await sync_to_async(before)(request, kwargs.get("job_id"))
-            if refused is not None:
-                return refused
-            response = await view(request, *args, **kwargs)
-            return await sync_to_async(after)(request, response)
-
-        return csrf_exempt(proxied_async)
-
-    def proxied(request, *args, **kwargs):
-        refused = before(request, kwargs.get("job_id"))
-        if refused is not None:
-            return refused
-        return after(request, view(request, *args, **kwargs))
-
+    proxied.parks = getattr(view, "parks", False)  # type: ignore[attr-defined]
     # Exempt from the site-wide check (which reads form fields); the wrapper does its own.
     return csrf_exempt(proxied)
+
+
+def under_prefix_in(response):
+    """The answer's links (`status_url`, Location) under /api."""
+    data = getattr(response, "data", None)
+    if isinstance(data, dict) and "status_url" in data:
+        data["status_url"] = under_prefix(data["status_url"])
+    if response.has_header("Location"):
+        response["Location"] = under_prefix(response["Location"])
+    return response
 
 
 def remember_job(session, job_id):
