@@ -17,7 +17,7 @@ connection, hold a claim (`POST /v1/pool/claim`, wait_seconds 25, sent again whe
 first one waits part of that, spread over the volunteers, so that they do not all claim at once)
 while /v1/health is probed at a steady rate (open loop: a probe's latency counts from when it
 was due, so a stalled server is not sampled less). Steps add volunteers to those already
-waiting; each prints health p50/p99, how many claims the server really held (its count of
+waiting; each (once its volunteers are held and `--calm-seconds` have passed) prints health p50/p99, how many claims the server really held (its count of
 waiting claims, in the shared cache), the server's memory per held claim and its threads, and
 then the dispatch latency with them all waiting: `--dispatch-jobs` clips sent one at a time
 (`POST /v1/transcribe`, `Prefer: respond-async`, by a volunteer's key: its own waiting workers
@@ -493,6 +493,8 @@ async def long_polls(server: LiveServer, args, keys: list[str]):
                 best, since = held, time.monotonic()
             elif time.monotonic() - since > 5:
                 break
+        # Their registrations and first claims came in a burst no real pool sends: let it drain.
+        await asyncio.sleep(args.calm_seconds)
         samples: list[int] = []
         begin = loop.time()
         while loop.time() < begin + args.probe_seconds:
@@ -565,6 +567,9 @@ def main():
         type=float,
         default=40,
         help="longest wait for a step's volunteers to be held before probing",
+    )
+    parser.add_argument(
+        "--calm-seconds", type=float, default=10, help="wait after a step's volunteers are held, before probing"
     )
     parser.add_argument("--dispatch-jobs", type=int, default=100, help="clips sent per step (long-poll mode)")
     parser.add_argument("--web-workers", type=int, default=2)
