@@ -1,10 +1,11 @@
 """The ASGI application the server runs (gunicorn with uvicorn workers: `gunicorn.conf.py`).
 
-Django serves every request: sync views run in a thread each, as before; views that wait
-(`jptranscribe.waiting.waiting_view`: a worker's claim, a transcribe call) await their wake-up on
-the event loop, holding no thread meanwhile. Around Django, this module adds what its ASGI handler
-lacks: the per-process start and stop hooks (`jptranscribe.lifecycle`), and a cap on how much of a
-request body is read before the view runs.
+Django serves every request: the middleware and the sync view run in one call on one of the
+process's JPT_WEB_THREADS threads; views that wait (`jptranscribe.waiting.waiting_view`: a worker's
+claim, a transcribe call) await their wake-up on the event loop, holding no thread meanwhile.
+Around Django's ASGI handler, this module adds the per-process start and stop hooks
+(`jptranscribe.lifecycle`), a cap on how much of a request body is read before the view runs, and
+the cycle collector's settings for thousands of parked requests.
 """
 
 import os

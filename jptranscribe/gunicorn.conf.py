@@ -1,8 +1,8 @@
 """gunicorn settings: gunicorn starts and watches the processes, uvicorn serves HTTP in each
 (`jptranscribe.asgi`). A request that waits (a long-polled claim, a transcribe call waiting for
-its text) awaits its wake-up on the event loop and holds no thread; other requests run Django's
-sync views in a thread each (Django's ASGI handler), and the database pool (PostgreSQL) keeps
-connections few because waiting requests hold none."""
+its text) awaits its wake-up on the event loop and holds no thread; requests' sync code runs on
+JPT_WEB_THREADS threads per process (jptranscribe/asgi.py), and the database pool (PostgreSQL)
+keeps connections few because waiting requests hold none."""
 
 import os
 
