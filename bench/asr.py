@@ -94,7 +94,7 @@ def api_run(threads):
     from worker_client import models
 
     clip = ninety_second_clip()
-    with LiveServer(workers=1, threads=16) as server:
+    with LiveServer(workers=1) as server:
         key = server.mint_key()
         models_dir = Path(server.tmp.name) / "models"
         models.fetch("whisper-base", models_dir, offline_only=True)

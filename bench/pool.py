@@ -177,7 +177,7 @@ def main():
            # The stand-in workers answer at once, which a real engine could not: not a strike here.
            "JPT_MIN_SECONDS_PER_AUDIO_SECOND": "0"}
     with LiveServer(database_url=None if args.sqlite else args.database_url, workers=args.web_workers,
-                    threads=128, env=env) as server:
+                    env=env) as server:
         worker_keys = [server.mint_key() for _ in range(args.workers)]
         trust(server, worker_keys)
         submit_keys = [server.mint_key() for _ in range(args.submitters)]

@@ -194,7 +194,7 @@ def serve(model_dir: Path, requests_count: int):
            "JPT_TRANSLATION_CACHE_SIZE": "0", "LOG_LEVEL": "WARNING",
            # As in the engine figures: stop near where a real model would (the default bound is 3x).
            "JPT_TRANSLATION_LENGTH_FACTOR": str(LENGTH_FACTOR)}
-    with LiveServer(workers=1, threads=32, env=env) as server:
+    with LiveServer(workers=1, env=env) as server:
         bench_http(server.url, server.mint_key(), requests_count)
         peaks = [int(line.split()[1]) for pid in [server.proc.pid, *children_of(server.proc.pid)]
                  for line in Path(f"/proc/{pid}/status").read_text().splitlines() if line.startswith("VmHWM:")]

@@ -112,7 +112,7 @@ def main():
     }
     mode = "SQLite" if args.sqlite else "PostgreSQL"
     with LiveServer(database_url=None if args.sqlite else args.database_url, workers=1 if args.sqlite else 2,
-                    threads=64, env=env) as server, Receiver() as receiver:
+                    env=env) as server, Receiver() as receiver:
         key = server.mint_key()
         Client(server.url, key).call("POST", "/v1/webhook-secret")
 

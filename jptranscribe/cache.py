@@ -2,6 +2,7 @@
 daily usage through the cache, so each call shows in throughput and each count must hold
 under concurrent requests."""
 
+import threading
 from collections.abc import Sequence
 from typing import Any, cast
 
@@ -44,22 +45,36 @@ return out
 """
 
 
+_pools: dict[tuple[str, str], Any] = {}
+_pools_lock = threading.Lock()
+
+
 # Redis: Django's backend with fewer round trips.
 class FewerRoundTripsClient(RedisCacheClient):
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._clients = {}
-        self._incr_scripts = {}
+    # Kept per process, not per cache object (see _get_connection_pool).
+    _clients: dict[Any, Any] = {}
+    _incr_scripts: dict[Any, Any] = {}
+
+    def _get_connection_pool(self, write):
+        """One pool per server and process. Django keeps a pool per cache object, and caches are
+        per context: under WSGI a thread's, under ASGI a request's, so each request would connect
+        to Redis anew (and leave its pool's connections open until the collector finds them)."""
+        index = self._get_connection_pool_index(write)  # type: ignore[attr-defined]
+        where = (self._servers[index], repr(sorted(self._pool_options.items())))  # type: ignore[attr-defined]
+        with _pools_lock:
+            pool = _pools.get(where)
+            if pool is None:
+                pool = _pools[where] = self._pool_class.from_url(self._servers[index], **self._pool_options)  # type: ignore[attr-defined]
+        return pool
 
     def get_client(self, key=None, *, write=False):
         """One client per server, kept: Django builds a new one on every call. redis-py
         clients are thread-safe; each command borrows a connection from the pool."""
         # Django's own helpers (what its get_client calls), which the stubs leave out.
-        index = self._get_connection_pool_index(write)  # type: ignore[attr-defined]
-        client = self._clients.get(index)
+        pool = self._get_connection_pool(write)
+        client = self._clients.get(id(pool))
         if client is None:
-            pool = self._get_connection_pool(write)  # type: ignore[attr-defined]
-            client = self._clients[index] = self._client(connection_pool=pool)  # type: ignore[attr-defined]
+            client = self._clients[id(pool)] = self._client(connection_pool=pool)  # type: ignore[attr-defined]
         return client
 
     def _script(self, client, source):

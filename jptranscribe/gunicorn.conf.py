@@ -1,35 +1,19 @@
-"""gunicorn settings. Long-polls and waiting transcribe calls each hold a thread for
-seconds to minutes, so each process runs many threads; the database pool (PostgreSQL)
-keeps connections few because waiting threads hand theirs back."""
+"""gunicorn settings: gunicorn starts and watches the processes, uvicorn serves HTTP in each
+(`jptranscribe.asgi`). A request that waits (a long-polled claim, a transcribe call waiting for
+its text) awaits its wake-up on the event loop and holds no thread; requests' sync code runs on
+JPT_WEB_THREADS threads per process (jptranscribe/asgi.py), and the database pool (PostgreSQL)
+keeps connections few because waiting requests hold none."""
 
 import os
 
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
-worker_class = "gthread"
+worker_class = "jptranscribe.asgi_worker.Worker"
 # SQLite is one node and one writer: one process lets its in-process wake-ups reach every waiter.
 workers = int(os.environ.get("JPT_WEB_WORKERS") or (2 if os.environ.get("DATABASE_URL") else 1))
-threads = int(os.environ.get("JPT_WEB_THREADS", "256"))
-# Waiting requests are not stuck workers: the timeout is only for a process that stops responding.
+# A process that stops answering gunicorn's heartbeat for this long is restarted.
 timeout = 180
+# On SIGTERM open long-polls and waits answer at once (jptranscribe/asgi.py runs the stop hooks);
+# requests under way get this long to finish.
 graceful_timeout = 30
 keepalive = 30
 accesslog = os.environ.get("JPT_ACCESS_LOG") or None
-
-
-def post_worker_init(worker):
-    """Run the apps' start hooks, and on SIGTERM their stop hooks first: open long-polls and waits
-    end at once (claims answer "no job", transcribe answers 202) instead of holding the shutdown
-    for up to their full wait."""
-    import signal
-
-    from jptranscribe import lifecycle
-
-    stop = signal.getsignal(signal.SIGTERM)
-    assert callable(stop), "gunicorn's worker installs its SIGTERM handler before this hook"
-
-    def stop_hooks_then_stop(signum, frame):
-        lifecycle.stopping()
-        stop(signum, frame)
-
-    signal.signal(signal.SIGTERM, stop_hooks_then_stop)
-    lifecycle.started()

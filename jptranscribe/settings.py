@@ -75,7 +75,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "jptranscribe.staticfiles.StaticFilesMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -266,6 +266,9 @@ JPT_TRANSCRIBE_WAITING_PER_ADDRESS = envint("JPT_TRANSCRIBE_WAITING_PER_ADDRESS"
 JPT_MAX_ATTEMPTS = envint("JPT_MAX_ATTEMPTS", 3)
 JPT_MAINTENANCE_INTERVAL_SECONDS = envfloat("JPT_MAINTENANCE_INTERVAL_SECONDS", 1)
 JPT_QUEUE_TIMEOUT_SECONDS = envfloat("JPT_QUEUE_TIMEOUT_SECONDS", 3600)
+# Requests running their sync code at once in each app server process (the rest wait their turn,
+# holding no thread slot and no database connection); a request waiting for a wake-up holds none.
+JPT_WEB_THREADS = envint("JPT_WEB_THREADS", 16)
 # Safety net for missed wake-ups; PostgreSQL LISTEN/NOTIFY does the real work.
 JPT_WAKEUP_POLL_SECONDS = envfloat("JPT_WAKEUP_POLL_SECONDS", 5 if DATABASE_URL else 1)
 # `sweep` erases a finished transcription's text, segments, translation and the caller's prompt

@@ -17,9 +17,10 @@ from django.utils import timezone
 
 from accounts import credits
 from accounts.models import ApiKey
-from jptranscribe import places
+from jptranscribe import places, waiting
 from jptranscribe.errors import InvalidRequest, NotFound, RateLimited
 from jptranscribe.sql import Answer, db_datetime, db_value, instance, load, row_params, run
+from jptranscribe.waiting import Steps, Wait
 from pool import leases, policy, verification, wakeup
 from pool import statements as sql
 from pool.leases import LeaseLost, job_finish_failed
@@ -181,14 +182,22 @@ def job_submit(
 
 
 def job_claim(*, worker: Worker, wait_seconds: float, inline_audio_up_to: int = 0) -> Job | None:
+    """Hand the worker one job, waiting up to `wait_seconds` for one to arrive (in this thread:
+    see `job_claim_steps`)."""
+    return waiting.run_in_thread(
+        job_claim_steps(worker=worker, wait_seconds=wait_seconds, inline_audio_up_to=inline_audio_up_to)
+    )
+
+
+def job_claim_steps(*, worker: Worker, wait_seconds: float, inline_audio_up_to: int = 0) -> Steps[Job | None]:
     """Hand the worker one job, waiting up to `wait_seconds` for one to arrive.
 
     The job's `inline_audio` is its audio when that is at most `inline_audio_up_to` bytes
-    (else None), so a small clip needs no request of its own. While waiting, the thread
-    holds no database connection (it goes back to the pool) and sleeps until a wake-up
-    for a queue this worker takes from. Each waiting claim holds a server thread, so a key
-    may have only as many waiting as its online workers run jobs at once; a claim that finds a
-    job at once waits for nothing and takes no place (nor the two cache round trips).
+    (else None), so a small clip needs no request of its own. It waits (as `jptranscribe.waiting`
+    steps: on the event loop under the ASGI server, holding no thread and no database connection)
+    until a wake-up for a queue this worker takes from. A key may have only as many claims
+    waiting as its online workers run jobs at once; a claim that finds a job at once waits for
+    nothing and takes no place (nor the two cache round trips).
     """
     if worker.held_jobs is not None and worker.held_jobs >= worker.max_jobs:
         raise WorkerBusy(
@@ -215,8 +224,10 @@ def job_claim(*, worker: Worker, wait_seconds: float, inline_audio_up_to: int = 
                 if not placed:  # about to wait for the first time
                     _take_place_to_wait(worker, place, wait_seconds)
                     placed = True
-                wakeup.release_connection()
-                woken.wait(min(remaining, settings.JPT_WAKEUP_POLL_SECONDS))
+                # Until a job is announced (or the hub's safety net wakes this claim), or the deadline.
+                if not (yield Wait(woken, remaining)) and time.monotonic() >= deadline:
+                    # The deadline, and nothing announced meanwhile: no job, without another look.
+                    return None
 
 
 def _take_place_to_wait(worker: Worker, place: ExitStack, wait_seconds: float) -> None:

@@ -2,11 +2,12 @@
 
 from django.urls import path
 
+from jptranscribe.waiting import waiting_view
 from pool.views import ClaimView, HeartbeatView, JobAudioView, JobCompleteView, JobFailView
 
 urlpatterns = [
     path("worker/heartbeat", HeartbeatView.as_view()),
-    path("pool/claim", ClaimView.as_view()),
+    path("pool/claim", waiting_view(ClaimView.as_view())),
     path("pool/jobs/<str:job_id>/audio", JobAudioView.as_view()),
     path("pool/jobs/<str:job_id>/complete", JobCompleteView.as_view()),
     path("pool/jobs/<str:job_id>/fail", JobFailView.as_view()),

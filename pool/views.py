@@ -7,7 +7,7 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework.response import Response
 
 from accounts.api import WorkerView
-from jptranscribe import schema
+from jptranscribe import schema, waiting
 from jptranscribe.errors import InvalidRequest
 from jptranscribe.serializing import rendered, validated
 from pool import services, workers
@@ -69,12 +69,12 @@ class ClaimView(WorkerView):
     def post(self, request):
         data = validated(ClaimInput, request.data)
         worker = workers.worker_for_request(key=request.user, client_id=data["worker_id"])
-        job = services.job_claim(
+        steps = services.job_claim_steps(
             worker=worker,
             wait_seconds=data["wait_seconds"],
             inline_audio_up_to=settings.JPT_CLAIM_INLINE_AUDIO_BYTES if data["inline_audio"] else 0,
         )
-        return Response(rendered(ClaimResult, {"job": job}))
+        return waiting.answer(request, steps, lambda job: Response(rendered(ClaimResult, {"job": job})))
 
 
 class JobAudioView(WorkerView):

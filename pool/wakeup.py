@@ -1,10 +1,13 @@
 """Wake-ups for long-polls, so waiting requests neither busy-poll nor miss work.
 
-Each process keeps a hub of waiting threads keyed by channel. A change is
-announced after its transaction commits: on PostgreSQL with NOTIFY, which a
-listener thread in every process (every app server) relays to its hub; on
-SQLite, a single-node database, straight to this process's hub. Waiters also
-wake every JPT_WAKEUP_POLL_SECONDS to re-check, as a safety net.
+Each process keeps a hub of waiters keyed by channel (`jptranscribe.waiting.Waiter`: a waiting
+request awaits one on the event loop, a thread sleeps on it). A change is announced after its
+transaction commits: on PostgreSQL with NOTIFY, which a listener thread in every process (every
+app server) relays to its hub; on SQLite, a single-node database, straight to this process's hub.
+As a safety net (for what no announcement covers, e.g. a check copy that opens to more workers
+with time), every JPT_WAKEUP_POLL_SECONDS the hub wakes the longest-sleeping waiter of each
+channel to look again: a cost per channel, not per waiter, so thousands of idle volunteers do
+not each query the database every few seconds.
 
 Channels are named by the functions below, and only by them: a job ready to claim
 wakes one waiter of its queue; a finished job wakes everyone waiting for it.
@@ -20,9 +23,12 @@ from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 
 import psycopg
+from django.conf import settings
 from django.db import connection, transaction
 from psycopg.conninfo import make_conninfo
 
+from jptranscribe.waiting import Waiter
+from jptranscribe.waiting import release_connection as release_connection
 from pool.models import Job
 
 log = logging.getLogger(__name__)
@@ -66,16 +72,17 @@ def claim_channels(*, key_id: int, is_server: bool) -> list[str]:
 class _Hub:
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._waiters: dict[str, deque[threading.Event]] = {}
+        self._waiters: dict[str, deque[Waiter]] = {}
         # Set when the process is shutting down: waiters give up at once, so a restart
         # does not wait for every open long-poll to run out.
         self.closing = False
 
     @contextmanager
-    def listening(self, channels: Collection[str]) -> Iterator[threading.Event]:
+    def listening(self, channels: Collection[str]) -> Iterator[Waiter]:
         """Register before checking the database, so no announcement falls in between."""
         _ensure_listener()
-        event = threading.Event()
+        _ensure_ticker()
+        event = Waiter()
         with self._lock:
             for channel in channels:
                 self._waiters.setdefault(channel, deque()).append(event)
@@ -104,17 +111,16 @@ class _Hub:
         if not queue:
             return
         if channel.startswith(QUEUED):
-            # One job, one claimer: wake the longest-waiting one still asleep
-            # and move it to the back, so the next job wakes someone else.
-            for event in queue:
-                if not event.is_set():
-                    queue.remove(event)
-                    queue.append(event)
-                    event.set()
-                    break
+            _wake_one(queue)  # one job, one claimer
         else:
             for event in queue:
                 event.set()
+
+    def tick(self) -> None:
+        """The safety net: the longest-sleeping waiter of each channel looks again."""
+        with self._lock:
+            for queue in self._waiters.values():
+                _wake_one(queue)
 
     def close(self) -> None:
         self.closing = True
@@ -128,21 +134,23 @@ class _Hub:
                     event.set()
 
 
+def _wake_one(queue: deque[Waiter]) -> None:
+    """Wake the longest-waiting one still asleep and move it to the back, so the next wake-up
+    goes to someone else."""
+    for event in queue:
+        if not event.is_set():
+            queue.remove(event)
+            queue.append(event)
+            event.set()
+            return
+
+
 hub = _Hub()
 
 
 def _is_postgres() -> bool:
     """PostgreSQL carries wake-ups between processes (NOTIFY); SQLite is one node: the hub is enough."""
     return connection.vendor == "postgresql"
-
-
-def release_connection() -> None:
-    """Hand the database connection back before a long sleep (to the pool, on PostgreSQL).
-
-    Inside a transaction (a test's, say) the connection must stay.
-    """
-    if not connection.in_atomic_block:
-        connection.close()
 
 
 def announce(channel: str) -> None:
@@ -181,6 +189,26 @@ def _ensure_listener() -> None:
         _listener_thread.start()
     # A first waiter must not register before LISTEN is in place.
     ready.wait(timeout=5)
+
+
+_ticker_lock = threading.Lock()
+_ticker_thread: threading.Thread | None = None
+
+
+def _ensure_ticker() -> None:
+    global _ticker_thread
+    if _ticker_thread is not None:
+        return
+    with _ticker_lock:
+        if _ticker_thread is None:
+            _ticker_thread = threading.Thread(target=_tick_forever, name="jpt-wakeup-tick", daemon=True)
+            _ticker_thread.start()
+
+
+def _tick_forever() -> None:
+    while True:
+        time.sleep(settings.JPT_WAKEUP_POLL_SECONDS)
+        hub.tick()
 
 
 def stop_listener() -> None:

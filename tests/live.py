@@ -1,4 +1,4 @@
-"""A real server in its own processes (gunicorn, as in production), for end-to-end tests and benches.
+"""A real server in its own processes (gunicorn with uvicorn workers, as in production), for end-to-end tests and benches.
 
 SQLite by default; PostgreSQL when DATABASE_URL is set, in a database of its own
 that is created and dropped here.
@@ -51,7 +51,7 @@ def _pg_admin(sql: str, url: str):
 
 
 class LiveServer:
-    def __init__(self, *, database_url: str | None = None, workers: int = 1, threads: int = 64, env=None):
+    def __init__(self, *, database_url: str | None = None, workers: int = 1, env=None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.tmp = tempfile.TemporaryDirectory(prefix="jpt-live-")
@@ -63,7 +63,6 @@ class LiveServer:
             "HOST": "127.0.0.1",
             "JPT_VAR_DIR": self.tmp.name,
             "JPT_WEB_WORKERS": str(workers),
-            "JPT_WEB_THREADS": str(threads),
             "DJANGO_SETTINGS_MODULE": "jptranscribe.settings",
             **(env or {}),
         }
@@ -108,7 +107,7 @@ class LiveServer:
         self.log = open(Path(self.tmp.name) / "server.log", "a")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "jptranscribe/gunicorn.conf.py"),
-             "jptranscribe.wsgi"], cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
+             "jptranscribe.asgi:application"], cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -130,8 +129,7 @@ class LiveServer:
             try:
                 self.proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+                self.kill()  # its workers too: killing only gunicorn's master would leave them running
 
     def stop(self):
         self.stop_process()

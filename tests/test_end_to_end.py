@@ -23,7 +23,7 @@ FAST_TIMING = {
 
 @pytest.fixture(scope="module")
 def server():
-    with LiveServer(database_url=os.environ.get("DATABASE_URL"), workers=2, threads=64, env=FAST_TIMING) as live:
+    with LiveServer(database_url=os.environ.get("DATABASE_URL"), workers=2, env=FAST_TIMING) as live:
         yield live
 
 
@@ -31,7 +31,7 @@ def server():
 def patient_server():
     """Leases of 10 minutes: a job that comes back sooner came back because of what the worker said."""
     env = {**FAST_TIMING, "JPT_LEASE_SECONDS": "600"}
-    with LiveServer(database_url=os.environ.get("DATABASE_URL"), workers=1, threads=32, env=env) as live:
+    with LiveServer(database_url=os.environ.get("DATABASE_URL"), workers=1, env=env) as live:
         yield live
 
 

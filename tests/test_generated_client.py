@@ -78,7 +78,7 @@ def server(tmp_path_factory):
     model = converted_model(write_opus_mt_release(work / "release"), work / "model")
     env = {"JPT_TRANSLATION_MODEL": str(model), "JPT_CLAIM_WAIT_MAX_SECONDS": "5",
            "JPT_URL_FETCH_ALLOW_HTTP": "True", "JPT_URL_FETCH_ALLOWED_NETWORKS": "127.0.0.0/8"}
-    with LiveServer(database_url=os.environ.get("DATABASE_URL"), threads=16, env=env) as live:
+    with LiveServer(database_url=os.environ.get("DATABASE_URL"), env=env) as live:
         yield live
 
 

@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
 @pytest.fixture(scope="module")
 def server():
-    with LiveServer(database_url=os.environ.get("DATABASE_URL"), workers=2, threads=128,
+    with LiveServer(database_url=os.environ.get("DATABASE_URL"), workers=2,
                     env={"JPT_RATE_WORKER": "100000/m", "JPT_CLAIMS_WAITING_PER_KEY": "1000"}) as live:
         yield live
 
@@ -165,7 +165,7 @@ def test_the_worker_client_takes_small_audio_from_the_claim_and_fetches_large_au
 def test_a_burst_of_one_keys_requests_is_counted_exactly_on_the_database_cache():
     """40 requests of one key at once against the 30-a-minute limit, with the database as the
     shared cache (no Redis): every request is counted, so exactly 30 pass."""
-    with LiveServer(database_url=os.environ.get("DATABASE_URL"), threads=64, env={"JPT_CACHE_URL": ""}) as live:
+    with LiveServer(database_url=os.environ.get("DATABASE_URL"), env={"JPT_CACHE_URL": ""}) as live:
         for attempt in (1, 2):
             key = live.mint_key()
             with concurrent.futures.ThreadPoolExecutor(40) as pool:

@@ -29,7 +29,7 @@ def translation_model_path(tmp_path_factory):
 def server(translation_model_path):
     env = {"JPT_DEMOS_PER_IP_PER_DAY": "1000", "JPT_TRANSLATION_MODEL": str(translation_model_path),
            "JPT_HEARTBEAT_INTERVAL_SECONDS": "2"}
-    with LiveServer(database_url=os.environ.get("DATABASE_URL"), workers=1, threads=32, env=env) as live:
+    with LiveServer(database_url=os.environ.get("DATABASE_URL"), workers=1, env=env) as live:
         yield live
 
 

@@ -24,7 +24,7 @@ def test_the_live_api_keeps_its_contract(tmp_path):
            "JPT_KEYS_PER_IP_PER_DAY": "100000",
            "JPT_TRANSCRIBE_WAIT_SECONDS": "1", "JPT_CLAIM_WAIT_MAX_SECONDS": "1",
            "JPT_TRANSLATION_MODEL": str(model)}
-    with LiveServer(database_url=os.environ.get("DATABASE_URL"), threads=32, env=env) as server:
+    with LiveServer(database_url=os.environ.get("DATABASE_URL"), env=env) as server:
         key = server.mint_key()
         result = subprocess.run(
             [str(SCHEMATHESIS), "--config-file", str(CONFIG), "run", f"{server.url}/openapi.yaml",

@@ -182,7 +182,7 @@ def key_facts(server, keys):
 def story(corpus, models_dir):
     started = time.monotonic()
     processes = []
-    with LiveServer(database_url=os.environ.get("DATABASE_URL"), workers=2, threads=32, env=ENV) as server:
+    with LiveServer(database_url=os.environ.get("DATABASE_URL"), workers=2, env=ENV) as server:
         keys = mint_keys(server, "caller", "trusted_junk", "new_junk", "honest_a", "honest_b", "honest_new")
         server.manage("credits", "grant", keys["caller"], str(CREDITS), "--reason", "test")
         for name in ("honest_a", "honest_b", "trusted_junk"):  # the last one by mistake

@@ -22,7 +22,7 @@ def server():
     # Registrations run out after 2 s and nothing renews them on its own: a worker busy with a
     # clip for longer comes back to a server that no longer knows it.
     env = {"JPT_WORKER_TTL_SECONDS": "2", "JPT_HEARTBEAT_INTERVAL_SECONDS": "60"}
-    with LiveServer(database_url=os.environ.get("DATABASE_URL"), workers=1, threads=16, env=env) as live:
+    with LiveServer(database_url=os.environ.get("DATABASE_URL"), workers=1, env=env) as live:
         yield live
 
 

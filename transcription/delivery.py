@@ -28,6 +28,7 @@ from standardwebhooks.webhooks import Webhook
 from accounts.services import webhook_signing_secrets
 from jptranscribe.errors import ServiceError
 from jptranscribe.sql import db_datetime, run
+from jptranscribe.waiting import Waiter
 from pool import wakeup
 from pool.models import Job
 from transcription import services, urlfetch
@@ -228,7 +229,7 @@ class DeliveryLoop:
         self._lock = threading.Lock()
         self._slot_freed = threading.Event()
         self._stop = threading.Event()
-        self._woken: threading.Event | None = None
+        self._woken: Waiter | None = None
         self._thread: threading.Thread | None = None
 
     @property

@@ -15,7 +15,7 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.response import Response
 
 from accounts import idempotency
-from jptranscribe import schema
+from jptranscribe import schema, waiting
 from jptranscribe.errors import InvalidRequest, ServiceError
 from jptranscribe.net import client_ip
 from jptranscribe.serializing import rendered, validated
@@ -128,7 +128,15 @@ def _answer(request, data: dict, *, task: str, translate: bool, words: bool):
         # Subtitles are cut at word boundaries when the engine says where they are.
         "word_timestamps": words or fmt in ("srt", "vtt"),
     }
-    job, replayed = services.transcription_submit_once(
+
+    def answer(outcome):
+        job, replayed = outcome
+        if webhook is not None:
+            webhooks.with_webhook_state([job])
+        response = _rendered(request, job, data, task=task, translate=translate, words=words)
+        return idempotency.mark_replayed(response) if replayed else response
+
+    steps = services.transcription_submit_once(
         call=idempotency.idempotent_call(request, fields=data),
         key=request.user,
         ip=client_ip(request),
@@ -138,10 +146,7 @@ def _answer(request, data: dict, *, task: str, translate: bool, words: bool):
         timeout=settings.JPT_TRANSCRIBE_WAIT_SECONDS,
         webhook=webhook,
     )
-    if webhook is not None:
-        webhooks.with_webhook_state([job])
-    response = _rendered(request, job, data, task=task, translate=translate, words=words)
-    return idempotency.mark_replayed(response) if replayed else response
+    return waiting.answer(request, steps, answer)
 
 
 def _rendered(request, job: Job, data: dict, *, task: str, translate: bool, words: bool):

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.cache import cache
@@ -14,9 +13,10 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 
 from accounts import idempotency
-from jptranscribe import places
+from jptranscribe import places, waiting
 from jptranscribe.errors import NotFound
 from jptranscribe.net import address_block
+from jptranscribe.waiting import Steps, Wait, Waiter
 from pool import leases, wakeup
 from pool import services as pool
 from pool.models import Job, new_job_id
@@ -29,7 +29,12 @@ if TYPE_CHECKING:
     from transcription.intake import CheckedAudio
 
 
-def transcription_submit_and_wait(
+def transcription_submit_and_wait(**kwargs: Any) -> Job:
+    """`transcription_submit_and_wait_steps`, waiting in this thread."""
+    return waiting.run_in_thread(transcription_submit_and_wait_steps(**kwargs))
+
+
+def transcription_submit_and_wait_steps(
     *,
     key: ApiKey,
     audio: CheckedAudio,
@@ -39,21 +44,21 @@ def transcription_submit_and_wait(
     options: dict | None = None,
     job_id: str | None = None,
     webhook: WebhookRequest | None = None,
-) -> Job:
+) -> Steps[Job]:
     """Route and queue a clip, then wait for it to end (or `timeout` to pass).
 
-    A waiting call holds a server thread, so a key and an address (web visitors share one key:
-    theirs is by address only) have only so many waiting at once; beyond them the job is queued
-    all the same and the call answers at once, as when the wait runs out. The wake-up is
-    registered before the job exists, so nothing can finish it unseen and the fresh job needs
-    no first look in the database. `options` go to the worker with the job (`transcription_submit`).
+    A key and an address (web visitors share one key: theirs is by address only) have only so
+    many calls waiting at once; beyond them the job is queued all the same and the call answers
+    at once, as when the wait runs out. The wake-up is registered before the job exists, so
+    nothing can finish it unseen and the fresh job needs no first look in the database.
+    `options` go to the worker with the job (`transcription_submit`).
     """
     job_id = job_id or new_job_id()
     with _places_to_wait(key, ip) as may_wait, wakeup.hub.listening([wakeup.job_done_channel(job_id)]) as done:
         job = transcription_submit(
             key=key, audio=audio, translate=translate, ip=ip, job_id=job_id, options=options, webhook=webhook
         )
-        return _wait(job, done, timeout if may_wait else 0)
+        return (yield from _wait(job, done, timeout if may_wait else 0))
 
 
 # How long a retry waits for the first request's job to exist (that request is still reading,
@@ -71,7 +76,7 @@ def transcription_submit_once(
     options: dict | None,
     timeout: float | None,
     webhook: WebhookRequest | None = None,
-) -> tuple[Job, bool]:
+) -> Steps[tuple[Job, bool]]:
     """Read, route and queue a clip once per Idempotency-Key (`call`), then wait up to `timeout`
     (None: answer at once, `Prefer: respond-async`). Returns the job and whether it is an earlier
     request's.
@@ -82,34 +87,36 @@ def transcription_submit_once(
     exists. If the first request is refused before its job exists (bad audio, 403, 429…), it gives
     the key back and a retry runs anew."""
 
-    def submit(job_id: str) -> Job:
+    def submit(job_id: str) -> Steps[Job]:
         audio = read_audio()
-        return _submit(
-            key=key,
-            ip=ip,
-            audio=audio,
-            translate=translate,
-            options=options,
-            timeout=timeout,
-            job_id=job_id,
-            webhook=webhook,
+        return (
+            yield from _submit(
+                key=key,
+                ip=ip,
+                audio=audio,
+                translate=translate,
+                options=options,
+                timeout=timeout,
+                job_id=job_id,
+                webhook=webhook,
+            )
         )
 
     if call is None:
-        return submit(new_job_id()), False
+        return (yield from submit(new_job_id())), False
     for _ in range(3):
         job_id = new_job_id()
         earlier = idempotency.claim(call, job_ref=job_id)
         if earlier is None:
             try:
-                return submit(job_id), False
+                return (yield from submit(job_id)), False
             except BaseException:
                 if not Job.objects.filter(pk=job_id).exists():  # refused before it queued anything
                     idempotency.release(call, job_ref=job_id)
                 raise
         first = _first_job(earlier, key=key)
         if first is not None:
-            return transcription_attach(job=first, key=key, ip=ip, timeout=timeout), True
+            return (yield from transcription_attach(job=first, key=key, ip=ip, timeout=timeout)), True
     raise idempotency.still_running()
 
 
@@ -123,20 +130,22 @@ def _submit(
     timeout: float | None,
     job_id: str,
     webhook: WebhookRequest | None,
-) -> Job:
+) -> Steps[Job]:
     if timeout is None:
         return transcription_submit(
             key=key, audio=audio, translate=translate, ip=ip, job_id=job_id, options=options, webhook=webhook
         )
-    return transcription_submit_and_wait(
-        key=key,
-        audio=audio,
-        translate=translate,
-        ip=ip,
-        timeout=timeout,
-        options=options,
-        job_id=job_id,
-        webhook=webhook,
+    return (
+        yield from transcription_submit_and_wait_steps(
+            key=key,
+            audio=audio,
+            translate=translate,
+            ip=ip,
+            timeout=timeout,
+            options=options,
+            job_id=job_id,
+            webhook=webhook,
+        )
     )
 
 
@@ -160,7 +169,7 @@ def _first_job(earlier: IdempotentRequest, *, key: ApiKey) -> Job | None:
         time.sleep(0.1)
 
 
-def transcription_attach(*, job: Job, key: ApiKey, ip: str, timeout: float | None) -> Job:
+def transcription_attach(*, job: Job, key: ApiKey, ip: str, timeout: float | None) -> Steps[Job]:
     """An existing job as a call that had just submitted it would see it: waited for up to
     `timeout` (under the same waiting places) unless it is finished, or as it is now (None)."""
     leases.pool_maintenance()
@@ -169,7 +178,7 @@ def transcription_attach(*, job: Job, key: ApiKey, ip: str, timeout: float | Non
         return job
     with _places_to_wait(key, ip) as may_wait, wakeup.hub.listening([wakeup.job_done_channel(job.id)]) as done:
         done.set()  # look again at once: it may have ended before we listened
-        return _wait(job, done, timeout if may_wait else 0)
+        return (yield from _wait(job, done, timeout if may_wait else 0))
 
 
 def _places_to_wait(key: ApiKey, ip: str) -> AbstractContextManager[bool]:
@@ -179,7 +188,7 @@ def _places_to_wait(key: ApiKey, ip: str) -> AbstractContextManager[bool]:
     return places.places(by_address, (f"transcribe:key:{key.pk}", settings.JPT_TRANSCRIBE_WAITING_PER_KEY))
 
 
-def _wait(job: Job, done: threading.Event, timeout: float) -> Job:
+def _wait(job: Job, done: Waiter, timeout: float) -> Steps[Job]:
     deadline = time.monotonic() + max(0.0, timeout)
     while True:
         if done.is_set():
@@ -192,9 +201,9 @@ def _wait(job: Job, done: threading.Event, timeout: float) -> Job:
         remaining = deadline - time.monotonic()
         if remaining <= 0 or wakeup.hub.closing:
             return job
-        wakeup.release_connection()
-        if not done.wait(min(remaining, settings.JPT_WAKEUP_POLL_SECONDS)):
-            done.set()  # the slow poll: look again anyway
+        # Until the job ends (or the hub's safety net wakes this call), or the deadline.
+        if not (yield Wait(done, remaining, subject=job)):
+            done.set()  # the deadline: look once more
 
 
 def transcription_for_owner(*, key: ApiKey, job_id: str) -> Job | None:

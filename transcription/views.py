@@ -8,7 +8,7 @@ from rest_framework.response import Response
 from accounts import idempotency
 from accounts import services as accounts
 from accounts.api import KeyedView
-from jptranscribe import schema
+from jptranscribe import schema, waiting
 from jptranscribe.errors import InvalidRequest, NotFound, error_body
 from jptranscribe.net import client_ip
 from jptranscribe.schema import Error
@@ -107,7 +107,17 @@ class TranscribeView(UploadView):
 
         wants_async = "respond-async" in request.headers.get("Prefer", "").lower()
         webhook = webhook_request(request, data)
-        job, replayed = services.transcription_submit_once(
+
+        def answer(outcome):
+            job, replayed = outcome
+            if webhook is not None:
+                webhooks.with_webhook_state([job])
+            response = job_response(
+                request, job, accepted_headers={"Preference-Applied": "respond-async"} if wants_async else {}
+            )
+            return idempotency.mark_replayed(response) if replayed else response
+
+        steps = services.transcription_submit_once(
             call=idempotency.idempotent_call(request, fields=data),
             key=request.user,
             ip=client_ip(request),
@@ -117,12 +127,7 @@ class TranscribeView(UploadView):
             timeout=None if wants_async else settings.JPT_TRANSCRIBE_WAIT_SECONDS,
             webhook=webhook,
         )
-        if webhook is not None:
-            webhooks.with_webhook_state([job])
-        response = job_response(
-            request, job, accepted_headers={"Preference-Applied": "respond-async"} if wants_async else {}
-        )
-        return idempotency.mark_replayed(response) if replayed else response
+        return waiting.answer(request, steps, answer)
 
 
 # What GET /v1/transcriptions/{id} answers in: `?format=` or the Accept header's media type.

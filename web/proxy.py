@@ -16,6 +16,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from accounts.auth import mark_via_browser_proxy
 from jptranscribe.errors import error_body
+from jptranscribe.waiting import Parked
 from pool.models import is_job_id
 
 PREFIX = "/api"
@@ -48,7 +49,8 @@ def csrf_refusal(request):
 
 
 def browser_proxy(view):
-    """Wrap a /v1 view for /api: the header-only CSRF check, then the same view."""
+    """Wrap a /v1 view for /api: the header-only CSRF check, then the same view. A view that may
+    wait (`waiting_view`) stays one: its answer is fixed up once it comes."""
 
     def proxied(request, *args, **kwargs):
         refused = csrf_refusal(request)
@@ -60,18 +62,29 @@ def browser_proxy(view):
         if anonymous and job_id and job_id not in request.session.get(SESSION_JOBS, []):
             return JsonResponse(error_body("not_found", "No transcription with this id in this browser."), status=404)
         response = view(request, *args, **kwargs)
+        if isinstance(response, Parked):  # waiting for its job: the session learns the job now
+            if anonymous and response.wait.subject is not None:
+                remember_job(request.session, response.wait.subject.pk)
+            response.then.append(under_prefix_in)
+            return response
         data = getattr(response, "data", None)
-        if isinstance(data, dict):
-            if anonymous and is_job_id(data.get("id")):
-                remember_job(request.session, data["id"])
-            if "status_url" in data:
-                data["status_url"] = under_prefix(data["status_url"])
-        if response.has_header("Location"):
-            response["Location"] = under_prefix(response["Location"])
-        return response
+        if anonymous and isinstance(data, dict) and is_job_id(data.get("id")):
+            remember_job(request.session, data["id"])
+        return under_prefix_in(response)
 
+    proxied.parks = getattr(view, "parks", False)  # type: ignore[attr-defined]
     # Exempt from the site-wide check (which reads form fields); the wrapper does its own.
     return csrf_exempt(proxied)
+
+
+def under_prefix_in(response):
+    """The answer's links (`status_url`, Location) under /api."""
+    data = getattr(response, "data", None)
+    if isinstance(data, dict) and "status_url" in data:
+        data["status_url"] = under_prefix(data["status_url"])
+    if response.has_header("Location"):
+        response["Location"] = under_prefix(response["Location"])
+    return response
 
 
 def remember_job(session, job_id):

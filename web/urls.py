@@ -1,6 +1,7 @@
 from django.urls import include, path
 
 from accounts.views import KeysView
+from jptranscribe.waiting import waiting_view
 from transcription.views import AccountView, TranscribeView, TranscriptionView
 from translation.views import TranslateView
 from web import views
@@ -26,7 +27,7 @@ browser_api = [
     path("keys", browser_proxy(KeysView.as_view())),
     path("account", browser_proxy(AccountView.as_view())),
     path("health", browser_proxy(HealthView.as_view())),
-    path("transcribe", browser_proxy(TranscribeView.as_view())),
+    path("transcribe", browser_proxy(waiting_view(TranscribeView.as_view()))),
     path("transcriptions/<str:job_id>", browser_proxy(TranscriptionView.as_view())),
     path("translate", browser_proxy(TranslateView.as_view())),
 ]

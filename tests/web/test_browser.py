@@ -53,7 +53,7 @@ def chromium():
 def server():
     env = {"JPT_KEYS_PER_IP_PER_DAY": str(KEYS_PER_DAY), "JPT_RATE_USER": "1000/m",
            "JPT_HEARTBEAT_INTERVAL_SECONDS": "1", "JPT_WAKEUP_POLL_SECONDS": "1"}
-    with LiveServer(database_url=None, workers=1, threads=32, env=env) as live:
+    with LiveServer(database_url=None, workers=1, env=env) as live:
         yield live
 
 

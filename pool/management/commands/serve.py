@@ -51,7 +51,14 @@ class Command(BaseCommand):
         demo = None if no_demo_worker else self.demo_worker_command(base)
         self.start(
             "api",
-            [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "jptranscribe/gunicorn.conf.py"), "jptranscribe.wsgi"],
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "-c",
+                str(ROOT / "jptranscribe/gunicorn.conf.py"),
+                "jptranscribe.asgi:application",
+            ],
             env,
         )
         if settings.JPT_TRANSLATION_AUTO_FETCH:

@@ -1,0 +1,265 @@
+"""Requests that wait (a worker's long-polled claim, a transcribe call waiting for its text)
+without holding a thread while they wait.
+
+A waiting operation is written once, as a generator of steps (`Steps`): it does its database
+work, then yields a `Wait` (sleep until this `Waiter` is woken, or this many seconds pass) and
+is resumed with whether it was woken. Two drivers run the same steps:
+
+- `run_in_thread` sleeps in the calling thread (management commands, tests, any sync caller);
+- `until_answered` (the ASGI handler, for a view mounted with `waiting_view`) runs each step in
+  a thread through `sync_to_async` and awaits the wake-up on the event loop in between, holding
+  neither a thread nor a database connection. The view itself stays sync: it calls `answer()`,
+  which then returns a `Parked` response after the first step instead of sleeping.
+
+The rules (what to look for, when to give up, places to wait) stay in the services' steps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import threading
+from collections.abc import Callable, Generator, Iterator
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from asgiref.sync import SyncToAsync, sync_to_async
+from django.conf import settings
+from django.db import connection
+from django.http import HttpResponseBase
+from django.utils.cache import patch_vary_headers
+from rest_framework.response import Response
+
+T = TypeVar("T")
+
+# Set on a request by the ASGI handler (jptranscribe/asgi.py) for a `waiting_view`: its `answer()`
+# parks instead of sleeping.
+WAITS_ON_LOOP = "jpt_waits_on_loop"
+
+
+class Waiter:
+    """A waiting request's wake-up: set from any thread (the hub's listener, a request that
+    ended a job), awaited in a thread (`wait`) or on an event loop (`wait_async`)."""
+
+    __slots__ = ("_event", "_kick", "_loop")
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self._kick: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def set(self) -> None:
+        self._event.set()
+        loop = self._loop  # read after the event is set: see wait_async
+        if loop is not None:
+            kick = self._kick
+            try:
+                loop.call_soon_threadsafe(kick.set)  # type: ignore[union-attr]
+            except RuntimeError:  # its loop has closed: nobody awaits it any more
+                pass
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    def clear(self) -> None:
+        self._event.clear()
+
+    def wait(self, timeout: float) -> bool:
+        return self._event.wait(timeout)
+
+    async def wait_async(self, timeout: float) -> bool:
+        """Woken (True) or `timeout` passed (False), without a thread."""
+        if self._kick is None:
+            self._kick = asyncio.Event()
+        self._kick.clear()
+        # The loop is known before the event is read: a set() after this read kicks the loop.
+        self._loop = asyncio.get_running_loop()
+        if self._event.is_set():
+            return True
+        try:
+            async with asyncio.timeout(max(0.0, timeout)):
+                await self._kick.wait()
+        except TimeoutError:
+            pass
+        return self._event.is_set()
+
+
+@dataclass
+class Wait:
+    """What a step asks of its driver: sleep until `waiter` is woken or `timeout` seconds pass."""
+
+    waiter: Waiter
+    timeout: float
+    # What is waited for (a transcribe call's job), for a view to show while it waits.
+    subject: Any = None
+
+
+# A waiting operation: yields each Wait, is sent whether it was woken, returns its result.
+Steps = Generator[Wait, bool, T]
+
+
+def release_connection() -> None:
+    """Hand the database connection back before a wait (to the pool, on PostgreSQL).
+
+    Inside a transaction (a test's, say) the connection must stay."""
+    if not connection.in_atomic_block:
+        connection.close()
+
+
+def run_in_thread(steps: Steps[T]) -> T:
+    """Run `steps` to their end in this thread, sleeping here at each wait."""
+    try:
+        wait = next(steps)
+        while True:
+            release_connection()
+            wait = steps.send(wait.waiter.wait(wait.timeout))
+    except StopIteration as done:
+        return done.value
+
+
+def answer(request: Any, steps: Steps[T], render: Callable[[T], HttpResponseBase]) -> HttpResponseBase:
+    """For a sync DRF view: the answer `render` makes of the steps' result. Under the ASGI server
+    (a view mounted with `waiting_view`) a wait does not sleep here: the first step runs now, and
+    if it must wait the view answers a `Parked` response, which the server carries on with
+    (`until_answered`)."""
+    if not getattr(request, WAITS_ON_LOOP, False):
+        return render(run_in_thread(steps))
+    try:
+        wait = next(steps)
+    except StopIteration as done:
+        return render(done.value)
+    return Parked(steps, wait, render)
+
+
+class Parked(Response):
+    """A view's answer that is still waiting. It leaves the view and the middleware as any answer
+    (DRF's renderer and headers, the session saved, the security headers), then the server awaits
+    its wake-ups and resumes its steps (`until_answered`); their result becomes the real answer
+    through the same view (`render`, its exception handler, its headers), with the headers and
+    cookies the middleware gave this one."""
+
+    def __init__(self, steps: Steps[Any], wait: Wait, make_answer: Callable[[Any], HttpResponseBase]) -> None:
+        super().__init__(None)
+        self.steps, self.wait, self.make_answer = steps, wait, make_answer
+        self.then: list[Callable[[HttpResponseBase], None]] = []  # applied to the real answer
+
+    def resume(self, woken: bool) -> HttpResponseBase:
+        """The next step, in a thread: this again if it waits again, else the real answer."""
+        context: dict[str, Any] = getattr(self, "renderer_context", {})  # set by the view's finalize_response
+        view, request = context["view"], context["request"]
+        try:
+            self.wait = self.steps.send(woken)
+        except StopIteration as done:
+            try:
+                response = self.make_answer(done.value)
+            except Exception as exc:  # noqa: BLE001 - the view's exception handler answers it, as in dispatch
+                response = view.handle_exception(exc)
+        except Exception as exc:  # noqa: BLE001 - the same
+            response = view.handle_exception(exc)
+        else:
+            return self
+        return self._as_answered(view.finalize_response(request, response))
+
+    def _as_answered(self, answer: HttpResponseBase) -> HttpResponseBase:
+        for then in self.then:
+            then(answer)
+        render = getattr(answer, "render", None)
+        if callable(render):
+            answer = render()
+        for header, value in self.items():
+            if header.lower() not in ("content-length", "content-type", "vary") and not answer.has_header(header):
+                answer[header] = value
+        if self.has_header("Vary"):
+            patch_vary_headers(answer, [v.strip() for v in self["Vary"].split(",")])
+        answer.cookies.update(self.cookies)
+        closers = self._resource_closers  # type: ignore[attr-defined]  # the request's own clean-up
+        answer._resource_closers.extend(closers)  # type: ignore[attr-defined]
+        closers.clear()
+        return answer
+
+
+async def until_answered(response: HttpResponseBase) -> HttpResponseBase:
+    """The real answer of a response that may be `Parked`: its waits awaited on the event loop
+    (holding no thread), its steps resumed in a thread. If the request is cancelled meanwhile (its
+    client went away, or the server stops), its steps are closed, giving back their places."""
+    try:
+        while isinstance(response, Parked):
+            woken = await response.wait.waiter.wait_async(response.wait.timeout)
+            response = await sync_to_async(response.resume)(woken)
+    finally:
+        if isinstance(response, Parked):
+            await sync_to_async(response.steps.close)()
+    return response
+
+
+def waiting_view(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
+    """Mount a view whose operation may wait (see `answer`): under the ASGI server it is called
+    with WAITS_ON_LOOP set and may answer `Parked`; elsewhere (the test client, WSGI) it waits in
+    its thread."""
+
+    @functools.wraps(view)
+    def parking(request: Any, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        return view(request, *args, **kwargs)
+
+    parking.parks = True  # type: ignore[attr-defined]
+    return parking
+
+
+_threads: ThreadPoolExecutor | None = None
+_threads_lock = threading.Lock()
+
+
+def _shared_threads() -> ThreadPoolExecutor:
+    global _threads
+    if _threads is None:
+        with _threads_lock:
+            if _threads is None:
+                _threads = ThreadPoolExecutor(settings.JPT_WEB_THREADS, thread_name_prefix="jpt-sync")
+    return _threads
+
+
+def _then_release_connection(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+    """One sync call of a request; its database connection is handed back when the call returns
+    unless the connection is to be kept (SQLite's, per thread): a request waiting for its next call
+    must not hold a pooled connection, nor may its next call expect the same thread."""
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        if not connection.in_atomic_block:
+            connection.close_if_unusable_or_obsolete()
+
+
+class RequestThreads(Executor):
+    """Where Django's ASGI handler runs a request's sync code. Django gives each request a thread
+    of its own (asgiref's ThreadSensitiveContext: a new one-thread executor per request, and a
+    second thread to join it at the end), kept for the whole request, waits included. Here every
+    request's calls share the process's JPT_WEB_THREADS threads, queued in order of arrival: a
+    waiting request holds none, and a burst of a thousand requests is not a thousand threads
+    taking turns at the GIL and at the database pool. A request's calls run one after the other
+    (each is awaited), on whichever thread is free; none keeps a database connection between them."""
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        return _shared_threads().submit(_then_release_connection, fn, *args, **kwargs)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """The threads are the process's, not the request's."""
+
+
+_request_threads = RequestThreads()
+
+
+@contextmanager
+def shared_threads_for_this_request() -> Iterator[None]:
+    """Within Django's ASGI handler (its ThreadSensitiveContext for this request): the request's
+    sync code runs on `RequestThreads`, which are left in place when it ends."""
+    context = SyncToAsync.thread_sensitive_context.get(None)
+    if context is None:
+        yield
+        return
+    SyncToAsync.context_to_thread_executor[context] = _request_threads
+    try:
+        yield
+    finally:
+        SyncToAsync.context_to_thread_executor.pop(context, None)

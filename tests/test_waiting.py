@@ -1,0 +1,62 @@
+"""jptranscribe.waiting: wake-ups on the event loop, and sync code taking turns."""
+import asyncio
+import threading
+import time
+
+from jptranscribe import waiting
+
+
+def test_a_waiter_set_from_another_thread_wakes_the_event_loop_at_once():
+    waiter = waiting.Waiter()
+
+    async def wait():
+        threading.Timer(0.05, waiter.set).start()
+        started = time.monotonic()
+        woken = await waiter.wait_async(5)
+        return woken, time.monotonic() - started
+
+    woken, took = asyncio.run(wait())
+    assert woken and took < 1
+
+
+def test_a_waiter_nobody_sets_times_out():
+    assert asyncio.run(waiting.Waiter().wait_async(0.05)) is False
+
+
+def test_steps_run_in_a_thread_sleep_until_woken():
+    waiter = waiting.Waiter()
+
+    def steps():
+        woken = yield waiting.Wait(waiter, 5)
+        return "woken" if woken else "timed out"
+
+    threading.Timer(0.05, waiter.set).start()
+    assert waiting.run_in_thread(steps()) == "woken"
+
+
+def test_requests_sync_calls_share_a_few_threads_in_order_of_arrival(settings, monkeypatch):
+    settings.JPT_WEB_THREADS = 2
+    monkeypatch.setattr(waiting, "_threads", None)
+    release = threading.Event()
+    running, most, order = [0], [0], []
+    lock = threading.Lock()
+
+    def call(i):
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+            order.append(i)
+        release.wait(5)
+        with lock:
+            running[0] -= 1
+
+    before = threading.active_count()
+    futures = [waiting.RequestThreads().submit(call, i) for i in range(6)]
+    time.sleep(0.2)
+    assert threading.active_count() - before == 2, "two threads, however many calls wait"
+    release.set()
+    for future in futures:
+        future.result(timeout=5)
+    assert most[0] == 2
+    assert set(order[:2]) == {0, 1} and sorted(order) == list(range(6)), "the first to arrive ran first"
+    waiting._threads.shutdown()
