@@ -49,8 +49,9 @@ def cached_key(hashed_key: str, load, *, cached=_UNREAD):
 
 def key_for_bearer(raw_key: str, counts: Sequence[tuple[str, int]] = ()) -> tuple[ApiKey | None, list[int] | None]:
     """The key of a bearer token, and `counts` (names and times to live: the request's rate-limit
-    window and usage) each added one in the same cache round trip when the key was in the cache;
-    None for the counts when it was not (the caller counts once it has the key)."""
+    window and usage) each added one in the same cache round trip when the cache held anything
+    for the key (the key, or the mark of its recent change); None for the counts when it held
+    nothing (the caller counts once it has the key)."""
     hashed = hash_key(raw_key)
 
     def load():
@@ -63,8 +64,7 @@ def key_for_bearer(raw_key: str, counts: Sequence[tuple[str, int]] = ()) -> tupl
     cached, counted = get_and_count(
         cached_key_name(hashed), [name for name, _ in counts], 1, [seconds for _, seconds in counts]
     )
-    key = cached_key(hashed, load, cached=cached)
-    return key, counted if isinstance(cached, ApiKey) else None
+    return cached_key(hashed, load, cached=cached), counted
 
 
 def refuse(request, failure: exceptions.APIException) -> NoReturn:

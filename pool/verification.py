@@ -74,11 +74,9 @@ def trust_seen(key_id: int, *, consecutive_agreements: int, quarantined: bool) -
     )
 
 
-def is_independent(worker: Worker, trust: KeyTrust | None = None) -> bool:
-    """The server's demo worker, or a trusted key's: its result may stand as a check alone."""
-    if worker.key.is_server:
-        return True
-    return (trust or trust_of(worker.key_id)).level == KeyTrust.Level.TRUSTED
+def is_independent(worker: Worker, trust: KeyTrust) -> bool:
+    """The server's demo worker, or a trusted key's (`trust`: its record): its result may stand as a check alone."""
+    return bool(worker.key.is_server) or trust.level == KeyTrust.Level.TRUSTED
 
 
 def spot_check_rate(trust: KeyTrust) -> float:

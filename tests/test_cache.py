@@ -95,6 +95,15 @@ def test_a_key_not_in_the_cache_is_counted_once_it_is_loaded(redis_cache, alice)
 
 
 @pytest.mark.django_db
+def test_a_key_changed_a_moment_ago_is_counted_once_per_request(redis_cache, alice):
+    """The mark a change leaves in the cache is counted with, as the key itself would be."""
+    alice.key.forget_cached()
+    for remaining in ("29", "28"):
+        response = alice.get("/v1/transcriptions")
+        assert response.status_code == 200 and response["X-RateLimit-Remaining"] == remaining
+
+
+@pytest.mark.django_db
 def test_made_up_keys_leave_no_counts_in_the_cache(redis_cache, anonymous):
     """Counting comes with the key's lookup only when the key is cached: guessed keys would
     otherwise each leave a count behind for two days."""

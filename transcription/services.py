@@ -89,14 +89,18 @@ def transcription_submit_once(
 
     def submit(job_id: str) -> Steps[Job]:
         audio = read_audio()
+        if timeout is None:
+            return transcription_submit(
+                key=key, audio=audio, translate=translate, ip=ip, job_id=job_id, options=options, webhook=webhook
+            )
         return (
-            yield from _submit(
+            yield from transcription_submit_and_wait_steps(
                 key=key,
-                ip=ip,
                 audio=audio,
                 translate=translate,
-                options=options,
+                ip=ip,
                 timeout=timeout,
+                options=options,
                 job_id=job_id,
                 webhook=webhook,
             )
@@ -118,35 +122,6 @@ def transcription_submit_once(
         if first is not None:
             return (yield from transcription_attach(job=first, key=key, ip=ip, timeout=timeout)), True
     raise idempotency.still_running()
-
-
-def _submit(
-    *,
-    key: ApiKey,
-    ip: str,
-    audio: CheckedAudio,
-    translate: bool,
-    options: dict | None,
-    timeout: float | None,
-    job_id: str,
-    webhook: WebhookRequest | None,
-) -> Steps[Job]:
-    if timeout is None:
-        return transcription_submit(
-            key=key, audio=audio, translate=translate, ip=ip, job_id=job_id, options=options, webhook=webhook
-        )
-    return (
-        yield from transcription_submit_and_wait_steps(
-            key=key,
-            audio=audio,
-            translate=translate,
-            ip=ip,
-            timeout=timeout,
-            options=options,
-            job_id=job_id,
-            webhook=webhook,
-        )
-    )
 
 
 def _first_job(earlier: IdempotentRequest, *, key: ApiKey) -> Job | None:
