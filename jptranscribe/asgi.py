@@ -13,6 +13,7 @@ import os
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "jptranscribe.settings")
 
 import asyncio
+import contextlib
 import functools
 import gc
 import signal
@@ -22,11 +23,13 @@ import django
 
 django.setup(set_prefix=False)
 
-from asgiref.sync import sync_to_async  # noqa: E402
 from django.conf import settings  # noqa: E402
-from django.core.handlers.asgi import ASGIHandler  # noqa: E402
+from django.core import signals  # noqa: E402
+from django.core.exceptions import RequestAborted  # noqa: E402
+from django.core.handlers.asgi import ASGIHandler, get_script_prefix  # noqa: E402
 from django.core.handlers.base import BaseHandler  # noqa: E402
-from django.urls import Resolver404, get_resolver  # noqa: E402
+from django.http import FileResponse  # noqa: E402
+from django.urls import Resolver404, get_resolver, set_script_prefix  # noqa: E402
 
 from jptranscribe import lifecycle, waiting  # noqa: E402
 
@@ -80,25 +83,84 @@ def _parks(path: str) -> bool:
 
 class Handler(ASGIHandler):
     """Django's ASGI handler, with the middleware and the view run as under WSGI: the whole of
-    them in one call to a thread (rather than Django's async chain, a hop to a thread and back for
-    every middleware hook, with a dozen coroutines per request). A view that may wait answers
-    `Parked` after its first step; the handler awaits its wake-ups on the event loop and resumes it
-    (`waiting.until_answered`), holding no thread meanwhile."""
+    them, with the request's start and end signals, in one call to a thread (`RequestCalls`).
+    Django's own handler makes three calls to a thread through asgiref for each request, runs its
+    async middleware chain (a hop to a thread and back for every middleware hook), and races every
+    request against its client's disconnect in a task of its own.
+
+    A view that may wait answers `Parked` after its first step; the handler awaits its wake-ups on
+    the event loop and resumes it (`waiting.until_answered`), holding no thread meanwhile, and
+    only such a request listens for its client going away (its steps are then closed, giving back
+    their places). A quick request runs to its end whatever the client does, as under WSGI."""
 
     def __init__(self):
         super().__init__()
         self.sync_handler = BaseHandler()
         self.sync_handler.load_middleware(is_async=False)
 
-    async def handle(self, scope, receive, send):
-        with waiting.shared_threads_for_this_request():  # JPT_WEB_THREADS threads, not one per request
-            await super().handle(scope, _CappedBody(scope, receive), send)
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            raise ValueError(f"Django can only handle ASGI/HTTP connections, not {scope['type']}.")
+        await self.handle(scope, _CappedBody(scope, receive), send)
 
-    async def get_response_async(self, request):
-        if _parks(request.path_info):
-            setattr(request, waiting.WAITS_ON_LOOP, True)
-            return await waiting.until_answered(await sync_to_async(self.sync_handler.get_response)(request))
-        return await sync_to_async(self.sync_handler.get_response)(request)
+    async def handle(self, scope, receive, send):
+        try:
+            body_file = await self.read_body(receive)
+        except RequestAborted:
+            return
+        set_script_prefix(get_script_prefix(scope))
+        in_thread = waiting.RequestCalls()  # after the prefix is set: the request's calls see it
+        try:
+            request, error_response = self.create_request(scope, body_file)
+            if request is None:
+                assert error_response is not None
+                await self.send_response(error_response, send)
+                await in_thread(error_response.close)
+                return
+            if _parks(request.path_info):
+                setattr(request, waiting.WAITS_ON_LOOP, True)
+            response = await in_thread(self._respond, scope, request)
+            if isinstance(response, waiting.Parked):
+                response = await self._answered_unless_gone(response, in_thread, receive)
+                if response is None:  # the client went away; the steps gave their places back
+                    await in_thread(signals.request_finished.send, sender=self.__class__)
+                    return
+            await self.send_response(response, send)
+            if response.streaming:
+                await in_thread(response.close)
+        finally:
+            body_file.close()
+
+    def _respond(self, scope, request):
+        """In a thread: the request's answer, closed (its end signal sent) unless it is still
+        to be sent bit by bit or still waits."""
+        signals.request_started.send(sender=self.__class__, scope=scope)
+        return self._closed_when_whole(self.sync_handler.get_response(request))
+
+    def _closed_when_whole(self, response):
+        response._handler_class = self.__class__
+        if isinstance(response, FileResponse):
+            response.block_size = self.chunk_size  # the server chunks it further
+        if not response.streaming and not isinstance(response, waiting.Parked):
+            response.close()
+        return response
+
+    async def _answered_unless_gone(self, parked, in_thread, receive):
+        """The parked view's real answer (closed, as `_respond`'s), or None if its client went
+        away first."""
+
+        gone = asyncio.create_task(self.listen_for_disconnect(receive))
+        answer = asyncio.create_task(waiting.until_answered(parked, in_thread, self._closed_when_whole))
+        await asyncio.wait((gone, answer), return_when=asyncio.FIRST_COMPLETED)
+        if answer.done():
+            gone.cancel()
+            return answer.result()
+        answer.cancel()  # its steps are closed, giving back their places
+        with contextlib.suppress(asyncio.CancelledError, RequestAborted):
+            await answer
+        with contextlib.suppress(RequestAborted, AssertionError):
+            gone.result()
+        return None
 
 
 django_application = Handler()

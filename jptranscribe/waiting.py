@@ -7,7 +7,7 @@ is resumed with whether it was woken. Two drivers run the same steps:
 
 - `run_in_thread` sleeps in the calling thread (management commands, tests, any sync caller);
 - `until_answered` (the ASGI handler, for a view mounted with `waiting_view`) runs each step in
-  a thread through `sync_to_async` and awaits the wake-up on the event loop in between, holding
+  a thread (`RequestCalls`) and awaits the wake-up on the event loop in between, holding
   neither a thread nor a database connection. The view itself stays sync: it calls `answer()`,
   which then returns a `Parked` response after the first step instead of sleeping.
 
@@ -17,15 +17,15 @@ The rules (what to look for, when to give up, places to wait) stay in the servic
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import functools
 import threading
-from collections.abc import Callable, Generator, Iterator
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from collections.abc import Callable, Generator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from asgiref.sync import SyncToAsync, sync_to_async
 from django.conf import settings
 from django.db import connection
 from django.http import HttpResponseBase
@@ -180,18 +180,29 @@ class Parked(Response):
         return answer
 
 
-async def until_answered(response: HttpResponseBase) -> HttpResponseBase:
+async def until_answered(
+    response: HttpResponseBase,
+    in_thread: RequestCalls,
+    finish: Callable[[HttpResponseBase], HttpResponseBase] = lambda answer: answer,
+) -> HttpResponseBase:
     """The real answer of a response that may be `Parked`: its waits awaited on the event loop
-    (holding no thread), its steps resumed in a thread. If the request is cancelled meanwhile (its
-    client went away, or the server stops), its steps are closed, giving back their places."""
+    (holding no thread), its steps resumed in a thread (`in_thread`, the request's way there),
+    the real answer passed through `finish` in the same call. If the request is cancelled
+    meanwhile (its client went away, or the server stops), its steps are closed, giving back
+    their places."""
     try:
         while isinstance(response, Parked):
             woken = await response.wait.waiter.wait_async(response.wait.timeout)
-            response = await sync_to_async(response.resume)(woken)
+            response = await in_thread(_resumed, response, woken, finish)
     finally:
         if isinstance(response, Parked):
-            await sync_to_async(response.steps.close)()
+            await in_thread(response.steps.close)
     return response
+
+
+def _resumed(parked: Parked, woken: bool, finish: Callable[[HttpResponseBase], HttpResponseBase]) -> HttpResponseBase:
+    response = parked.resume(woken)
+    return response if isinstance(response, Parked) else finish(response)
 
 
 def waiting_view(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
@@ -231,35 +242,31 @@ def _then_release_connection(fn: Callable[..., T], /, *args: Any, **kwargs: Any)
             connection.close_if_unusable_or_obsolete()
 
 
-class RequestThreads(Executor):
-    """Where Django's ASGI handler runs a request's sync code. Django gives each request a thread
-    of its own (asgiref's ThreadSensitiveContext: a new one-thread executor per request, and a
-    second thread to join it at the end), kept for the whole request, waits included. Here every
-    request's calls share the process's JPT_WEB_THREADS threads, queued in order of arrival: a
-    waiting request holds none, and a burst of a thousand requests is not a thousand threads
-    taking turns at the GIL and at the database pool. A request's calls run one after the other
-    (each is awaited), on whichever thread is free; none keeps a database connection between them."""
+class RequestCalls:
+    """One request's way from the event loop to its sync code (the middleware and the view, then
+    each resumed step of a parked view): each call runs on one of the process's JPT_WEB_THREADS
+    shared threads, queued in order of arrival, in the request's own context (its context
+    variables carry over from one call to the next, as in a thread of its own). A waiting request
+    holds no thread, and a burst of a thousand requests is not a thousand threads taking turns at
+    the GIL and at the database pool. The calls run one after the other; none keeps a database
+    connection for the next.
 
-    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
-        return _shared_threads().submit(_then_release_connection, fn, *args, **kwargs)
+    Django's own handler gets there through asgiref's `sync_to_async`, which costs several times
+    as much per call, and takes three such calls per request."""
 
-    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        """The threads are the process's, not the request's."""
+    __slots__ = ("context",)
 
+    def __init__(self) -> None:
+        self.context = contextvars.copy_context()
 
-_request_threads = RequestThreads()
-
-
-@contextmanager
-def shared_threads_for_this_request() -> Iterator[None]:
-    """Within Django's ASGI handler (its ThreadSensitiveContext for this request): the request's
-    sync code runs on `RequestThreads`, which are left in place when it ends."""
-    context = SyncToAsync.thread_sensitive_context.get(None)
-    if context is None:
-        yield
-        return
-    SyncToAsync.context_to_thread_executor[context] = _request_threads
-    try:
-        yield
-    finally:
-        SyncToAsync.context_to_thread_executor.pop(context, None)
+    async def __call__(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        done = _shared_threads().submit(self.context.run, _then_release_connection, fn, *args, **kwargs)
+        try:
+            return await asyncio.wrap_future(done)
+        except asyncio.CancelledError:
+            # A call under way goes on in its thread: the request's next call (closing a parked
+            # view's steps, say) must not start beside it.
+            while not done.cancel() and not done.done():
+                with contextlib.suppress(BaseException):
+                    await asyncio.wrap_future(done)
+            raise

@@ -1,4 +1,5 @@
 """jptranscribe.waiting: wake-ups on the event loop, and sync code taking turns."""
+
 import asyncio
 import threading
 import time
@@ -50,13 +51,16 @@ def test_requests_sync_calls_share_a_few_threads_in_order_of_arrival(settings, m
         with lock:
             running[0] -= 1
 
+    async def requests():
+        calls = [asyncio.ensure_future(waiting.RequestCalls()(call, i)) for i in range(6)]
+        await asyncio.sleep(0.2)
+        threads = threading.active_count() - before
+        release.set()
+        await asyncio.gather(*calls)
+        return threads
+
     before = threading.active_count()
-    futures = [waiting.RequestThreads().submit(call, i) for i in range(6)]
-    time.sleep(0.2)
-    assert threading.active_count() - before == 2, "two threads, however many calls wait"
-    release.set()
-    for future in futures:
-        future.result(timeout=5)
+    assert asyncio.run(requests()) == 2, "two threads, however many calls wait"
     assert most[0] == 2
     assert set(order[:2]) == {0, 1} and sorted(order) == list(range(6)), "the first to arrive ran first"
     waiting._threads.shutdown()
