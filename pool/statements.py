@@ -103,11 +103,18 @@ def _claim(name: str, pick: str) -> Statement:
     )
 
 
+def _by_key(attempt: str) -> str:
+    """The attempt was made by a worker of the claiming key. Looked up per attempt, by the
+    worker's primary key: the attempts are always found through the job, never through the key's
+    whole history (which a plan made from stale statistics would otherwise drive from)."""
+    return f"EXISTS (SELECT 1 FROM {WORKER} aw WHERE aw.id = {attempt}.worker_id AND aw.key_id = %(worker_key_id)s{per_row()})"
+
+
 def _ran_by_key(original: str) -> str:
     """The worker's key already ran this clip: the original job or any check copy of it."""
     return (
-        f"EXISTS (SELECT 1 FROM {ATTEMPT} a JOIN {WORKER} aw ON aw.id = a.worker_id JOIN {JOB} x ON x.id = a.job_id"
-        f" WHERE aw.key_id = %(worker_key_id)s AND (x.id = {original} OR x.checks_id = {original}){per_row()})"
+        f"EXISTS (SELECT 1 FROM {JOB} x JOIN {ATTEMPT} a ON a.job_id = x.id"
+        f" WHERE (x.id = {original} OR x.checks_id = {original}) AND {_by_key('a')}{per_row()})"
     )
 
 
@@ -136,10 +143,9 @@ CLAIM_POOL = _claim(
     "claim_pool",
     f"SELECT id FROM {JOB} j WHERE j.status = {QUEUED} AND ((j.route = {POOL_SELF} AND j.key_id = %(worker_key_id)s)"
     f" OR (j.route = {POOL_CREDIT} AND {_NOT_QUARANTINED} AND NOT EXISTS (SELECT 1 FROM {ATTEMPT} a"
-    f" JOIN {WORKER} aw ON aw.id = a.worker_id WHERE a.job_id = j.id AND aw.key_id = %(worker_key_id)s"
-    f" AND a.outcome IN ({FAILED}, {EXPIRED}){per_row()}) AND NOT EXISTS (SELECT 1 FROM {ATTEMPT} a"
-    f" JOIN {WORKER} aw ON aw.id = a.worker_id JOIN {JOB} x ON x.id = a.job_id"
-    f" WHERE x.checks_id = j.id AND aw.key_id = %(worker_key_id)s{per_row()}))"
+    f" WHERE a.job_id = j.id AND a.outcome IN ({FAILED}, {EXPIRED}) AND {_by_key('a')}{per_row()})"
+    f" AND NOT EXISTS (SELECT 1 FROM {JOB} x JOIN {ATTEMPT} a ON a.job_id = x.id"
+    f" WHERE x.checks_id = j.id AND {_by_key('a')}{per_row()}))"
     f" OR (j.route = {POOL_CHECK} AND {_NOT_QUARANTINED} AND NOT {_ran_by_key('j.checks_id')}"
     f" AND ({_TRUSTED} OR (NOT j.check_by_trusted AND j.queued_at <= %(checks_open_before)s)))"
     f") ORDER BY CASE WHEN j.route = {POOL_SELF} THEN 0 WHEN j.route = {POOL_CHECK} THEN 1 ELSE 2 END,"
