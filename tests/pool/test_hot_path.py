@@ -220,4 +220,3 @@ def test_a_claim_looks_up_a_volunteers_past_attempts_per_job_not_all_of_them():
         cursor.execute(f"EXPLAIN {sql.CLAIM_POOL.sql}", params)
         plan = "\n".join(row[0] for row in cursor.fetchall())
     assert "hashed SubPlan" not in plan, plan
-
