@@ -125,9 +125,11 @@ class Handler(ASGIHandler):
                 if response is None:  # the client went away; the steps gave their places back
                     await in_thread(signals.request_finished.send, sender=self.__class__)
                     return
-            await self.send_response(response, send)
-            if response.streaming:
-                await in_thread(response.close)
+            try:
+                await self.send_response(response, send)
+            finally:
+                if response.streaming:  # sent bit by bit: closed once sent, or once sending failed
+                    await in_thread(response.close)
         finally:
             body_file.close()
 
