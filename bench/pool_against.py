@@ -1,0 +1,69 @@
+"""`bench/pool.py` here and at another commit, run in turns, with the ratio of their job cycles.
+
+The pool bench's figure moves with whatever else the machine does (a shared host's stolen time
+moved 94a4512's from 63 to 99 cycles/s within an hour here), so a figure is only worth comparing
+with one taken in the minutes around it. This runs the two one after the other, `--pairs` times,
+and prints each pair's ratio and their median: issue 12 asks for no more than 5 % below the code
+before it (94a4512).
+
+The other commit is checked out once under var/against/<commit> (a git worktree) with its own
+virtualenv from its own pinned requirements (a few minutes, the first time).
+
+    .venv/bin/python bench/pool_against.py [--commit 94a4512] [--pairs 3] [-- pool.py's options]
+"""
+import argparse
+import re
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CYCLES = re.compile(r"job cycles/s\s+([\d.]+)")
+
+
+def checkout(commit: str) -> Path:
+    sha = subprocess.run(["git", "rev-parse", "--short", commit], cwd=ROOT, check=True,
+                         capture_output=True, text=True).stdout.strip()
+    tree = ROOT / "var" / "against" / sha
+    if not tree.exists():
+        subprocess.run(["git", "worktree", "add", "--detach", str(tree), sha], cwd=ROOT, check=True)
+    venv = tree / ".venv"
+    if not (venv / "bin" / "python").exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        wanted = [arg for name in ("requirements.txt", "requirements-dev.txt") if (tree / name).exists()
+                  for arg in ("-r", str(tree / name))]
+        subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", *wanted], check=True)
+    (tree / "var").mkdir(exist_ok=True)
+    return tree
+
+
+def cycles(tree: Path, options: list[str]) -> float:
+    out = subprocess.run([str(tree / ".venv" / "bin" / "python"), "bench/pool.py", *options], cwd=tree,
+                         check=True, capture_output=True, text=True).stdout
+    found = CYCLES.search(out)
+    if not found:
+        raise RuntimeError(f"no cycles figure in the bench's output:\n{out}")
+    return float(found.group(1))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--commit", default="94a4512", help="the code to compare with (default: before issue 12)")
+    parser.add_argument("--pairs", type=int, default=3)
+    parser.add_argument("options", nargs="*", help="passed to bench/pool.py (after --)")
+    args = parser.parse_args()
+    other = checkout(args.commit)
+    ratios = []
+    print(f"pool bench, this checkout against {args.commit}, {args.pairs} pairs run in turns")
+    for pair in range(1, args.pairs + 1):
+        here, there = cycles(ROOT, args.options), cycles(other, args.options)
+        ratios.append(here / there)
+        print(f"  pair {pair}: {here:6.1f} against {there:6.1f} job cycles/s   ratio {ratios[-1]:.2f}", flush=True)
+    median = statistics.median(ratios)
+    verdict = "within" if median >= 0.95 else "more than"
+    print(f"  median ratio {median:.2f} (range {min(ratios):.2f}-{max(ratios):.2f}): {verdict} 5 % of {args.commit}")
+
+
+if __name__ == "__main__":
+    main()
