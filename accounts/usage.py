@@ -15,7 +15,7 @@ KEEP_SECONDS = 2 * 24 * 3600
 
 def _name(key_hash: str, day: date) -> str:
     """Named by the key's hash, which a request knows before its key is loaded: its key and its
-    counts are then one round trip (`accounts.auth.key_and_counts`)."""
+    counts are then one round trip (`accounts.auth.key_for_bearer`)."""
     return f"jpt:requests:{day.isoformat()}:{key_hash}"
 
 

@@ -27,7 +27,6 @@ from django.conf import settings  # noqa: E402
 from django.core import signals  # noqa: E402
 from django.core.exceptions import RequestAborted  # noqa: E402
 from django.core.handlers.asgi import ASGIHandler, get_script_prefix  # noqa: E402
-from django.core.handlers.base import BaseHandler  # noqa: E402
 from django.http import FileResponse  # noqa: E402
 from django.urls import Resolver404, get_resolver, set_script_prefix  # noqa: E402
 
@@ -94,9 +93,9 @@ class Handler(ASGIHandler):
     their places). A quick request runs to its end whatever the client does, as under WSGI."""
 
     def __init__(self):
-        super().__init__()
-        self.sync_handler = BaseHandler()
-        self.sync_handler.load_middleware(is_async=False)
+        # Not ASGIHandler's __init__: it builds Django's async middleware chain, which this
+        # handler never runs.
+        self.load_middleware(is_async=False)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -137,7 +136,7 @@ class Handler(ASGIHandler):
         """In a thread: the request's answer, closed (its end signal sent) unless it is still
         to be sent bit by bit or still waits."""
         signals.request_started.send(sender=self.__class__, scope=scope)
-        return self._closed_when_whole(self.sync_handler.get_response(request))
+        return self._closed_when_whole(self.get_response(request))
 
     def _closed_when_whole(self, response):
         response._handler_class = self.__class__
@@ -150,7 +149,6 @@ class Handler(ASGIHandler):
     async def _answered_unless_gone(self, parked, in_thread, receive):
         """The parked view's real answer (closed, as `_respond`'s), or None if its client went
         away first."""
-
         gone = asyncio.create_task(self.listen_for_disconnect(receive))
         answer = asyncio.create_task(waiting.until_answered(parked, in_thread, self._closed_when_whole))
         await asyncio.wait((gone, answer), return_when=asyncio.FIRST_COMPLETED)

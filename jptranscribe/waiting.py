@@ -183,7 +183,7 @@ class Parked(Response):
 async def until_answered(
     response: HttpResponseBase,
     in_thread: RequestCalls,
-    finish: Callable[[HttpResponseBase], HttpResponseBase] = lambda answer: answer,
+    finish: Callable[[HttpResponseBase], HttpResponseBase],
 ) -> HttpResponseBase:
     """The real answer of a response that may be `Parked`: its waits awaited on the event loop
     (holding no thread), its steps resumed in a thread (`in_thread`, the request's way there),

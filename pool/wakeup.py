@@ -28,7 +28,6 @@ from django.db import connection, transaction
 from psycopg.conninfo import make_conninfo
 
 from jptranscribe.waiting import Waiter
-from jptranscribe.waiting import release_connection as release_connection
 from pool.models import Job
 
 log = logging.getLogger(__name__)

@@ -28,7 +28,7 @@ from standardwebhooks.webhooks import Webhook
 from accounts.services import webhook_signing_secrets
 from jptranscribe.errors import ServiceError
 from jptranscribe.sql import db_datetime, run
-from jptranscribe.waiting import Waiter
+from jptranscribe.waiting import Waiter, release_connection
 from pool import wakeup
 from pool.models import Job
 from transcription import services, urlfetch
@@ -263,7 +263,7 @@ class DeliveryLoop:
                         if full_look:
                             last_full_look = time.monotonic()
                         more = self.step(glance=not full_look)
-                        wakeup.release_connection()
+                        release_connection()
                         if not more:
                             woken.wait(settings.JPT_WEBHOOK_POLL_SECONDS)
                             self._stop.wait(GATHER_SECONDS)
