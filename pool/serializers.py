@@ -176,6 +176,12 @@ class HeartbeatResult(serializers.Serializer):
     ttl_seconds = AnswerValue(lambda: int(settings.JPT_WORKER_TTL_SECONDS), of_type=int)
     heartbeat_interval_seconds = AnswerValue(lambda: settings.JPT_HEARTBEAT_INTERVAL_SECONDS, of_type=float)
     online_window_seconds = AnswerValue(lambda: int(settings.JPT_WORKER_ONLINE_SECONDS), of_type=int)
+    claims_renew_registration = AnswerValue(
+        True,
+        of_type=bool,
+        help_text="every pool call (a claim too) keeps the worker registered and online as a heartbeat does: "
+        "a worker holding no job, whose claims follow each other, need not send heartbeats",
+    )
 
 
 class JobOptions(serializers.Serializer):

@@ -173,7 +173,11 @@ HEARTBEAT = Statement(
     f" WHERE key_id = %(key_id)s AND client_id = %(client_id)s AND session_id = %(session_id)s"
     f" RETURNING {', '.join(_WORKER_FIELDS)}, signed_off_at",
 )
-WORKER_SEEN = Statement("worker_seen", f"UPDATE {WORKER} SET last_seen_at = %(now)s WHERE id = %(worker_pk)s")
+# Any pool call of a registered worker renews its registration as a heartbeat does: an idle worker's
+# claims keep it registered, so it need not beat while it holds no job.
+WORKER_SEEN = Statement(
+    "worker_seen", f"UPDATE {WORKER} SET last_seen_at = %(now)s, expires_at = %(expires_at)s WHERE id = %(worker_pk)s"
+)
 JOB_BY_ID = Statement("job_by_id", f"SELECT {JOB_COLUMNS} FROM {JOB} WHERE id = %(job_id)s")
 JOB_BY_ID_LOCKED = Statement("job_by_id_locked", f"{JOB_BY_ID.sql}{for_update()}")
 # The audio of a leased job, found with the worker through the job in one query.

@@ -10,6 +10,7 @@ from django.utils import timezone
 from accounts.models import ApiKey
 from jptranscribe.errors import ServiceError
 from jptranscribe.sql import db_datetime, instance, run
+from pool import policy
 from pool import statements as sql
 from pool.models import Job, Worker, online_since
 
@@ -53,8 +54,9 @@ def worker_seen(worker: Worker, key: ApiKey) -> Worker:
     worker.key = key
     now = timezone.now()
     if (now - worker.last_seen_at).total_seconds() > SEEN_GRANULARITY_SECONDS:
-        run(sql.WORKER_SEEN, {"now": db_datetime(now), "worker_pk": worker.pk})
-        worker.last_seen_at = now
+        expires_at = policy.registration_expires_at(now)
+        run(sql.WORKER_SEEN, {"now": db_datetime(now), "expires_at": db_datetime(expires_at), "worker_pk": worker.pk})
+        worker.last_seen_at, worker.expires_at = now, expires_at
     return worker
 
 

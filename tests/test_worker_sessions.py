@@ -134,3 +134,43 @@ def test_the_callers_options_reach_the_engine_and_its_words_and_warnings_come_ba
     body = answer["response"].json()
     assert body["words"] == [{"word": "こんにちは", "start": 0.1, "end": 0.9}]
     assert body["warnings"] == ["prompt ignored: this engine takes no prompt"]
+
+
+@pytest.fixture(scope="module")
+def quick_server():
+    # Claims answer after 1 s and heartbeats are due every second; a registration lasts 8 s, and a
+    # pool call renews it at most every 5 s (pool.workers.SEEN_GRANULARITY_SECONDS).
+    env = {"JPT_WORKER_TTL_SECONDS": "8", "JPT_HEARTBEAT_INTERVAL_SECONDS": "1", "JPT_CLAIM_WAIT_MAX_SECONDS": "1"}
+    with LiveServer(database_url=os.environ.get("DATABASE_URL"), workers=1, env=env) as live:
+        yield live
+
+
+class CountingWorker(Worker):
+    """Counts the heartbeats it sends while online."""
+
+    beats = 0
+
+    def heartbeat(self, online=True):
+        self.beats += online
+        return super().heartbeat(online)
+
+
+def test_an_idle_worker_whose_claims_keep_going_sends_no_heartbeats_and_stays_registered(quick_server):
+    key = quick_server.mint_key()
+    worker = CountingWorker(ServerClient(quick_server.url, key, "idle-w1"), StandInEngine(seconds=3), name="test")
+    running = threading.Thread(target=worker.run, daemon=True)
+    running.start()
+    try:
+        time.sleep(12)  # longer than the registration: only the claims renew it
+        assert worker.beats == 1, "the registration, then no heartbeat while it only claims"
+        assert quick_server.get("/v1/account", key).json()["worker_online"] is True
+        job_id = quick_server.transcribe(key, wav_bytes(2), wait=False).json()["id"]
+        deadline = time.monotonic() + 20
+        while status(quick_server, key, job_id)["status"] != "completed" and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert status(quick_server, key, job_id)["text"] == "こんにちは", "still registered: its job got done"
+        assert worker.beats >= 3, "holding the job for 3 s, it beat every second to keep its lease"
+    finally:
+        worker.stopping.set()
+        running.join(30)
+    assert worker.fatal is None

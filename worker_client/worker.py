@@ -90,6 +90,11 @@ class Worker:
         # lease id -> job id of every job in hand: heartbeats renew these leases and no others.
         self.holding: dict[str, str] = {}
         self._signals = 0
+        # Whether the server's claims keep this worker registered (its heartbeat answer says so), and
+        # when the claim in flight started / the last one ended: an idle worker's claims are its beat.
+        self.claims_renew_registration = False
+        self._claim_started: float | None = None
+        self._claim_ended = float("-inf")
 
     # --- signals ---------------------------------------------------------------------
     def install_signal_handlers(self):
@@ -120,6 +125,8 @@ class Worker:
         backoff = Backoff(base=self.heartbeat_interval, cap=60)
         delay = self.heartbeat_interval
         while not self.exiting.wait(delay):
+            if self.claims_stand_for_heartbeats():
+                continue
             try:
                 self.heartbeat()
                 if backoff.failures:
@@ -135,6 +142,15 @@ class Worker:
                     log.warning("Heartbeat failed (%s); retrying with backoff.", exc)
                 delay = min(backoff.next_delay(getattr(exc, "retry_after", None)), 60)
 
+    def claims_stand_for_heartbeats(self) -> bool:
+        """An idle worker whose claims follow each other sends no heartbeat: each claim renews its
+        registration on the server (which says so), and a heartbeat would renew no lease. Half the
+        requests of a pool of waiting volunteers. A claim in flight is bounded by its timeout
+        (CLAIM_WAIT_SECONDS + 15 s), well inside the server's online window."""
+        if not self.claims_renew_registration or self.holding:
+            return False
+        return self._claim_started is not None or time.monotonic() - self._claim_ended < self.heartbeat_interval
+
     def _wait(self, seconds):
         self.stopping.wait(seconds)
 
@@ -142,7 +158,9 @@ class Worker:
         backoff = Backoff()
         while not self.stopping.is_set():
             try:
-                return self.heartbeat()
+                reply = self.heartbeat()
+                self.claims_renew_registration = reply.get("claims_renew_registration") is True
+                return reply
             except Retryable as exc:
                 delay = backoff.next_delay(exc.retry_after)
                 log.warning("Cannot register with the server (%s); retrying in %.0f s.", exc, delay)
@@ -200,10 +218,13 @@ class Worker:
         result: _ClaimOutcome = {}
 
         def claim():
+            self._claim_started = time.monotonic()
             try:
                 result["job"] = self.client.claim(CLAIM_WAIT_SECONDS)
             except BaseException as exc:  # noqa: BLE001 - re-raised below
                 result["error"] = exc
+            finally:
+                self._claim_started, self._claim_ended = None, time.monotonic()
 
         thread = threading.Thread(target=claim, daemon=True)
         thread.start()

@@ -52,6 +52,16 @@ class TestHeartbeat:
         assert (timezone.now() - worker.last_seen_at).total_seconds() < 5
         assert (worker.expires_at - timezone.now()).total_seconds() > 890
 
+    def test_a_claim_keeps_the_worker_registered_and_online_as_a_heartbeat_does(self, alice):
+        body = alice.heartbeat(session_id="first-process").json()
+        assert body["claims_renew_registration"] is True
+        Worker.objects.update(last_seen_at=timezone.now() - timedelta(seconds=80),
+                              expires_at=timezone.now() + timedelta(seconds=10))
+        assert alice.claim("w1").status_code == 200
+        worker = Worker.objects.get()
+        assert (timezone.now() - worker.last_seen_at).total_seconds() < 5
+        assert (worker.expires_at - timezone.now()).total_seconds() > 890
+
     def test_a_worker_that_said_goodbye_comes_back_with_its_next_heartbeat(self, alice):
         alice.heartbeat(session_id="first-process")
         alice.heartbeat(session_id="first-process", status="offline")
