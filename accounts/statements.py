@@ -47,13 +47,17 @@ ACCOUNT_FIGURES = Statement(
 )
 
 # One row per (job, kind) at most: a second one is skipped, balance included, so retries are safe.
+# A row that moves no spendable seconds (pending, voided) leaves the balance row alone: a pool
+# result's completion then locks no balance, and two checks settling at once lock only the rows
+# they confirm (in key order: `pool.verification`), so they cannot deadlock on each other's.
 ADD_ENTRY = Statement(
     "add_entry",
     f"WITH entry AS ({_ENTRY} VALUES (%(key_id)s, %(kind)s, %(seconds)s, %(job_ref)s, %(reason)s, '', %(now)s)"
-    f" ON CONFLICT DO NOTHING RETURNING key_id) {_balance_add('SELECT key_id, %(milliseconds)s FROM entry')}",
+    f" ON CONFLICT DO NOTHING RETURNING key_id)"
+    f" {_balance_add('SELECT key_id, %(milliseconds)s FROM entry WHERE %(milliseconds)s <> 0')}",
     sqlite_steps=(
         f"{_ENTRY} VALUES (%(key_id)s, %(kind)s, %(seconds)s, %(job_ref)s, %(reason)s, '', %(now)s) ON CONFLICT DO NOTHING",
-        _balance_add("VALUES (%(key_id)s, %(milliseconds)s)"),
+        _balance_add("SELECT %(key_id)s, %(milliseconds)s WHERE %(milliseconds)s <> 0"),
     ),
 )
 # A grant always adds its row (grants have no job), so only the balance is SQL here.

@@ -11,6 +11,7 @@ the moment a submitter starts its POST until a worker holds the job.
 import argparse
 import multiprocessing as mp
 import os
+import re
 import resource
 import statistics
 import sys
@@ -139,6 +140,13 @@ def trust(server, keys):
     server.manage("shell", "-c", code)
 
 
+def server_errors(server):
+    """The server's logged errors with their tracebacks: a bench run should have none."""
+    log = (Path(server.tmp.name) / "server.log").read_text(errors="replace")
+    records = re.split(r"\n(?=\d{4}-\d\d-\d\d \d\d:)", log)  # a record starts with its time
+    return [record for record in records if " ERROR " in record.split("\n", 1)[0]]
+
+
 def cpu_seconds_self():
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -213,6 +221,7 @@ def main():
                 client_cpu += rows
         for p in procs:
             p.join()
+        errors = server_errors(server)
         light_key = server.mint_key()
         trust(server, [light_key])
         light = light_load_dispatch(server.url, submit_keys[0], light_key)
@@ -233,6 +242,8 @@ def main():
           f"(clients used {client_cpu:.1f} s over the whole run)")
     if xacts:
         print(f"  database transactions per cycle {xacts / max(1, len(cycles)):.1f}")
+    if errors:
+        print(f"  SERVER ERRORS: {len(errors)} (the first below)\n{errors[0][-4000:]}")
     checks = len(set(claims) - submitted)
     print(f"  spot checks run  {checks} ({checks / max(1, len(claims)) * 100:.1f} % of the workers' runs)")
 

@@ -11,21 +11,25 @@ transaction. The apps keep their statements in a `statements` module each.
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from django.db import connection, models, transaction
+from django.db import OperationalError, connection, models, transaction
 
 if TYPE_CHECKING:
     from django.db.backends.utils import CursorWrapper
     from django.db.models.expressions import Col
 
+T = TypeVar("T")
 M = TypeVar("M", bound=models.Model)
 Row = tuple[Any, ...]
 # Where each loaded field's value is in the row, its converters, and the expression they take.
 _Layout = list[tuple[int, list[Callable[..., Any]], "Col"]]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -211,3 +215,23 @@ def per_row() -> str:
 
 def skip_locked() -> str:
     return " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
+
+
+# PostgreSQL's deadlock and serialization failures: the transaction was rolled back whole, and
+# running it again is the documented remedy.
+_RETRYABLE_SQLSTATES = ("40P01", "40001")
+
+
+def retried_on_conflict(operation: Callable[[], T], *, tries: int = 3) -> T:
+    """Run `operation` (one transaction of its own) again when PostgreSQL rolled it back as a
+    deadlock's victim, up to `tries` times. Inside a caller's transaction it runs once: that
+    transaction is aborted, and only its owner can start again."""
+    for attempt in range(1, tries + 1):
+        try:
+            return operation()
+        except OperationalError as exc:
+            sqlstate = getattr(exc.__cause__, "sqlstate", None)
+            if sqlstate not in _RETRYABLE_SQLSTATES or attempt == tries or connection.in_atomic_block:
+                raise
+            log.warning("%s (SQLSTATE %s): running the transaction again", str(exc).splitlines()[0], sqlstate)
+    raise AssertionError("unreachable")

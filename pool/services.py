@@ -19,7 +19,7 @@ from accounts import credits
 from accounts.models import ApiKey
 from jptranscribe import places, waiting
 from jptranscribe.errors import InvalidRequest, NotFound, RateLimited
-from jptranscribe.sql import Answer, db_datetime, db_value, instance, load, row_params, run
+from jptranscribe.sql import Answer, db_datetime, db_value, instance, load, retried_on_conflict, row_params, run
 from jptranscribe.waiting import Steps, Wait
 from pool import leases, policy, verification, wakeup
 from pool import statements as sql
@@ -350,16 +350,18 @@ def job_complete(
     """
     words = policy.words_chars(segments)
     try:
-        return _complete(
-            worker=worker,
-            job_id=job_id,
-            lease_id=lease_id,
-            text=text,
-            segments=segments,
-            model=model,
-            processing_seconds=processing_seconds,
-            warnings=warnings,
-            words=words,
+        return retried_on_conflict(
+            lambda: _complete(
+                worker=worker,
+                job_id=job_id,
+                lease_id=lease_id,
+                text=text,
+                segments=segments,
+                model=model,
+                processing_seconds=processing_seconds,
+                warnings=warnings,
+                words=words,
+            )
         )
     except ResultTooLong as refused:  # no transcript of this clip: a strike when a stranger's worker sent it
         if refused.job.route in verification.CHECKED_ROUTES:

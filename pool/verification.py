@@ -306,8 +306,11 @@ def evaluate(original_id: str) -> None:
 
 
 def _settle_votes(original: Job, results: list[JobResult], winner: JobResult, group: list[JobResult]) -> None:
-    """Confirm the winners' pending seconds and count their agreement; void and strike the rest."""
-    for result in results:
+    """Confirm the winners' pending seconds and count their agreement; void and strike the rest.
+
+    In key order: each key's balance and record rows are locked as they change, and two
+    evaluations crossing (each confirming the other's worker's key) must take them in one order."""
+    for result in sorted(results, key=lambda r: (r.key_id, r.pk or 0)):
         if result.verdict != Verdict.OPEN:
             continue
         agreed = result in group

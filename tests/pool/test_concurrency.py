@@ -92,6 +92,54 @@ def test_eight_claimers_complete_500_jobs_exactly_once(settings):
     assert_balances_match_the_ledger()
 
 
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.postgres
+def test_spot_checks_settling_at_once_across_workers_lose_no_result(settings):
+    """Every result spot-checked: each check's completion confirms two keys' earnings, and six
+    workers' checks cross (one checks another's job while being checked on its own): none may
+    deadlock with another and answer 500, and every credit ends where the ledger says."""
+    settings.JPT_WAKEUP_POLL_SECONDS = 0.2
+    settings.JPT_SPOT_CHECK_MIN_RATE = 1.0
+    jobs = 150
+    submitter = ApiKey.mint()[0]
+    credits_grant(key=submitter, amount=10_000, reason="test")
+    workers = [pool.worker_heartbeat(key=ApiKey.mint()[0], client_id=f"w{i}").worker for i in range(6)]
+    for worker in workers:
+        trust_grant(key_id=worker.key_id)
+    clip = CheckedAudio(data=b"RIFF-test", content_type="audio/wav", format="WAV", duration_seconds=1.5)
+    for _ in range(jobs):
+        transcription_submit(key=submitter, audio=clip, translate=False, ip="192.0.2.1")
+    errors, start = [], threading.Barrier(len(workers))
+
+    def claim(worker):
+        start.wait()
+        try:
+            while (job := pool.job_claim(worker=worker, wait_seconds=0.3, inline_audio_up_to=1_000_000)) or (
+                Job.objects.filter(status__in=("queued", "leased")).exists()
+            ):
+                if job:
+                    pool.job_complete(worker=worker, job_id=job.id, lease_id=job.lease_id, text="ok", segments=[],
+                                      model="test")
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=claim, args=(w,)) for w in workers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=180)
+
+    assert not errors, errors[:3]
+    originals = Job.objects.filter(route="pool_credit")
+    assert originals.filter(status="completed", text="ok", verification="checked").count() == jobs
+    assert Job.objects.filter(route="pool_check", status="completed").count() == jobs
+    confirmed = CreditEntry.objects.filter(kind="confirmed").aggregate(s=Sum("seconds"))["s"]
+    assert confirmed == Decimal("1.5") * jobs * 2, "each run agreed: both keys' earnings spendable"
+    assert_balances_match_the_ledger()
+
+
 def assert_balances_match_the_ledger():
     """Each kept balance is its key's ledger summed, pending earnings left out (not spendable yet)."""
     rows = CreditEntry.objects.exclude(kind__in=CreditEntry.NOT_IN_BALANCE).values("key_id").annotate(s=Sum("seconds"))
