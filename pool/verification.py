@@ -36,7 +36,7 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
-from django.db.models import F
+from django.db.models import Exists, F
 from django.utils import timezone
 
 from accounts import credits
@@ -60,8 +60,9 @@ def trust_of(key_id: int) -> KeyTrust:
 
 def _trust_update(key_id: int, **fields: Any) -> None:
     """Change a key's record in one UPDATE (made first if the key has none yet)."""
-    trust_of(key_id)
-    KeyTrust.objects.filter(key_id=key_id).update(**fields)
+    if not KeyTrust.objects.filter(key_id=key_id).update(**fields):
+        trust_of(key_id)
+        KeyTrust.objects.filter(key_id=key_id).update(**fields)
 
 
 def trust_seen(key_id: int, *, consecutive_agreements: int, quarantined: bool) -> KeyTrust:
@@ -224,10 +225,10 @@ def result_in(job: Job, worker: Worker, *, attempt: JobAttempt | None, trust: Ke
 
 
 def _release_audio(original_id: str) -> None:
-    """The original's audio goes once its transcription is final and no check needs it."""
-    final = Job.objects.filter(pk=original_id).exclude(status__in=(*OPEN, Status.CHECKING)).exists()
-    if final and not _open_checks(original_id):
-        JobAudio.objects.filter(job_id=original_id).delete()
+    """The original's audio goes once its transcription is final and no check needs it (one DELETE)."""
+    final = Job.objects.filter(pk=original_id).exclude(status__in=(*OPEN, Status.CHECKING))
+    checking = Job.objects.filter(checks_id=original_id, status__in=OPEN)
+    JobAudio.objects.filter(Exists(final), ~Exists(checking), job_id=original_id).delete()
 
 
 # --- Deciding -----------------------------------------------------------------------------------
