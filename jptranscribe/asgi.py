@@ -18,6 +18,7 @@ import functools
 import gc
 import signal
 import threading
+import time
 
 import django
 
@@ -72,12 +73,14 @@ class _CappedBody:
 
 
 @functools.lru_cache(maxsize=4096)
-def _parks(path: str) -> bool:
-    """Whether the view at `path` may wait (`jptranscribe.waiting.waiting_view`)."""
+def _parks(path: str) -> tuple[bool, bool]:
+    """Whether the view at `path` may wait, and whether its calls take the waiting lane
+    (`jptranscribe.waiting.waiting_view`)."""
     try:
-        return getattr(get_resolver().resolve(path).func, "parks", False)
+        view = get_resolver().resolve(path).func
     except Resolver404:
-        return False
+        return False, False
+    return getattr(view, "parks", False), getattr(view, "in_lane", False)
 
 
 class Handler(ASGIHandler):
@@ -103,6 +106,7 @@ class Handler(ASGIHandler):
         await self.handle(scope, _CappedBody(scope, receive), send)
 
     async def handle(self, scope, receive, send):
+        arrived = time.monotonic()
         try:
             body_file = await self.read_body(receive)
         except RequestAborted:
@@ -116,8 +120,12 @@ class Handler(ASGIHandler):
                 await self.send_response(error_response, send)
                 await in_thread(error_response.close)
                 return
-            if _parks(request.path_info):
+            setattr(request, waiting.ARRIVED, arrived)
+            parks, in_lane = _parks(request.path_info)
+            if parks:
                 setattr(request, waiting.WAITS_ON_LOOP, True)
+            if in_lane:
+                in_thread.in_waiting_lane()
             response = await in_thread(self._respond, scope, request)
             if isinstance(response, waiting.Parked):
                 response = await self._answered_unless_gone(response, in_thread, receive)

@@ -269,6 +269,9 @@ JPT_QUEUE_TIMEOUT_SECONDS = envfloat("JPT_QUEUE_TIMEOUT_SECONDS", 3600)
 # Requests running their sync code at once in each app server process (the rest wait their turn,
 # holding no thread slot and no database connection); a request waiting for a wake-up holds none.
 JPT_WEB_THREADS = envint("JPT_WEB_THREADS", 16)
+# Of those, how many may run the calls of volunteers' claims at once: a burst of thousands of them
+# claiming again queues on the event loop, not ahead of quick requests.
+JPT_WAITING_LANE_THREADS = envint("JPT_WAITING_LANE_THREADS", 4)
 # Safety net for missed wake-ups; PostgreSQL LISTEN/NOTIFY does the real work.
 JPT_WAKEUP_POLL_SECONDS = envfloat("JPT_WAKEUP_POLL_SECONDS", 5 if DATABASE_URL else 1)
 # `sweep` erases a finished transcription's text, segments, translation and the caller's prompt

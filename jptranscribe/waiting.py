@@ -21,6 +21,7 @@ import contextlib
 import contextvars
 import functools
 import threading
+import time
 from collections.abc import Callable, Generator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -37,6 +38,15 @@ T = TypeVar("T")
 # Set on a request by the ASGI handler (jptranscribe/asgi.py) for a `waiting_view`: its `answer()`
 # parks instead of sleeping.
 WAITS_ON_LOOP = "jpt_waits_on_loop"
+# Set on every request by the ASGI handler: when it arrived (time.monotonic()).
+ARRIVED = "jpt_arrived"
+
+
+def queued_seconds(request: Any) -> float:
+    """How long the request waited for a thread after it arrived (0 where no handler stamped it):
+    over a second or so, the server is working through a burst."""
+    arrived = getattr(request, ARRIVED, None)
+    return 0.0 if arrived is None else max(0.0, time.monotonic() - arrived)
 
 
 class Waiter:
@@ -193,7 +203,8 @@ async def until_answered(
     try:
         while isinstance(response, Parked):
             woken = await response.wait.waiter.wait_async(response.wait.timeout)
-            response = await in_thread(_resumed, response, woken, finish)
+            call = in_thread.ahead_of_the_lane if woken else in_thread
+            response = await call(_resumed, response, woken, finish)
     finally:
         if isinstance(response, Parked):
             await in_thread(response.steps.close)
@@ -205,16 +216,18 @@ def _resumed(parked: Parked, woken: bool, finish: Callable[[HttpResponseBase], H
     return response if isinstance(response, Parked) else finish(response)
 
 
-def waiting_view(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
+def waiting_view(view: Callable[..., HttpResponseBase], *, in_lane: bool = False) -> Callable[..., HttpResponseBase]:
     """Mount a view whose operation may wait (see `answer`): under the ASGI server it is called
     with WAITS_ON_LOOP set and may answer `Parked`; elsewhere (the test client, WSGI) it waits in
-    its thread."""
+    its thread. `in_lane`: its requests mostly wait and may come by the thousand at once (the
+    volunteers' claims), so their calls take turns in the waiting lane (`waiting_lane`)."""
 
     @functools.wraps(view)
     def parking(request: Any, *args: Any, **kwargs: Any) -> HttpResponseBase:
         return view(request, *args, **kwargs)
 
     parking.parks = True  # type: ignore[attr-defined]
+    parking.in_lane = in_lane  # type: ignore[attr-defined]
     return parking
 
 
@@ -229,6 +242,24 @@ def _shared_threads() -> ThreadPoolExecutor:
             if _threads is None:
                 _threads = ThreadPoolExecutor(settings.JPT_WEB_THREADS, thread_name_prefix="jpt-sync")
     return _threads
+
+
+_lanes: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
+
+
+def waiting_lane() -> asyncio.Semaphore:
+    """At most JPT_WAITING_LANE_THREADS calls of waiting requests run at once in this process (per
+    event loop); the others queue on the loop. Five thousand volunteers claiming again at once
+    (after a restart, say) would otherwise queue five thousand calls in the threads' line, and a
+    quick request behind them all: it now waits behind a few at most, and the claims' own pace is
+    the CPU's either way."""
+    loop = asyncio.get_running_loop()
+    lane = _lanes.get(loop)
+    if lane is None:
+        for gone in [other for other in _lanes if other.is_closed()]:
+            del _lanes[gone]
+        lane = _lanes[loop] = asyncio.Semaphore(max(1, settings.JPT_WAITING_LANE_THREADS))
+    return lane
 
 
 def _then_release_connection(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
@@ -254,12 +285,29 @@ class RequestCalls:
     Django's own handler gets there through asgiref's `sync_to_async`, which costs several times
     as much per call, and takes three such calls per request."""
 
-    __slots__ = ("context",)
+    __slots__ = ("context", "lane")
 
     def __init__(self) -> None:
         self.context = contextvars.copy_context()
+        self.lane: asyncio.Semaphore | None = None
+
+    def in_waiting_lane(self) -> None:
+        """This request's calls take turns in the process's waiting lane (`waiting_lane`), so they
+        never fill every thread."""
+        self.lane = waiting_lane()
 
     async def __call__(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        if self.lane is None:
+            return await self._call(fn, *args, **kwargs)
+        async with self.lane:
+            return await self._call(fn, *args, **kwargs)
+
+    async def ahead_of_the_lane(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """A call that skips the waiting lane: a step woken by its wake-up (a job for a claim, a
+        text for a transcribe call) is one per job, never a burst, and is what the pool waits for."""
+        return await self._call(fn, *args, **kwargs)
+
+    async def _call(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         done = _shared_threads().submit(self.context.run, _then_release_connection, fn, *args, **kwargs)
         try:
             return await asyncio.wrap_future(done)

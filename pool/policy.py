@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -9,6 +10,21 @@ from enum import Enum
 from typing import Any
 
 from django.conf import settings
+
+# A claim that queued this long in the server before it ran came in a burst (every volunteer
+# claiming again after a restart, or after the server fell behind): its empty answer comes at a
+# random point between half its wait and all of it, so the burst's claims do not all end, and
+# come back, together again. Claims that did not queue wait exactly what they asked.
+CLAIM_BURST_QUEUED_SECONDS = 1.0
+
+
+def claim_wait_seconds(asked: float, *, queued: float = 0.0) -> float:
+    """How long a claim waits for a job: what it asked, at most JPT_CLAIM_WAIT_MAX_SECONDS, spread
+    out when it came in a burst (see CLAIM_BURST_QUEUED_SECONDS)."""
+    wait = max(0.0, min(asked, settings.JPT_CLAIM_WAIT_MAX_SECONDS))
+    if queued > CLAIM_BURST_QUEUED_SECONDS:
+        wait *= random.uniform(0.5, 1.0)
+    return wait
 
 
 def lease_expires_at(now: datetime) -> datetime:

@@ -189,7 +189,9 @@ def job_claim(*, worker: Worker, wait_seconds: float, inline_audio_up_to: int = 
     )
 
 
-def job_claim_steps(*, worker: Worker, wait_seconds: float, inline_audio_up_to: int = 0) -> Steps[Job | None]:
+def job_claim_steps(
+    *, worker: Worker, wait_seconds: float, inline_audio_up_to: int = 0, queued_seconds: float = 0.0
+) -> Steps[Job | None]:
     """Hand the worker one job, waiting up to `wait_seconds` for one to arrive.
 
     The job's `inline_audio` is its audio when that is at most `inline_audio_up_to` bytes
@@ -197,14 +199,15 @@ def job_claim_steps(*, worker: Worker, wait_seconds: float, inline_audio_up_to: 
     steps: on the event loop under the ASGI server, holding no thread and no database connection)
     until a wake-up for a queue this worker takes from. A key may have only as many claims
     waiting as its online workers run jobs at once; a claim that finds a job at once waits for
-    nothing and takes no place (nor the two cache round trips).
+    nothing and takes no place (nor the two cache round trips). `queued_seconds`, how long the
+    request waited for a thread, spreads out the waits of a burst (`policy.claim_wait_seconds`).
     """
     if worker.held_jobs is not None and worker.held_jobs >= worker.max_jobs:
         raise WorkerBusy(
             f"This worker holds {worker.held_jobs} job(s), as many as it runs at once (max_jobs in its "
             "heartbeat): complete or fail one first."
         )
-    wait_seconds = max(0.0, min(wait_seconds, settings.JPT_CLAIM_WAIT_MAX_SECONDS))
+    wait_seconds = policy.claim_wait_seconds(wait_seconds, queued=queued_seconds)
     if not wait_seconds:
         leases.pool_maintenance()
         return claim_once(worker, inline_audio_up_to)

@@ -7,7 +7,7 @@ from pool.views import ClaimView, HeartbeatView, JobAudioView, JobCompleteView, 
 
 urlpatterns = [
     path("worker/heartbeat", HeartbeatView.as_view()),
-    path("pool/claim", waiting_view(ClaimView.as_view())),
+    path("pool/claim", waiting_view(ClaimView.as_view(), in_lane=True)),
     path("pool/jobs/<str:job_id>/audio", JobAudioView.as_view()),
     path("pool/jobs/<str:job_id>/complete", JobCompleteView.as_view()),
     path("pool/jobs/<str:job_id>/fail", JobFailView.as_view()),

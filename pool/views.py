@@ -73,6 +73,7 @@ class ClaimView(WorkerView):
             worker=worker,
             wait_seconds=data["wait_seconds"],
             inline_audio_up_to=settings.JPT_CLAIM_INLINE_AUDIO_BYTES if data["inline_audio"] else 0,
+            queued_seconds=waiting.queued_seconds(request),
         )
         return waiting.answer(request, steps, lambda job: Response(rendered(ClaimResult, {"job": job})))
 

@@ -64,3 +64,43 @@ def test_requests_sync_calls_share_a_few_threads_in_order_of_arrival(settings, m
     assert most[0] == 2
     assert set(order[:2]) == {0, 1} and sorted(order) == list(range(6)), "the first to arrive ran first"
     waiting._threads.shutdown()
+
+
+def test_claims_take_turns_in_a_lane_and_leave_threads_for_quick_requests(settings, monkeypatch):
+    """Four threads, a lane of one: a burst of volunteers' claims runs one call at a time, a quick
+    request beside them is not queued behind the burst, and a woken claim's step skips the lane."""
+    settings.JPT_WEB_THREADS, settings.JPT_WAITING_LANE_THREADS = 4, 1
+    monkeypatch.setattr(waiting, "_threads", None)
+    release = threading.Event()
+    running = {"claim": 0}
+    most, started = [0], []
+    lock = threading.Lock()
+
+    def claim_call():
+        with lock:
+            running["claim"] += 1
+            most[0] = max(most[0], running["claim"])
+        release.wait(5)
+        with lock:
+            running["claim"] -= 1
+
+    def quick(name):
+        started.append(name)
+
+    def laned():
+        calls = waiting.RequestCalls()
+        calls.in_waiting_lane()
+        return calls
+
+    async def requests():
+        claims = [asyncio.ensure_future(laned()(claim_call)) for _ in range(20)]
+        await asyncio.sleep(0.1)
+        await asyncio.wait_for(waiting.RequestCalls()(quick, "health"), 2)
+        await asyncio.wait_for(laned().ahead_of_the_lane(quick, "woken claim"), 2)
+        release.set()
+        await asyncio.gather(*claims)
+
+    asyncio.run(requests())
+    assert started == ["health", "woken claim"], "neither waited for the twenty claims"
+    assert most[0] == 1, "the claims ran one at a time"
+    waiting._threads.shutdown()

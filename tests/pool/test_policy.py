@@ -95,3 +95,18 @@ class TestJobOptions:
     def test_an_option_nobody_knows_is_a_mistake(self):
         with pytest.raises(ValueError, match="beam_size"):
             policy.job_options({"beam_size": 5})
+
+
+class TestClaimWait:
+    def test_a_claim_waits_what_it_asked_up_to_the_maximum(self, settings):
+        settings.JPT_CLAIM_WAIT_MAX_SECONDS = 25
+        assert policy.claim_wait_seconds(10) == 10
+        assert policy.claim_wait_seconds(60) == 25
+        assert policy.claim_wait_seconds(-1) == 0
+
+    def test_claims_that_queued_in_a_burst_end_spread_over_the_second_half_of_their_wait(self, settings):
+        settings.JPT_CLAIM_WAIT_MAX_SECONDS = 25
+        waits = [policy.claim_wait_seconds(20, queued=3) for _ in range(200)]
+        assert all(10 <= wait <= 20 for wait in waits)
+        assert max(waits) - min(waits) > 5, "spread, so they do not all come back at once"
+        assert policy.claim_wait_seconds(20, queued=0.2) == 20, "a claim served at once waits what it asked"
