@@ -248,7 +248,7 @@ _lanes: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
 
 
 def waiting_lane() -> asyncio.Semaphore:
-    """At most JPT_WAITING_LANE_THREADS calls of waiting requests run at once in this process (per
+    """At most JPT_WAITING_LANE_THREADS calls of volunteers' claims run at once in this process (per
     event loop); the others queue on the loop. Five thousand volunteers claiming again at once
     (after a restart, say) would otherwise queue five thousand calls in the threads' line, and a
     quick request behind them all: it now waits behind a few at most, and the claims' own pace is
@@ -303,8 +303,8 @@ class RequestCalls:
             return await self._call(fn, *args, **kwargs)
 
     async def ahead_of_the_lane(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
-        """A call that skips the waiting lane: a step woken by its wake-up (a job for a claim, a
-        text for a transcribe call) is one per job, never a burst, and is what the pool waits for."""
+        """A call that skips the waiting lane: a claim's step woken by its wake-up (a job for it) is
+        one per job, never a burst, and is what the pool waits for."""
         return await self._call(fn, *args, **kwargs)
 
     async def _call(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:

@@ -36,7 +36,7 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
-from django.db.models import Exists, F
+from django.db.models import Exists, F, QuerySet
 from django.utils import timezone
 
 from accounts import credits
@@ -106,8 +106,8 @@ def trust_grant(*, key_id: int) -> None:
 # --- Check copies -------------------------------------------------------------------------------
 
 
-def _open_checks(original_id: str) -> bool:
-    return Job.objects.filter(checks_id=original_id, status__in=OPEN).exists()
+def _open_checks(original_id: str) -> QuerySet[Job]:
+    return Job.objects.filter(checks_id=original_id, status__in=OPEN)
 
 
 def check_copy_add(original: Job, *, by_trusted: bool) -> Job | None:
@@ -139,7 +139,7 @@ def job_claimed(job: Job, worker: Worker, trust: KeyTrust) -> None:
     if job.route != Route.POOL_CREDIT or is_independent(worker, trust):
         return
     with transaction.atomic():
-        if not _open_checks(job.id):
+        if not _open_checks(job.id).exists():
             check_copy_add(job, by_trusted=False)
 
 
@@ -227,8 +227,7 @@ def result_in(job: Job, worker: Worker, *, attempt: JobAttempt | None, trust: Ke
 def _release_audio(original_id: str) -> None:
     """The original's audio goes once its transcription is final and no check needs it (one DELETE)."""
     final = Job.objects.filter(pk=original_id).exclude(status__in=(*OPEN, Status.CHECKING))
-    checking = Job.objects.filter(checks_id=original_id, status__in=OPEN)
-    JobAudio.objects.filter(Exists(final), ~Exists(checking), job_id=original_id).delete()
+    JobAudio.objects.filter(Exists(final), ~Exists(_open_checks(original_id)), job_id=original_id).delete()
 
 
 # --- Deciding -----------------------------------------------------------------------------------
@@ -311,7 +310,7 @@ def _settle_votes(original: Job, results: list[JobResult], winner: JobResult, gr
 
     In key order: each key's balance and record rows are locked as they change, and two
     evaluations crossing (each confirming the other's worker's key) must take them in one order."""
-    for result in sorted(results, key=lambda r: (r.key_id, r.pk or 0)):
+    for result in sorted(results, key=lambda r: (r.key_id, r.pk)):
         if result.verdict != Verdict.OPEN:
             continue
         agreed = result in group
@@ -341,7 +340,7 @@ def _settle_votes(original: Job, results: list[JobResult], winner: JobResult, gr
 def _run_again(original: Job, results: list[JobResult]) -> None:
     """Undecided: one more run, meant for a trusted key (or the demo) once two disagree. After
     JPT_CHECK_MAX_RUNS runs a held transcription fails (and refunds) rather than guess."""
-    if _open_checks(original.id):
+    if _open_checks(original.id).exists():
         return
     # Runs tried, not only those that answered: a run meant for a trusted key that none can take
     # runs out of queue time, and must not be queued again for ever.

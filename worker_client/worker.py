@@ -90,10 +90,10 @@ class Worker:
         # lease id -> job id of every job in hand: heartbeats renew these leases and no others.
         self.holding: dict[str, str] = {}
         self._signals = 0
-        # Whether the server's claims keep this worker registered (its heartbeat answer says so), and
-        # when the claim in flight started / the last one ended: an idle worker's claims are its beat.
+        # Whether the server's claims keep this worker registered (its heartbeat answer says so),
+        # whether a claim is in flight, and when the last one ended: an idle worker's claims are its beat.
         self.claims_renew_registration = False
-        self._claim_started: float | None = None
+        self._claiming = False
         self._claim_ended = float("-inf")
 
     # --- signals ---------------------------------------------------------------------
@@ -149,7 +149,7 @@ class Worker:
         (CLAIM_WAIT_SECONDS + 15 s), well inside the server's online window."""
         if not self.claims_renew_registration or self.holding:
             return False
-        return self._claim_started is not None or time.monotonic() - self._claim_ended < self.heartbeat_interval
+        return self._claiming or time.monotonic() - self._claim_ended < self.heartbeat_interval
 
     def _wait(self, seconds):
         self.stopping.wait(seconds)
@@ -218,13 +218,13 @@ class Worker:
         result: _ClaimOutcome = {}
 
         def claim():
-            self._claim_started = time.monotonic()
+            self._claiming = True
             try:
                 result["job"] = self.client.claim(CLAIM_WAIT_SECONDS)
             except BaseException as exc:  # noqa: BLE001 - re-raised below
                 result["error"] = exc
             finally:
-                self._claim_started, self._claim_ended = None, time.monotonic()
+                self._claiming, self._claim_ended = False, time.monotonic()
 
         thread = threading.Thread(target=claim, daemon=True)
         thread.start()
