@@ -77,6 +77,9 @@ class Worker(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["key", "client_id"], name="one_worker_per_client_id")]
+        # Whether a key has a worker online, found at its most recently seen one (routing asks on
+        # every submit).
+        indexes = [models.Index(fields=["key", "last_seen_at"], name="worker_key_seen_idx")]
 
     def __str__(self) -> str:
         return f"{self.name or self.client_id} ({self.key.prefix})"

@@ -63,7 +63,7 @@ def worker_seen(worker: Worker, key: ApiKey) -> Worker:
 def workers_online(key: ApiKey) -> tuple[bool, bool]:
     """(this key has a worker online, the server's demo worker is online): routing asks on every request."""
     answer = run(sql.WORKERS_ONLINE, {"key_id": key.pk, "since": db_datetime(online_since())})
-    return answer.value("own") > 0, answer.value("demo") > 0
+    return bool(answer.value("own")), bool(answer.value("demo"))
 
 
 # The pool figures are two COUNTs over tables as large as the pool: they are counted at most
