@@ -13,7 +13,8 @@ N - active idle keep-alive connections open throughout (each sent one request, t
     .venv/bin/python bench/request_cost.py [--seconds 5] [--rounds 3] [--active 16] [--connections 16]
 
 Idle long-polls (`--long-polls 500,1000,2000`): that many simulated volunteers, each on its own
-connection, hold a claim (`POST /v1/pool/claim`, wait_seconds 25, sent again when answered; the
+connection, hold a claim (`POST /v1/pool/claim`, wait_seconds as the worker client asks (50), or
+`--claim-wait`, sent again when answered; the
 first one waits part of that, spread over the volunteers, so that they do not all claim at once)
 while /v1/health is probed at a steady rate (open loop: a probe's latency counts from when it
 was due, so a stalled server is not sampled less). Steps add volunteers to those already
@@ -61,9 +62,9 @@ from bench.figures import (  # noqa: E402
 )
 from tests.clips import wav_bytes  # noqa: E402
 from tests.live import LiveServer  # noqa: E402
+from worker_client.worker import CLAIM_WAIT_SECONDS  # noqa: E402
 
 HOST = "127.0.0.1"
-CLAIM_WAIT_SECONDS = 25
 MAX_CONNECTIONS = 5000
 VOLUNTEERS_PER_KEY = 100
 BARE_PATH = "/bench/bare"  # bench/urls.py
@@ -271,8 +272,8 @@ class Volunteers:
     of its step has, holds a claim, again and again. (A claim counts against its key's online
     workers: claiming before the others of the key registered would be refused.)"""
 
-    def __init__(self, port: int, keys: list[str]):
-        self.port, self.keys = port, keys
+    def __init__(self, port: int, keys: list[str], claim_wait: float):
+        self.port, self.keys, self.claim_wait = port, keys, claim_wait
         self.tasks: list[asyncio.Task] = []
         self.registered = 0
         self.step_registered = asyncio.Event()
@@ -297,16 +298,16 @@ class Volunteers:
             "POST",
             "/v1/pool/claim",
             key=key,
-            json={"worker_id": worker_id, "wait_seconds": CLAIM_WAIT_SECONDS, "inline_audio": True},
+            json={"worker_id": worker_id, "wait_seconds": self.claim_wait, "inline_audio": True},
         )
-        # The first claim waits a part of 25 s of its own (spread evenly over the volunteers), so
+        # The first claim waits a part of the wait of its own (spread evenly over the volunteers), so
         # that their claims run out and are sent again spread over time, as independent volunteers'
         # would, not all in the same instant.
         first_claim = http_request(
             "POST",
             "/v1/pool/claim",
             key=key,
-            json={"worker_id": worker_id, "wait_seconds": 1 + (CLAIM_WAIT_SECONDS - 1) * ((i * 0.618034) % 1)},
+            json={"worker_id": worker_id, "wait_seconds": 1 + (self.claim_wait - 1) * ((i * 0.618034) % 1)},
         )
         conn = Http1(HOST, self.port)
         try:
@@ -324,7 +325,9 @@ class Volunteers:
                     self.claimed[job["id"]] = asyncio.get_running_loop().time()
                     done = {"worker_id": worker_id, "lease_id": job["lease_id"], "text": "テスト", "segments": []}
                     await conn.call(
-                        http_request("POST", f"/v1/pool/jobs/{job['id']}/complete", key=key, json=done | {"model": "bench"})
+                        http_request(
+                            "POST", f"/v1/pool/jobs/{job['id']}/complete", key=key, json=done | {"model": "bench"}
+                        )
                     )
                 elif status == 200:
                     self.answered += 1
@@ -462,14 +465,14 @@ async def dispatch(port: int, key: str, volunteers: Volunteers, samples: int) ->
 async def long_polls(server: LiveServer, args, keys: list[str]):
     loop = asyncio.get_running_loop()
     waiting = WaitingCount(args.cache_url, server.env["JPT_CACHE_KEY_PREFIX"])
-    volunteers = Volunteers(server.port, keys)
+    volunteers = Volunteers(server.port, keys, args.claim_wait)
     prober = Prober(server.port, args.probe_rate)
     probing = asyncio.create_task(prober.run())
     await asyncio.sleep(2)
     rss0 = rss_bytes_tree(server.proc.pid)
     print(
         f"idle long-poll bench: gunicorn + uvicorn, {args.web_workers} processes on PostgreSQL + "
-        f"Redis; volunteers hold claims of {CLAIM_WAIT_SECONDS} s; /v1/health probed {args.probe_rate:g}/s "
+        f"Redis; volunteers hold claims of {args.claim_wait:g} s; /v1/health probed {args.probe_rate:g}/s "
         f"(latencies over {args.probe_seconds:g} s per step); server memory before: {rss0 / 2**20:.0f} MB"
     )
     print(
@@ -561,6 +564,12 @@ def main():
         type=lambda s: [int(n) for n in s.split(",")],
         default=None,
         help="idle long-poll mode: volunteers waiting at each step, e.g. 500,1000,2000",
+    )
+    parser.add_argument(
+        "--claim-wait",
+        type=float,
+        default=CLAIM_WAIT_SECONDS,
+        help=f"each volunteer's claim's wait_seconds (long-poll mode; the worker client's: {CLAIM_WAIT_SECONDS})",
     )
     parser.add_argument("--probe-rate", type=float, default=20, help="health probes a second (long-poll mode)")
     parser.add_argument("--probe-seconds", type=float, default=30, help="probing per step (long-poll mode)")

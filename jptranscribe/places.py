@@ -9,7 +9,7 @@ from contextlib import contextmanager
 
 from jptranscribe.cache import count
 
-# Longer than any wait (claims 25 s, transcribe 120 s). The count restarts when it runs out, so
+# Longer than any wait (claims 55 s, transcribe 120 s). The count restarts when it runs out, so
 # the places of a server killed mid-wait come back by then at the latest.
 PLACES_TTL_SECONDS = 300
 

@@ -244,7 +244,8 @@ JPT_RATE_AUTH_FAILURES = os.environ.get("JPT_RATE_AUTH_FAILURES", "30/m")
 JPT_TRUSTED_PROXIES = envlist("JPT_TRUSTED_PROXIES")
 
 JPT_TRANSCRIBE_WAIT_SECONDS = envfloat("JPT_TRANSCRIBE_WAIT_SECONDS", 120)
-JPT_CLAIM_WAIT_MAX_SECONDS = envfloat("JPT_CLAIM_WAIT_MAX_SECONDS", 25)
+# The longest a claim waits for a job (the worker client asks 50 s; a claim that gives no wait, 25).
+JPT_CLAIM_WAIT_MAX_SECONDS = envfloat("JPT_CLAIM_WAIT_MAX_SECONDS", 55)
 # A claim that asks gets audio up to this size in its answer, saving the worker a round trip.
 JPT_CLAIM_INLINE_AUDIO_BYTES = envint("JPT_CLAIM_INLINE_AUDIO_BYTES", 1024 * 1024)
 JPT_WORKER_ONLINE_SECONDS = envfloat("JPT_WORKER_ONLINE_SECONDS", 90)

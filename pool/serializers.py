@@ -82,7 +82,13 @@ class HeartbeatInput(WorkerIdInput):
 
 @extend_schema_serializer(component_name="Claim")
 class ClaimInput(WorkerIdInput):
-    wait_seconds = StrictFloatField(required=False, default=25, min_value=0)
+    wait_seconds = StrictFloatField(
+        required=False,
+        default=25,
+        min_value=0,
+        help_text="How long to wait for a job before answering none; the server waits at most 55 s "
+        "(JPT_CLAIM_WAIT_MAX_SECONDS). The worker client asks 50.",
+    )
     inline_audio = StrictBooleanField(
         required=False,
         default=False,

@@ -125,7 +125,7 @@ class ServerClient:
             },
         ).json()
 
-    def claim(self, wait_seconds=25) -> dict | None:
+    def claim(self, wait_seconds: float) -> dict | None:
         response = self._call(
             "POST",
             "/v1/pool/claim",

@@ -104,6 +104,12 @@ class TestClaimWait:
         assert policy.claim_wait_seconds(60) == 25
         assert policy.claim_wait_seconds(-1) == 0
 
+    def test_the_server_waits_as_long_as_the_worker_client_asks(self):
+        """Capped below the client's ask, every idle volunteer would claim again twice as often."""
+        from worker_client.worker import CLAIM_WAIT_SECONDS
+
+        assert policy.claim_wait_seconds(CLAIM_WAIT_SECONDS) == CLAIM_WAIT_SECONDS == 50
+
     def test_claims_that_queued_in_a_burst_end_spread_over_the_second_half_of_their_wait(self, settings):
         settings.JPT_CLAIM_WAIT_MAX_SECONDS = 25
         waits = [policy.claim_wait_seconds(20, queued=3) for _ in range(200)]
