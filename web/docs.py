@@ -79,11 +79,12 @@ EXAMPLES = {
         '  -d \'{{"worker_id": "my-pc", "name": "My PC", "engine": "vosk", "model": "vosk-small-ja"}}\'',
     ),
     ("POST", "/v1/pool/claim"): (
-        "Wait up to ~25 s for the next job; answers with a job and its lease, or `null`. With "
+        "Wait up to `wait_seconds` (25 by default, at most 55; the worker client asks 50) for the next "
+        "job; answers with a job and its lease, or `null`. With "
         "`inline_audio` a clip of up to 1 MiB comes base64 in `audio_base64` (else fetch `audio_url`).",
         'curl -X POST {base}/v1/pool/claim \\\n  -H "Authorization: Bearer {key}" \\\n'
         '  -H "Content-Type: application/json" \\\n'
-        '  -d \'{{"worker_id": "my-pc", "wait_seconds": 25, "inline_audio": true}}\'',
+        '  -d \'{{"worker_id": "my-pc", "wait_seconds": 50, "inline_audio": true}}\'',
     ),
     ("GET", "/v1/pool/jobs/{job_id}/audio"): (
         "The audio of a job this worker holds.",
