@@ -179,7 +179,7 @@ def _unlink(request, *responses) -> None:
     They hold one another in cycles (DRF's view, its request and response; Django's request and
     its messages and `auser`), which reference counting cannot free: every request left about a
     hundred objects for the cycle collector, and a collection that freed those of a few hundred
-    claims paused the process for 0.1-0.3 s with thousands of claims parked. Unlinked, they go as
+    claims paused the process for 0.1-0.6 s with thousands of claims parked. Unlinked, they go as
     soon as the request ends."""
     linked = [request]
     for response in responses:
@@ -224,7 +224,7 @@ def _stop_hooks_on_signals() -> None:
 # pause with thousands parked) runs every few minutes, for cycles that outlived the young ones.
 YOUNG_COLLECTION_SECONDS = 0.25
 FULL_COLLECTION_SECONDS = 300
-_collector: asyncio.Task | None = None
+_collector: asyncio.Task | None = None  # kept: the event loop holds its tasks only weakly
 
 
 def _collect_on_a_timer() -> None:
