@@ -7,7 +7,7 @@ from django.utils import timezone
 from accounts.models import CreditEntry
 from pool.models import Job, Worker
 from tests.clips import wav_bytes
-from tests.helpers import Caller, claim_job, grant, online_worker
+from tests.helpers import Caller, claim_job, grant, mint_caller, online_worker
 
 pytestmark = [pytest.mark.django_db, pytest.mark.postgres]
 
@@ -50,6 +50,14 @@ class TestRoutes:
         assert body["processed_by"] == "pool"
 
     def test_no_demo_while_the_demo_worker_is_offline(self, alice):
+        grant(alice, 100)
+        assert alice.transcribe().json()["processed_by"] == "pool"
+
+    def test_the_demo_worker_counts_among_many_volunteers_only_while_it_is_online(self, alice, demo_worker):
+        for i in range(40):  # volunteers of other keys, online, seen after the demo worker
+            assert mint_caller(ip=f"198.51.100.{100 + i}").heartbeat(f"v{i}").status_code == 200
+        assert alice.transcribe().json()["processed_by"] == "server_demo"
+        Worker.objects.filter(key=demo_worker.key).update(last_seen_at=timezone.now() - timedelta(seconds=91))
         grant(alice, 100)
         assert alice.transcribe().json()["processed_by"] == "pool"
 
