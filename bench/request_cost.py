@@ -36,6 +36,7 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import resource
 import signal
 import statistics
@@ -285,7 +286,20 @@ class Volunteers:
         for i in range(len(self.tasks), len(self.tasks) + count):
             self.tasks.append(asyncio.create_task(self._volunteer(i, self.step_registered)))
 
-    async def _volunteer(self, i: int, step_registered: asyncio.Event):
+    def herd(self):
+        """Every volunteer's connection drops at once (a proxy restarted, a network blip) and each
+        claims again after the worker client's first backoff (0.5-1 s: worker_client.client.Backoff),
+        already registered."""
+        for task in self.tasks:
+            task.cancel()
+        registered = asyncio.Event()
+        registered.set()
+        self.tasks = [
+            asyncio.create_task(self._volunteer(i, registered, after=random.uniform(0.5, 1.0)))
+            for i in range(len(self.tasks))
+        ]
+
+    async def _volunteer(self, i: int, step_registered: asyncio.Event, after: float | None = None):
         key = self.keys[i // VOLUNTEERS_PER_KEY]
         worker_id = f"idle-{i}"
         beat = http_request(
@@ -311,12 +325,16 @@ class Volunteers:
         )
         conn = Http1(HOST, self.port)
         try:
-            await conn.call(beat)
-            self.registered += 1
-            if self.registered == len(self.tasks):
-                step_registered.set()
-            await step_registered.wait()
-            request = first_claim
+            if after is None:
+                await conn.call(beat)
+                self.registered += 1
+                if self.registered == len(self.tasks):
+                    step_registered.set()
+                await step_registered.wait()
+                request = first_claim
+            else:  # back after a dropped connection: registered already
+                await asyncio.sleep(after)
+                request = claim
             while True:
                 status, body = await conn.call(request)
                 request = claim
@@ -462,6 +480,31 @@ async def dispatch(port: int, key: str, volunteers: Volunteers, samples: int) ->
     return latencies, submits
 
 
+async def herd(volunteers: Volunteers, prober: Prober, waiting: WaitingCount, args):
+    """All volunteers' connections drop at once and they claim again within a second: /v1/health
+    over the next --probe-seconds, and how long until the server holds them all again."""
+    loop = asyncio.get_running_loop()
+    target = len(volunteers.tasks)
+    refused_before = volunteers.refused
+    begin = loop.time()
+    volunteers.herd()
+    held_again = None
+    while loop.time() < begin + args.probe_seconds:
+        await asyncio.sleep(0.5)
+        if held_again is None and await asyncio.to_thread(waiting.now) >= 0.99 * target:
+            held_again = loop.time() - begin
+    await asyncio.sleep(1)
+    latencies, unanswered = prober.window(begin, begin + args.probe_seconds)
+    print(
+        f"  herd: {target} volunteers' connections dropped at once, each claiming again 0.5-1 s later: "
+        f"/v1/health over the next {args.probe_seconds:g} s p50 {ms(statistics.median(latencies)):.1f} ms, "
+        f"p99 {ms(percentile(latencies, 99)):.1f} ms, max {ms(max(latencies)):.0f} ms, unanswered {unanswered}; "
+        f"99 % held again after {'-' if held_again is None else f'{held_again:.1f} s'}; "
+        f"claims refused meanwhile {volunteers.refused - refused_before}",
+        flush=True,
+    )
+
+
 async def long_polls(server: LiveServer, args, keys: list[str]):
     loop = asyncio.get_running_loop()
     waiting = WaitingCount(args.cache_url, server.env["JPT_CACHE_KEY_PREFIX"])
@@ -521,6 +564,8 @@ async def long_polls(server: LiveServer, args, keys: list[str]):
             f"{ms(percentile(dispatched, 99)):7.1f} {ms(statistics.median(submits)):14.1f}",
             flush=True,
         )
+    if args.herd:
+        await herd(volunteers, prober, waiting, args)
     probing.cancel()
     print(
         f"  claims answered (no job) {volunteers.answered}, jobs taken {len(volunteers.claimed)}, refused {volunteers.refused}, volunteers' "
@@ -570,6 +615,11 @@ def main():
         type=float,
         default=CLAIM_WAIT_SECONDS,
         help=f"each volunteer's claim's wait_seconds (long-poll mode; the worker client's: {CLAIM_WAIT_SECONDS})",
+    )
+    parser.add_argument(
+        "--herd",
+        action="store_true",
+        help="long-poll mode, after the last step: every volunteer's connection drops and claims again at once",
     )
     parser.add_argument("--probe-rate", type=float, default=20, help="health probes a second (long-poll mode)")
     parser.add_argument("--probe-seconds", type=float, default=30, help="probing per step (long-poll mode)")
