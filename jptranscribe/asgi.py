@@ -186,7 +186,7 @@ def _unlink(request, *responses) -> None:
         context = getattr(response, "renderer_context", None) or {}
         linked += [response, context.get("view"), context.get("request")]
     for obj in linked:
-        if obj is not None and hasattr(obj, "__dict__"):
+        if obj is not None:
             vars(obj).clear()
 
 

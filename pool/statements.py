@@ -258,6 +258,8 @@ COPY_AUDIO = Statement(
 # seen) index: a count read every online worker, 5,000 rows on every submit with 5,000 volunteers
 # waiting. PostgreSQL reads the demo's from the few server keys (accounts' key_server_idx), a
 # worker each at most: joined plainly, it reads the workers in table order until it meets one.
+# There WORKER_MAY_WORK is split between the key and its workers by hand: with the key joined in
+# the LATERAL too, the planner walked the last-seen index over every online worker instead.
 _OWN_WORKER_ONLINE = (
     f"EXISTS (SELECT 1 FROM {WORKER} w JOIN {KEY} k ON k.id = w.key_id"
     f" WHERE w.key_id = %(key_id)s AND w.last_seen_at >= %(since)s AND {WORKER_MAY_WORK}) AS own"
