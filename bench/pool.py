@@ -4,7 +4,8 @@ Submitters POST clips to /v1/transcribe and wait for the answer; simulated worke
 long-poll /v1/pool/claim (asking for the audio in the answer, as the worker client does)
 and complete with a stand-in transcript. A full cycle is submit -> claim -> complete ->
 response (with --fetch-audio, the audio is a request of its own). Dispatch latency is from
-the moment a submitter starts its POST until a worker holds the job.
+the moment a submitter starts its POST until a worker holds the job; at light load it is also
+printed from the moment the job entered the queue (the upload's own work left out).
 
     .venv/bin/python bench/pool.py [--workers 8] [--submitters 16] [--seconds 20]
 """
@@ -18,6 +19,7 @@ import sys
 import threading
 import time
 import urllib.parse
+from datetime import datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -90,18 +92,24 @@ def submitter_process(url, keys, start, deadline, out):
 
 
 def light_load_dispatch(url, submit_key, worker_key, samples=200):
-    """Dispatch latency with idle workers waiting in long-polls: the wake-up path, not queueing."""
+    """Dispatch latency with idle workers waiting in long-polls: the wake-up path, not queueing.
+
+    Two figures a clip: from the start of its POST (the upload, its measuring decode, routing and
+    the insert, then the wake-up) and from the moment the job entered the queue (its `created_at`,
+    stamped by the server on this machine's clock) until a waiting worker holds it."""
     worker_ids = [f"idle-{i}" for i in range(4)]
     claimed, stop = {}, threading.Event()
+    s = Client(url, worker_key)
+    for worker_id in worker_ids:  # all online first: a key may have as many claims waiting as its workers
+        checked(s.call("POST", "/v1/worker/heartbeat", json={"worker_id": worker_id}))
 
     def run(worker_id):
         s = Client(url, worker_key)
-        checked(s.call("POST", "/v1/worker/heartbeat", json={"worker_id": worker_id}))
         while not stop.is_set():
             job = checked(s.call("POST", "/v1/pool/claim", json={"worker_id": worker_id, "wait_seconds": 1,
                                                                  "inline_audio": True}))["job"]
             if job:
-                claimed[job["id"]] = time.monotonic()
+                claimed[job["id"]] = (time.monotonic(), time.time())
                 params = {"worker_id": worker_id, "lease_id": job["lease_id"]}
                 checked(s.call("POST", f"/v1/pool/jobs/{job['id']}/complete",
                                json={**params, "text": "テスト", "segments": [], "model": "bench"}))
@@ -111,7 +119,7 @@ def light_load_dispatch(url, submit_key, worker_key, samples=200):
         t.start()
     time.sleep(1)
     s = Client(url, submit_key)
-    latencies = []
+    from_post, from_queue = [], []
     for _ in range(samples):
         t0 = time.monotonic()
         status, body = s.call("POST", "/v1/transcribe", body=UPLOAD,
@@ -119,12 +127,15 @@ def light_load_dispatch(url, submit_key, worker_key, samples=200):
         job_id = body["id"]
         while job_id not in claimed and time.monotonic() - t0 < 10:
             time.sleep(0.0005)
-        latencies.append((claimed.get(job_id, time.monotonic()) - t0) * 1000)
+        held, held_wall = claimed.get(job_id, (time.monotonic(), time.time()))
+        from_post.append((held - t0) * 1000)
+        queued = datetime.fromisoformat(body["created_at"]).timestamp()
+        from_queue.append((held_wall - queued) * 1000)
         time.sleep(0.02)
     stop.set()
     for t in threads:
         t.join()
-    return latencies
+    return from_post, from_queue
 
 
 def trust(server, keys):
@@ -224,7 +235,7 @@ def main():
         errors = server_errors(server)
         light_key = server.mint_key()
         trust(server, [light_key])
-        light = light_load_dispatch(server.url, submit_keys[0], light_key)
+        light, light_queued = light_load_dispatch(server.url, submit_keys[0], light_key)
 
     dispatch = [(claims[job_id] - t0) * 1000 for job_id, t0, _ in cycles if job_id in claims]
     cycle_ms = [(t1 - t0) * 1000 for _, t0, t1 in cycles]
@@ -237,6 +248,8 @@ def main():
     print(f"  dispatch ms, saturated  p50 {statistics.median(dispatch):6.1f}   p99 {percentile(dispatch, 99):6.1f}")
     print(f"  dispatch ms, light load (one clip at a time, idle workers long-polling)   "
           f"p50 {statistics.median(light):6.1f}   p99 {percentile(light, 99):6.1f}")
+    print(f"    of which from entering the queue to a worker holding it                     "
+          f"p50 {statistics.median(light_queued):6.1f}   p99 {percentile(light_queued, 99):6.1f}")
     per_cycle = 1000 / max(1, len(cycles))
     print(f"  CPU per cycle ms  server {server_cpu * per_cycle:5.1f}   PostgreSQL {pg_cpu * per_cycle:5.1f}   "
           f"(clients used {client_cpu:.1f} s over the whole run)")
