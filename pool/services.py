@@ -25,7 +25,7 @@ from pool import leases, policy, verification, wakeup
 from pool import statements as sql
 from pool.leases import LeaseLost, job_finish_failed
 from pool.models import Job, JobAttempt, JobAudio, JobResult, KeyTrust, Worker, new_lease_id
-from pool.workers import WorkerBusy, refuse_banned, worker_for_request, worker_seen
+from pool.workers import WorkerBusy, key_places, refuse_banned, worker_for_request, worker_seen
 
 Status = Job.Status
 Route = Job.Route
@@ -234,14 +234,30 @@ def job_claim_steps(
 
 
 def _take_place_to_wait(worker: Worker, place: ExitStack, wait_seconds: float) -> None:
-    """A place among the key's waiting claims, held until `place` closes; RateLimited if none is free."""
-    limit = min(settings.JPT_CLAIMS_WAITING_PER_KEY, max(1, worker.key_places or 0))
-    if not place.enter_context(places.places((f"claims:{worker.key_id}", limit))):
-        raise RateLimited(
-            f"This key already has {limit} claims waiting: as many as its online workers run jobs at once "
-            f"(at most {settings.JPT_CLAIMS_WAITING_PER_KEY}). Wait for one to answer before claiming again.",
-            retry_after=int(wait_seconds) or 1,
-        )
+    """A place among the key's waiting claims, held until `place` closes; RateLimited if none is free.
+
+    The key's places were counted when the claim began. Before refusing they are counted again:
+    workers of the key that registered since (several started at once) may be among those waiting,
+    and a claim counted short would be refused its own place."""
+    name = f"claims:{worker.key_id}"
+    limit = _claims_waiting_limit(worker.key_places)
+    if place.enter_context(places.places((name, limit))):
+        return
+    fresh = _claims_waiting_limit(key_places(worker.key_id))
+    if fresh > limit:
+        place.close()  # gives the place back, to take it again under the new count
+        limit = fresh
+        if place.enter_context(places.places((name, limit))):
+            return
+    raise RateLimited(
+        f"This key already has as many claims waiting as its online workers run jobs at once ({limit}; at most "
+        f"{settings.JPT_CLAIMS_WAITING_PER_KEY}). Wait for one to answer before claiming again.",
+        retry_after=int(wait_seconds) or 1,
+    )
+
+
+def _claims_waiting_limit(key_places: int | None) -> int:
+    return min(settings.JPT_CLAIMS_WAITING_PER_KEY, max(1, key_places or 0))
 
 
 def claim_once(worker: Worker, inline_audio_up_to: int = 0) -> Job | None:

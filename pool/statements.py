@@ -154,15 +154,24 @@ CLAIM_POOL = _claim(
 
 # --- Holding a job ---------------------------------------------------------------------------------
 
-# The worker, with how many jobs it holds (a claim with no place left is refused) and how many
-# jobs its key's online workers run at once (as many claims of the key may wait at a time).
+
+def _key_places(key_id: str) -> str:
+    """How many jobs a key's online workers run at once: as many claims of the key may wait at a time."""
+    return (
+        f"(SELECT COALESCE(SUM(o.max_jobs), 0) FROM {WORKER} o WHERE o.key_id = {key_id}"
+        f" AND o.signed_off_at IS NULL AND o.last_seen_at >= %(online_since)s)"
+    )
+
+
+# The worker, with how many jobs it holds (a claim with no place left is refused) and its key's
+# places to wait.
 WORKER_BY_CLIENT_ID = Statement(
     "worker_by_client_id",
     f"SELECT {WORKER_COLUMNS}, (SELECT count(*) FROM {JOB} h WHERE h.worker_id = w.id AND h.status = {LEASED})"
-    f" AS held_jobs, (SELECT COALESCE(SUM(o.max_jobs), 0) FROM {WORKER} o WHERE o.key_id = w.key_id"
-    f" AND o.signed_off_at IS NULL AND o.last_seen_at >= %(online_since)s) AS key_places"
+    f" AS held_jobs, {_key_places('w.key_id')} AS key_places"
     f" FROM {WORKER} w WHERE w.key_id = %(key_id)s AND w.client_id = %(client_id)s",
 )
+KEY_PLACES = Statement("key_places", f"SELECT {_key_places('%(key_id)s')} AS key_places")
 # A heartbeat from a running worker process (each volunteer's, every 20 s): its registration
 # renewed in one statement, as `pool.services.worker_heartbeat` does in a transaction. It matches
 # nothing for a new worker or a new session (a restart): those take the full path.

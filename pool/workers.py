@@ -60,6 +60,11 @@ def worker_seen(worker: Worker, key: ApiKey) -> Worker:
     return worker
 
 
+def key_places(key_id: int) -> int:
+    """How many claims of this key may wait at a time, counted now (see `worker_for_request`)."""
+    return run(sql.KEY_PLACES, {"key_id": key_id, "online_since": db_datetime(online_since())}).value("key_places")
+
+
 def workers_online(key: ApiKey) -> tuple[bool, bool]:
     """(this key has a worker online, the server's demo worker is online): routing asks on every request."""
     answer = run(sql.WORKERS_ONLINE, {"key_id": key.pk, "since": db_datetime(online_since())})

@@ -226,6 +226,42 @@ def test_a_key_has_no_more_claims_waiting_than_its_workers_run_jobs(settings, wo
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.postgres
+def test_workers_of_one_key_started_at_once_each_get_a_place_to_wait():
+    """A claim counts its key's online workers as it begins. Workers of the key that registered a
+    moment later may be waiting already when it takes its place: it counts again, and waits, rather
+    than being refused (the worker client would sit out the Retry-After, 50 s)."""
+    import time
+
+    from jptranscribe.cache import count
+    from pool.workers import worker_for_request
+
+    key = ApiKey.mint()[0]
+    pool.worker_heartbeat(key=key, client_id="w0")
+    early = worker_for_request(key=key, client_id="w0")  # the key's places counted: one
+    later = [pool.worker_heartbeat(key=key, client_id=f"w{i}").worker for i in (1, 2)]
+    answered = []
+
+    def wait_for_a_job(worker):
+        try:
+            answered.append(pool.job_claim(worker=worker_for_request(key=key, client_id=worker.client_id),
+                                           wait_seconds=2))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=wait_for_a_job, args=(worker,)) for worker in later]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 5
+    while count([f"jpt:places:claims:{key.pk}"], 0, 300) != [2] and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert pool.job_claim(worker=early, wait_seconds=0.2) is None  # waited its 0.2 s: not refused
+    for thread in threads:
+        thread.join()
+    assert answered == [None, None]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.postgres
 def test_a_key_has_only_so_many_transcribe_calls_waiting_and_loses_none(settings):
     """With one waiting place per key, of two calls at once one waits and one answers at once;
     both clips are queued."""
