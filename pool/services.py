@@ -256,8 +256,8 @@ def _take_place_to_wait(worker: Worker, place: ExitStack, wait_seconds: float) -
     )
 
 
-def _claims_waiting_limit(key_places: int | None) -> int:
-    return min(settings.JPT_CLAIMS_WAITING_PER_KEY, max(1, key_places or 0))
+def _claims_waiting_limit(places_of_key: int | None) -> int:
+    return min(settings.JPT_CLAIMS_WAITING_PER_KEY, max(1, places_of_key or 0))
 
 
 def claim_once(worker: Worker, inline_audio_up_to: int = 0) -> Job | None:

@@ -244,16 +244,18 @@ def test_workers_of_one_key_started_at_once_each_get_a_place_to_wait():
     def wait_for_a_job(worker):
         try:
             answered.append(pool.job_claim(worker=worker_for_request(key=key, client_id=worker.client_id),
-                                           wait_seconds=2))
+                                           wait_seconds=5))
         finally:
             connection.close()
 
     threads = [threading.Thread(target=wait_for_a_job, args=(worker,)) for worker in later]
     for thread in threads:
         thread.start()
-    deadline = time.monotonic() + 5
-    while count([f"jpt:places:claims:{key.pk}"], 0, 300) != [2] and time.monotonic() < deadline:
+    waiting = [f"jpt:places:claims:{key.pk}"]
+    deadline = time.monotonic() + 4
+    while count(waiting, 0, 300) != [2] and time.monotonic() < deadline:  # until both wait
         time.sleep(0.02)
+    assert count(waiting, 0, 300) == [2], "the later workers' claims are not both waiting"
     assert pool.job_claim(worker=early, wait_seconds=0.2) is None  # waited its 0.2 s: not refused
     for thread in threads:
         thread.join()
