@@ -111,10 +111,15 @@ def _by_key(attempt: str) -> str:
 
 
 def _ran_by_key(original: str) -> str:
-    """The worker's key already ran this clip: the original job or any check copy of it."""
+    """The worker's key already ran this clip: the original job or any check copy of it.
+
+    Two lookups, not one with `x.id = … OR x.checks_id = …`: planned from stale statistics, the
+    OR was a sequential scan of every job ever queued, once for each queued check a claim passed
+    over (0.24 ms each after 1,000 jobs, growing with the table)."""
     return (
-        f"EXISTS (SELECT 1 FROM {JOB} x JOIN {ATTEMPT} a ON a.job_id = x.id"
-        f" WHERE (x.id = {original} OR x.checks_id = {original}) AND {_by_key('a')}{per_row()})"
+        f"(EXISTS (SELECT 1 FROM {ATTEMPT} a WHERE a.job_id = {original} AND {_by_key('a')}{per_row()})"
+        f" OR EXISTS (SELECT 1 FROM {JOB} x JOIN {ATTEMPT} a ON a.job_id = x.id"
+        f" WHERE x.checks_id = {original} AND {_by_key('a')}{per_row()}))"
     )
 
 

@@ -42,9 +42,10 @@ VOICED_RMS = 0.005
 
 
 # A WAV's header says all a stream's parameters; FFmpeg would still read and analyse up to 5 MB
-# of it before the first packet (1-2 ms a request, most of measuring a short clip). Its samples
+# of it before the first packet (1-2 ms a request, most of measuring a short clip), and even 4 kB
+# cost 0.1 ms of the 0.38 ms a 1 s clip takes to measure. 32 bytes is FFmpeg's least. Its samples
 # are then counted by decoding every packet, as for any format.
-WAV_OPEN_OPTIONS = {"probesize": "4096", "analyzeduration": "0"}
+WAV_OPEN_OPTIONS = {"probesize": "32", "analyzeduration": "0"}
 
 
 def _open(data: bytes):

@@ -220,3 +220,39 @@ def test_a_claim_looks_up_a_volunteers_past_attempts_per_job_not_all_of_them():
         cursor.execute(f"EXPLAIN {sql.CLAIM_POOL.sql}", params)
         plan = "\n".join(row[0] for row in cursor.fetchall())
     assert "hashed SubPlan" not in plan, plan
+
+
+def test_a_claim_passing_over_checks_finds_a_clips_runs_through_indexes_not_every_job():
+    """A queued check its key already ran is passed over: finding that run must not read every job
+    ever queued. With statistics from when the tables were small, `x.id = … OR x.checks_id = …`
+    was a sequential scan of the job table for each such check, on every claim."""
+    from django.db import connection
+
+    from pool import statements as sql
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the plan is PostgreSQL's")
+    key, owner = ApiKey.mint()[0], ApiKey.mint()[0]
+    worker = pool.worker_heartbeat(key=key, client_id="w1").worker
+    originals = Job.objects.bulk_create(
+        Job(key=owner, route=Job.Route.POOL_CREDIT, route_reason="r", status=Job.Status.COMPLETED, duration_seconds=1)
+        for _ in range(2000)
+    )
+    JobAttempt.objects.bulk_create(
+        JobAttempt(job=job, worker=worker, lease_id=f"l{i}", outcome=JobAttempt.Outcome.COMPLETED)
+        for i, job in enumerate(originals[:10])
+    )
+    Job.objects.bulk_create(
+        Job(key=owner, route=Job.Route.POOL_CHECK, route_reason="r", checks=job, duration_seconds=1)
+        for job in originals[:10]
+    )
+    now = timezone.now()
+    params = {"worker_pk": worker.pk, "worker_key_id": key.pk, "lease_id": "x", "lease_expires_at": now,
+              "lease_hard_expires_at": now, "now": now, "inline_audio_up_to": 0, "checks_open_before": now, "slot": 1}
+    with connection.cursor() as cursor:
+        # The OR could only be served by a bitmap of two indexes, which a planner that thinks the
+        # table small passes over for a scan of it all; each lookup must stand on one index alone.
+        cursor.execute("SET LOCAL enable_bitmapscan = off")
+        cursor.execute(f"EXPLAIN {sql.CLAIM_POOL.sql}", params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert f"Seq Scan on {Job._meta.db_table}" not in plan, plan
