@@ -38,23 +38,28 @@ def checked(answer):
     return body
 
 
-def worker_process(url, keys, deadline, inline_audio, out):
+def worker_process(url, keys, deadline, inline_audio, claim_next, out):
     claimed = []
 
     def run(key, worker_id):
         s = Client(url, key)
         checked(s.call("POST", "/v1/worker/heartbeat", json={"worker_id": worker_id}))
-        while time.monotonic() < deadline:
-            job = checked(s.call("POST", "/v1/pool/claim", json={"worker_id": worker_id, "wait_seconds": 2,
-                                                                 "inline_audio": inline_audio}))["job"]
+        job = None
+        while job is not None or time.monotonic() < deadline:  # a job handed over is always done
+            if job is None:
+                job = checked(s.call("POST", "/v1/pool/claim", json={"worker_id": worker_id, "wait_seconds": 2,
+                                                                     "inline_audio": inline_audio}))["job"]
             if not job:
                 continue
             claimed.append((job["id"], time.monotonic()))
             params = {"worker_id": worker_id, "lease_id": job["lease_id"]}
             if job.get("audio_base64") is None:
                 checked(s.call("GET", f"{job['audio_url']}?{urllib.parse.urlencode(params)}"))
-            checked(s.call("POST", f"/v1/pool/jobs/{job['id']}/complete",
-                           json={**params, "text": "テスト", "segments": [], "model": "bench"}))
+            # As the worker client does: the next job, when one is waiting, comes with the completion.
+            job = checked(s.call("POST", f"/v1/pool/jobs/{job['id']}/complete",
+                                 json={**params, "text": "テスト", "segments": [], "model": "bench",
+                                       "claim_next": claim_next and time.monotonic() < deadline,
+                                       "inline_audio": inline_audio})).get("next_job")
 
     threads = [threading.Thread(target=run, args=(key, f"bench-{os.getpid()}-{i}")) for i, key in enumerate(keys)]
     for t in threads:
@@ -189,6 +194,8 @@ def main():
     parser.add_argument("--sqlite", action="store_true", help="bench the embedded SQLite set-up instead")
     parser.add_argument("--fetch-audio", action="store_true",
                         help="workers fetch audio with its own request instead of taking it from the claim")
+    parser.add_argument("--claim-each", action="store_true",
+                        help="workers claim every job with a request of its own (no claim_next in the completion)")
     args = parser.parse_args()
 
     env = {"JPT_CACHE_URL": args.cache_url, "JPT_RATE_USER": "10000000/m", "JPT_RATE_WORKER": "10000000/m", "JPT_KEYS_PER_IP_PER_DAY": "100000",
@@ -206,7 +213,7 @@ def main():
         now = time.monotonic()
         start, deadline = now + args.warmup, now + args.warmup + args.seconds
         procs = [mp.Process(target=worker_process, args=(server.url, worker_keys[i::args.processes], deadline + 3,
-                                                        not args.fetch_audio, out))
+                                                        not args.fetch_audio, not args.claim_each, out))
                  for i in range(args.processes)]
         procs += [mp.Process(target=submitter_process, args=(server.url, submit_keys[i::args.processes], start,
                                                              deadline, out)) for i in range(args.processes)]

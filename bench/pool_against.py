@@ -9,7 +9,11 @@ before it (94a4512).
 The other commit is checked out once under var/against/<commit> (a git worktree) with its own
 virtualenv from its own pinned requirements (a few minutes, the first time).
 
-    .venv/bin/python bench/pool_against.py [--commit 94a4512] [--pairs 3] [-- pool.py's options]
+    .venv/bin/python bench/pool_against.py [--commit 94a4512] [--pairs 3] [--here=--claim-each] [-- pool.py's options]
+
+`--here` passes an option to this checkout's bench only (one the other commit's bench lacks): with
+`--here=--claim-each` the workers here claim every job with a request of their own, as workers
+did before completions could hand over the next job, for a like-for-like figure.
 """
 import argparse
 import re
@@ -20,6 +24,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 CYCLES = re.compile(r"job cycles/s\s+([\d.]+)")
+CPU = re.compile(r"CPU per cycle ms\s+server\s+([\d.]+)\s+PostgreSQL\s+([\d.]+)")
 
 
 def checkout(commit: str) -> Path:
@@ -38,31 +43,39 @@ def checkout(commit: str) -> Path:
     return tree
 
 
-def cycles(tree: Path, options: list[str]) -> float:
+def cycles(tree: Path, options: list[str]) -> tuple[float, float]:
+    """Job cycles a second, and the server's and PostgreSQL's CPU milliseconds a cycle: time the host
+    steals from this machine is in neither process's CPU time, so the second moves less."""
     out = subprocess.run([str(tree / ".venv" / "bin" / "python"), "bench/pool.py", *options], cwd=tree,
                          check=True, capture_output=True, text=True).stdout
-    found = CYCLES.search(out)
-    if not found:
-        raise RuntimeError(f"no cycles figure in the bench's output:\n{out}")
-    return float(found.group(1))
+    found, cpu = CYCLES.search(out), CPU.search(out)
+    if not found or not cpu:
+        raise RuntimeError(f"no cycles or CPU figure in the bench's output:\n{out}")
+    return float(found.group(1)), float(cpu.group(1)) + float(cpu.group(2))
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--commit", default="94a4512", help="the code to compare with (default: before issue 12)")
     parser.add_argument("--pairs", type=int, default=3)
+    parser.add_argument("--here", action="append", default=[], help="an option for this checkout's bench only")
     parser.add_argument("options", nargs="*", help="passed to bench/pool.py (after --)")
     args = parser.parse_args()
     other = checkout(args.commit)
-    ratios = []
-    print(f"pool bench, this checkout against {args.commit}, {args.pairs} pairs run in turns")
+    ratios, cpu_ratios = [], []
+    flags = f" ({' '.join(args.here)} here)" if args.here else ""
+    print(f"pool bench, this checkout{flags} against {args.commit}, {args.pairs} pairs run in turns")
     for pair in range(1, args.pairs + 1):
-        here, there = cycles(ROOT, args.options), cycles(other, args.options)
+        (here, here_cpu), (there, there_cpu) = cycles(ROOT, [*args.options, *args.here]), cycles(other, args.options)
         ratios.append(here / there)
-        print(f"  pair {pair}: {here:6.1f} against {there:6.1f} job cycles/s   ratio {ratios[-1]:.2f}", flush=True)
+        cpu_ratios.append(there_cpu / here_cpu)
+        print(f"  pair {pair}: {here:6.1f} against {there:6.1f} job cycles/s   ratio {ratios[-1]:.2f}   "
+              f"CPU ms a cycle (server + PostgreSQL) {here_cpu:5.1f} against {there_cpu:5.1f}", flush=True)
     median = statistics.median(ratios)
     verdict = "within" if median >= 0.95 else "more than"
     print(f"  median ratio {median:.2f} (range {min(ratios):.2f}-{max(ratios):.2f}): {verdict} 5 % of {args.commit}")
+    print(f"  cycles per CPU second, as a share of {args.commit}'s: median {statistics.median(cpu_ratios):.2f} "
+          f"(range {min(cpu_ratios):.2f}-{max(cpu_ratios):.2f})")
 
 
 if __name__ == "__main__":

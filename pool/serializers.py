@@ -154,6 +154,16 @@ class CompleteInput(LeaseInput):
         help_text='What the engine did not do of what the job\'s options asked ("prompt ignored: …"): kept on '
         "the transcription as warnings with code engine_warning.",
     )
+    claim_next = StrictBooleanField(
+        required=False,
+        default=False,
+        help_text="Also hand this worker its next job in the answer (next_job), if one is waiting now: a busy "
+        "worker saves a claim per job. Never waits; with none waiting, next_job is null and the worker claims "
+        "as usual. The worker client asks it on a result's first delivery, not on a retry.",
+    )
+    inline_audio = StrictBooleanField(
+        required=False, default=False, help_text="As in the claim, for next_job: its audio in the answer when small."
+    )
 
 
 @extend_schema_serializer(component_name="Fail")
@@ -247,10 +257,13 @@ class ClaimResult(serializers.Serializer):
     job = ClaimedJob(allow_null=True)
 
 
-# Rendered from the seconds credited to the worker's owner.
+# Rendered from {"credited_seconds": …, "next_job": …}.
 class CompleteResult(serializers.Serializer):
     status = AnswerValue("completed", of_type=str)
-    credited_seconds = serializers.FloatField(source="*")
+    credited_seconds = serializers.FloatField()
+    next_job = ClaimedJob(
+        allow_null=True, help_text="The worker's next job when the completion asked claim_next and one was waiting."
+    )
 
 
 # Rendered from the Job after the failure: back in the queue, or failed for good.

@@ -233,6 +233,20 @@ def job_claim_steps(
                     return None
 
 
+def job_claim_next(*, worker: Worker, inline_audio_up_to: int = 0) -> Job | None:
+    """The next job for a worker that has just handed one in, if one is waiting now; else None.
+
+    It never waits and never refuses: a worker with all its places taken, or nothing in its
+    queues, gets None and claims as usual (where a refusal is explained). The completion is
+    already stored; this only saves the busy worker the claim's own request."""
+    held = None if worker.held_jobs is None else max(0, worker.held_jobs - 1)  # the one just handed in
+    if held is not None and held >= worker.max_jobs:
+        return None
+    worker.held_jobs = held
+    leases.pool_maintenance()
+    return claim_once(worker, inline_audio_up_to)
+
+
 def _take_place_to_wait(worker: Worker, place: ExitStack, wait_seconds: float) -> None:
     """A place among the key's waiting claims, held until `place` closes; RateLimited if none is free.
 

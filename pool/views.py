@@ -124,7 +124,13 @@ class JobCompleteView(WorkerView):
             processing_seconds=data.get("processing_seconds"),
             warnings=[w.strip() for w in data["warnings"] if w.strip()],
         )
-        return Response(rendered(CompleteResult, credited))
+        next_job = None
+        if data["claim_next"]:
+            next_job = services.job_claim_next(
+                worker=worker,
+                inline_audio_up_to=settings.JPT_CLAIM_INLINE_AUDIO_BYTES if data["inline_audio"] else 0,
+            )
+        return Response(rendered(CompleteResult, {"credited_seconds": credited, "next_job": next_job}))
 
 
 class JobFailView(WorkerView):

@@ -174,3 +174,33 @@ def test_an_idle_worker_whose_claims_keep_going_sends_no_heartbeats_and_stays_re
         worker.stopping.set()
         running.join(30)
     assert worker.fatal is None
+
+
+class ClaimCountingWorker(Worker):
+    """The worker client as it is, counting the claims (real requests) that brought it a job."""
+
+    jobs_from_claims = 0
+
+    def _claim(self):
+        job = super()._claim()
+        self.jobs_from_claims += job is not None
+        return job
+
+
+def test_a_busy_worker_takes_its_next_job_from_the_completion_not_a_claim(server):
+    key = server.mint_key()
+    worker = ClaimCountingWorker(ServerClient(server.url, key, "busy-w1"), StandInEngine(), name="test")
+    worker.register()  # online, so its key's clips wait for it
+    job_ids = [server.transcribe(key, wav_bytes(1 + i), wait=False).json()["id"] for i in range(3)]
+    running = threading.Thread(target=worker.run, daemon=True)
+    running.start()
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and any(status(server, key, j)["status"] != "completed" for j in job_ids):
+            time.sleep(0.2)
+        assert [status(server, key, j)["text"] for j in job_ids] == ["こんにちは"] * 3
+        assert worker.jobs_from_claims == 1, "the second and third came with the completions before them"
+    finally:
+        worker.stopping.set()
+        running.join(30)
+    assert worker.fatal is None and not worker.holding

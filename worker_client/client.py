@@ -142,7 +142,9 @@ class ServerClient:
             "GET", job["audio_url"], params={"worker_id": self.worker_id, "lease_id": job["lease_id"]}
         ).content
 
-    def complete(self, job, result, processing_seconds) -> dict:
+    def complete(self, job, result, processing_seconds, *, claim_next=False) -> dict:
+        """Hand a result in. With `claim_next`, the answer's `next_job` is this worker's next job
+        when one is waiting (then held like a claimed one), saving the claim's request."""
         return self._held_job_call(
             job,
             "complete",
@@ -152,6 +154,8 @@ class ServerClient:
             processing_seconds=processing_seconds,
             # As many as the server keeps, each as long (an engine of one's own may have none).
             warnings=[str(warning)[:500] for warning in getattr(result, "warnings", ())][:10],
+            claim_next=claim_next,
+            inline_audio=claim_next,
         )
 
     def fail(self, job, error: str) -> dict:

@@ -191,7 +191,11 @@ class Worker:
         beating = threading.Thread(target=self._heartbeats, name="heartbeat", daemon=True)
         beating.start()
         backoff = Backoff()
+        handed_over = None  # the next job, when the last completion brought one
         while not self.stopping.is_set():
+            if handed_over is not None:
+                handed_over = self.process(handed_over)
+                continue
             try:
                 job = self._claim()
                 backoff.reset()
@@ -212,8 +216,8 @@ class Worker:
                 self.fatal = f"the server refused this worker's claim: {exc}"
                 break
             if job is not None:
-                self.process(job)
-        return self.sign_off()
+                handed_over = self.process(job)
+        return self.sign_off()  # a job handed over but not begun goes back to the queue with it
 
     def _claim(self):
         """Long-poll for a job; a Ctrl-C stops waiting at once (the server gives a signed-off
@@ -247,14 +251,18 @@ class Worker:
             raise result["error"]
         return result["job"]
 
-    def process(self, job):
+    def process(self, job) -> dict | None:
+        """Run one job and hand its result in; the next job, if the completion brought one."""
         self.holding[job["lease_id"]] = job["id"]
         try:
-            self._process(job)
+            next_job = self._process(job)
         finally:
             self.holding.pop(job["lease_id"], None)
+        if next_job is not None:
+            self.holding[next_job["lease_id"]] = next_job["id"]  # held from now: heartbeats renew it
+        return next_job
 
-    def _process(self, job):
+    def _process(self, job) -> dict | None:
         started = time.monotonic()
         log.info("%s: %.1f s of audio, transcribing.", job["id"], float(job.get("duration_seconds") or 0))
         outcome = {}
@@ -273,32 +281,32 @@ class Worker:
             if self.abort_job.is_set():
                 self._report_failure(job, "the worker was stopped before finishing")
                 log.info("%s handed back to the pool.", job["id"])
-                return
+                return None
         elapsed = time.monotonic() - started
         error = outcome.get("error")
         if isinstance(error, JobGone):
             log.info("%s: lease lost (%s); taking the next job.", job["id"], error)
-            return
+            return None
         if isinstance(error, AudioError):
             self._report_failure(job, f"undecodable audio: {error}")
-            return
+            return None
         if error is not None:
             log.exception("%s failed", job["id"], exc_info=error)
             self._report_failure(job, f"{error.__class__.__name__}: {error}")
-            return
+            return None
         result = outcome["result"]
         try:
             reply = self._deliver(job, result, elapsed)
         except JobGone as exc:
             log.info("%s: lease lost (%s); taking the next job.", job["id"], exc)
-            return
+            return None
         except Refused as exc:
             log.warning("%s: the server refused the result (%s); reported as failed.", job["id"], exc)
             self._report_failure(job, f"the server refused the result: {exc}")
-            return
+            return None
         except Retryable as exc:
             log.warning("%s: could not deliver the result (%s); the server will re-run it.", job["id"], exc)
-            return
+            return None
         duration = float(job.get("duration_seconds") or 0)
         log.info(
             "%s  %.1f s audio in %.1f s (RTF %.2f) · %s/%s · +%.1f s credit",
@@ -310,19 +318,29 @@ class Worker:
             result.model,
             float(reply.get("credited_seconds", 0)),
         )
+        return reply.get("next_job")
 
     def _deliver(self, job, result, elapsed) -> dict:
         """Hand the result in, whatever it takes short of the lease being gone: through network
         trouble (retried while the lease can still be alive), and a server that forgot this
         worker (registered again, then handed in)."""
         until = time.monotonic() + DELIVERY_PATIENCE_SECONDS
+        asked = [False]
+
+        def complete():
+            # The next job is asked for on the first delivery only: a retry's first answer may have
+            # been lost with a job in it, which would then sit leased to this worker until it ran out.
+            claim_next = not asked[0] and not self.stopping.is_set()
+            asked[0] = True
+            return self.client.complete(job, result, elapsed, claim_next=claim_next)
+
         for _ in range(3):
             try:
-                return self.client.with_retries(lambda: self.client.complete(job, result, elapsed), until=until)
+                return self.client.with_retries(complete, until=until)
             except NotRegistered:
                 log.info("%s: the server no longer knew this worker; registering again to deliver.", job["id"])
                 self.register()
-        return self.client.with_retries(lambda: self.client.complete(job, result, elapsed), until=until)
+        return self.client.with_retries(complete, until=until)
 
     def _report_failure(self, job, reason):
         try:

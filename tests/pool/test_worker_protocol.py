@@ -9,7 +9,7 @@ from pool.leases import jobs_expire_leases
 from pool.models import Job, JobAttempt, JobAudio, Worker
 from pool.services import worker_ban
 from tests.clips import wav_bytes
-from tests.helpers import claim_job, grant, online_worker
+from tests.helpers import claim_job, grant, make_trusted, online_worker
 from transcription.intake import CheckedAudio
 from transcription.services import transcription_submit_and_wait
 from worker_client.worker import engine_options
@@ -269,7 +269,7 @@ class TestHoldingAJob:
         segments = [{"start": 0, "end": 1.25, "text": "こんにちは"}]
         response = alice.complete(job, text="こんにちは", segments=segments)
         assert response.status_code == 200
-        assert response.json() == {"status": "completed", "credited_seconds": 0.0}
+        assert response.json() == {"status": "completed", "credited_seconds": 0.0, "next_job": None}
         stored = Job.objects.get(pk=job_id)
         assert (stored.status, stored.text, stored.model) == ("completed", "こんにちは", "test-model")
         assert stored.segments == [{"start": 0.0, "end": 1.25, "text": "こんにちは"}]
@@ -283,7 +283,7 @@ class TestHoldingAJob:
         job = claim_job(alice)
         first = alice.complete(job)
         again = alice.complete(job, text="something else")
-        assert first.json() == again.json() == {"status": "completed", "credited_seconds": 3.0}
+        assert first.json() == again.json() == {"status": "completed", "credited_seconds": 3.0, "next_job": None}
         assert Job.objects.get().text == "こんにちは"
         assert CreditEntry.objects.filter(kind="pending").count() == 1
         account = alice.get("/v1/account").json()
@@ -328,6 +328,63 @@ class TestHoldingAJob:
 WORDS = [{"word": "こんにちは", "start": 0.1, "end": 0.9}, {"word": "。", "start": 0.9, "end": 1.0}]
 WHISPER_STATISTICS = {"seek": 0, "tokens": [50364, 3203, 50414], "temperature": 0.0, "avg_logprob": -0.25,
                       "compression_ratio": 0.8, "no_speech_prob": 0.01}
+
+
+class TestNextJobWithTheCompletion:
+    """A busy worker asks for its next job in the completion (claim_next) instead of a claim of its own."""
+
+    def test_a_completion_that_asks_hands_over_the_next_waiting_job_with_a_lease(self, alice):
+        online_worker(alice)
+        first_id = alice.transcribe(wav_bytes(1)).json()["id"]
+        second_clip = wav_bytes(2)
+        second_id = alice.transcribe(second_clip).json()["id"]
+        job = claim_job(alice)
+        assert job["id"] == first_id
+        answer = alice.complete(job, claim_next=True, inline_audio=True).json()
+        next_job = answer["next_job"]
+        assert (answer["status"], next_job["id"]) == ("completed", second_id)
+        assert base64.b64decode(next_job["audio_base64"]) == second_clip
+        assert Job.objects.get(pk=first_id).status == "completed"
+        held = Job.objects.get(pk=second_id)
+        assert (held.status, held.lease_id, held.worker.client_id) == ("leased", next_job["lease_id"], "w1")
+        assert alice.audio(next_job).content == second_clip
+        assert alice.complete(next_job, text="二つ目").json()["next_job"] is None
+        assert Job.objects.get(pk=second_id).text == "二つ目"
+
+    def test_with_nothing_waiting_the_next_job_is_null_and_the_result_stands(self, alice):
+        online_worker(alice)
+        job_id = alice.transcribe().json()["id"]
+        answer = alice.complete(claim_job(alice), claim_next=True).json()
+        assert answer["next_job"] is None
+        assert Job.objects.get(pk=job_id).status == "completed"
+
+    def test_a_completion_that_does_not_ask_leaves_the_next_job_queued(self, alice):
+        online_worker(alice)
+        alice.transcribe()
+        alice.transcribe()
+        assert alice.complete(claim_job(alice)).json()["next_job"] is None
+        assert Job.objects.filter(status="queued").count() == 1
+
+    def test_the_next_job_comes_without_audio_unless_asked_for_as_in_a_claim(self, alice):
+        online_worker(alice)
+        alice.transcribe()
+        alice.transcribe()
+        next_job = alice.complete(claim_job(alice), claim_next=True).json()["next_job"]
+        assert next_job["audio_base64"] is None and alice.audio(next_job).status_code == 200
+
+    def test_a_worker_holding_all_it_runs_gets_no_next_job_and_no_error(self, alice):
+        """A repeated completion (its first answer lost) while the worker has since taken as many
+        jobs as it runs at once: the completion still answers, and nothing more is handed over."""
+        alice.heartbeat(max_jobs=2)
+        make_trusted(alice)
+        for _ in range(4):
+            alice.transcribe()
+        first = claim_job(alice)
+        alice.complete(first)
+        claim_job(alice), claim_job(alice)
+        again = alice.complete(first, claim_next=True)
+        assert again.status_code == 200 and again.json()["next_job"] is None
+        assert Job.objects.filter(status="queued").count() == 1
 
 
 class TestResultDetail:
