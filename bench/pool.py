@@ -2,12 +2,14 @@
 
 Submitters POST clips to /v1/transcribe and wait for the answer; simulated workers
 long-poll /v1/pool/claim (asking for the audio in the answer, as the worker client does)
-and complete with a stand-in transcript. A full cycle is submit -> claim -> complete ->
-response (with --fetch-audio, the audio is a request of its own). Dispatch latency is from
+and complete with a stand-in transcript, asking for their next job in the completion as the
+worker client does (claim_next; with --claim-each every job is claimed on its own). A full
+cycle is submit -> claim (or the previous completion) -> complete -> response (with
+--fetch-audio, the audio is a request of its own). Dispatch latency is from
 the moment a submitter starts its POST until a worker holds the job; at light load it is also
 printed from the moment the job entered the queue (the upload's own work left out).
 
-    .venv/bin/python bench/pool.py [--workers 8] [--submitters 16] [--seconds 20]
+    .venv/bin/python bench/pool.py [--workers 8] [--submitters 16] [--seconds 20] [--claim-each]
 """
 import argparse
 import multiprocessing as mp
