@@ -238,11 +238,10 @@ def job_claim_next(*, worker: Worker, inline_audio_up_to: int = 0) -> Job | None
 
     It never waits and never refuses: a worker with all its places taken, or nothing in its
     queues, gets None and claims as usual (where a refusal is explained). The completion is
-    already stored; this only saves the busy worker the claim's own request."""
-    held = None if worker.held_jobs is None else max(0, worker.held_jobs - 1)  # the one just handed in
-    if held is not None and held >= worker.max_jobs:
-        return None
-    worker.held_jobs = held
+    already stored; this only saves the busy worker the claim's own request. A worker with every
+    place taken gets None from `claim_once` (each place is held by a job)."""
+    if worker.held_jobs:
+        worker.held_jobs -= 1  # the one just handed in: its place is tried first
     leases.pool_maintenance()
     return claim_once(worker, inline_audio_up_to)
 

@@ -325,13 +325,13 @@ class Worker:
         trouble (retried while the lease can still be alive), and a server that forgot this
         worker (registered again, then handed in)."""
         until = time.monotonic() + DELIVERY_PATIENCE_SECONDS
-        asked = [False]
+        first_delivery = True
 
         def complete():
             # The next job is asked for on the first delivery only: a retry's first answer may have
             # been lost with a job in it, which would then sit leased to this worker until it ran out.
-            claim_next = not asked[0] and not self.stopping.is_set()
-            asked[0] = True
+            nonlocal first_delivery
+            claim_next, first_delivery = first_delivery and not self.stopping.is_set(), False
             return self.client.complete(job, result, elapsed, claim_next=claim_next)
 
         for _ in range(3):

@@ -193,12 +193,10 @@ def test_the_hot_statements_survive_a_migration_that_adds_a_column(settings):
         alter(f"ALTER TABLE {Job._meta.db_table} DROP COLUMN added_by_a_later_release")
 
 
-def test_a_claim_looks_up_a_volunteers_past_attempts_per_job_not_all_of_them():
-    """A volunteer's claim must not get slower with every job it has done: PostgreSQL, with
-    statistics from when the tables were small, hashed all of a key's attempts on every claim."""
+def volunteer_with_done_jobs(attempted: int):
+    """A volunteer's key and worker, and 2,000 finished pool jobs of another key, the first
+    `attempted` of them run by that worker: a history for the claim's plan to be planned over."""
     from django.db import connection
-
-    from pool import statements as sql
 
     if connection.vendor != "postgresql":
         pytest.skip("the plan is PostgreSQL's")
@@ -210,15 +208,33 @@ def test_a_claim_looks_up_a_volunteers_past_attempts_per_job_not_all_of_them():
     )
     JobAttempt.objects.bulk_create(
         JobAttempt(job=job, worker=worker, lease_id=f"l{i}", outcome=JobAttempt.Outcome.COMPLETED)
-        for i, job in enumerate(jobs)
+        for i, job in enumerate(jobs[:attempted])
     )
-    Job.objects.create(key=owner, route=Job.Route.POOL_CREDIT, route_reason="r", duration_seconds=1)
+    return key, owner, worker, jobs
+
+
+def claim_plan(key, worker, *before: str) -> str:
+    """PostgreSQL's plan for this worker's claim, after the `before` statements (in the test's transaction)."""
+    from django.db import connection
+
+    from pool import statements as sql
+
     now = timezone.now()
     params = {"worker_pk": worker.pk, "worker_key_id": key.pk, "lease_id": "x", "lease_expires_at": now,
               "lease_hard_expires_at": now, "now": now, "inline_audio_up_to": 0, "checks_open_before": now, "slot": 1}
     with connection.cursor() as cursor:
+        for statement in before:
+            cursor.execute(statement)
         cursor.execute(f"EXPLAIN {sql.CLAIM_POOL.sql}", params)
-        plan = "\n".join(row[0] for row in cursor.fetchall())
+        return "\n".join(row[0] for row in cursor.fetchall())
+
+
+def test_a_claim_looks_up_a_volunteers_past_attempts_per_job_not_all_of_them():
+    """A volunteer's claim must not get slower with every job it has done: PostgreSQL, with
+    statistics from when the tables were small, hashed all of a key's attempts on every claim."""
+    key, owner, worker, _ = volunteer_with_done_jobs(attempted=2000)
+    Job.objects.create(key=owner, route=Job.Route.POOL_CREDIT, route_reason="r", duration_seconds=1)
+    plan = claim_plan(key, worker)
     assert "hashed SubPlan" not in plan, plan
 
 
@@ -226,33 +242,12 @@ def test_a_claim_passing_over_checks_finds_a_clips_runs_through_indexes_not_ever
     """A queued check its key already ran is passed over: finding that run must not read every job
     ever queued. With statistics from when the tables were small, `x.id = … OR x.checks_id = …`
     was a sequential scan of the job table for each such check, on every claim."""
-    from django.db import connection
-
-    from pool import statements as sql
-
-    if connection.vendor != "postgresql":
-        pytest.skip("the plan is PostgreSQL's")
-    key, owner = ApiKey.mint()[0], ApiKey.mint()[0]
-    worker = pool.worker_heartbeat(key=key, client_id="w1").worker
-    originals = Job.objects.bulk_create(
-        Job(key=owner, route=Job.Route.POOL_CREDIT, route_reason="r", status=Job.Status.COMPLETED, duration_seconds=1)
-        for _ in range(2000)
-    )
-    JobAttempt.objects.bulk_create(
-        JobAttempt(job=job, worker=worker, lease_id=f"l{i}", outcome=JobAttempt.Outcome.COMPLETED)
-        for i, job in enumerate(originals[:10])
-    )
+    key, owner, worker, originals = volunteer_with_done_jobs(attempted=10)
     Job.objects.bulk_create(
         Job(key=owner, route=Job.Route.POOL_CHECK, route_reason="r", checks=job, duration_seconds=1)
         for job in originals[:10]
     )
-    now = timezone.now()
-    params = {"worker_pk": worker.pk, "worker_key_id": key.pk, "lease_id": "x", "lease_expires_at": now,
-              "lease_hard_expires_at": now, "now": now, "inline_audio_up_to": 0, "checks_open_before": now, "slot": 1}
-    with connection.cursor() as cursor:
-        # The OR could only be served by a bitmap of two indexes, which a planner that thinks the
-        # table small passes over for a scan of it all; each lookup must stand on one index alone.
-        cursor.execute("SET LOCAL enable_bitmapscan = off")
-        cursor.execute(f"EXPLAIN {sql.CLAIM_POOL.sql}", params)
-        plan = "\n".join(row[0] for row in cursor.fetchall())
+    # The OR could only be served by a bitmap of two indexes, which a planner that thinks the
+    # table small passes over for a scan of it all; each lookup must stand on one index alone.
+    plan = claim_plan(key, worker, "SET LOCAL enable_bitmapscan = off")
     assert f"Seq Scan on {Job._meta.db_table}" not in plan, plan
