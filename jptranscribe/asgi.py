@@ -14,8 +14,8 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "jptranscribe.settings")
 
 import asyncio
 import contextlib
-import functools
 import gc
+import re
 import signal
 import threading
 import time
@@ -27,7 +27,7 @@ django.setup(set_prefix=False)
 from django.conf import settings  # noqa: E402
 from django.core import signals  # noqa: E402
 from django.core.exceptions import RequestAborted  # noqa: E402
-from django.core.handlers.asgi import ASGIHandler, get_script_prefix  # noqa: E402
+from django.core.handlers.asgi import ASGIHandler, ASGIRequest, get_script_prefix  # noqa: E402
 from django.http import FileResponse  # noqa: E402
 from django.urls import Resolver404, get_resolver, set_script_prefix  # noqa: E402
 
@@ -72,15 +72,35 @@ class _CappedBody:
         return message
 
 
-@functools.lru_cache(maxsize=4096)
-def _parks(path: str) -> tuple[bool, bool]:
-    """Whether the view at `path` may wait, and whether its calls take the waiting lane
-    (`jptranscribe.waiting.waiting_view`)."""
+def _resolved(request) -> tuple[bool, bool]:
+    """Resolve the request's view once, for the handler and for Django (`Handler.resolve_request`),
+    and tell whether it may wait, and whether its calls take the waiting lane
+    (`jptranscribe.waiting.waiting_view`). An unknown path is left to Django, which answers 404."""
     try:
-        view = get_resolver().resolve(path).func
+        match = get_resolver().resolve(request.path_info)
     except Resolver404:
         return False, False
-    return getattr(view, "parks", False), getattr(view, "in_lane", False)
+    request.resolver_match = match
+    return getattr(match.func, "parks", False), getattr(match.func, "in_lane", False)
+
+
+# A Content-Type of a media type and at most one plain parameter, as every client sends for an
+# upload ("multipart/form-data; boundary=..."): anything else (quotes, several parameters, RFC 2231)
+# is left to Django's parser, which goes through the email package and cost 2 % of the server's
+# time in the pool bench.
+_PLAIN_TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_PLAIN_NAME = r"[!#$%&'+.^_`|~0-9A-Za-z-]+"  # a token without "*", which marks an RFC 2231 value
+_PLAIN_CONTENT_TYPE = re.compile(rf"({_PLAIN_TOKEN}/{_PLAIN_TOKEN})\s*(?:;\s*({_PLAIN_NAME})=({_PLAIN_TOKEN}))?\s*")
+
+
+class Request(ASGIRequest):
+    def _set_content_type_params(self, meta):
+        plain = _PLAIN_CONTENT_TYPE.fullmatch(meta.get("CONTENT_TYPE", ""))
+        if plain is None or (plain[2] and plain[2].lower() == "charset"):
+            super()._set_content_type_params(meta)  # type: ignore[misc]  # not in django-stubs
+            return
+        self.content_type = plain[1].lower()
+        self.content_params = {plain[2].lower(): plain[3]} if plain[2] else {}
 
 
 class Handler(ASGIHandler):
@@ -94,6 +114,8 @@ class Handler(ASGIHandler):
     the event loop and resumes it (`waiting.until_answered`), holding no thread meanwhile, and
     only such a request listens for its client going away (its steps are then closed, giving back
     their places). A quick request runs to its end whatever the client does, as under WSGI."""
+
+    request_class = Request
 
     def __init__(self):
         # Not ASGIHandler's __init__: it builds Django's async middleware chain, which this
@@ -121,7 +143,7 @@ class Handler(ASGIHandler):
                 await in_thread(error_response.close)
                 return
             setattr(request, waiting.ARRIVED, arrived)
-            parks, in_lane = _parks(request.path_info)
+            parks, in_lane = _resolved(request)
             if parks:
                 setattr(request, waiting.WAITS_ON_LOOP, True)
             if in_lane:
@@ -141,6 +163,12 @@ class Handler(ASGIHandler):
             _unlink(request, first, response)
         finally:
             body_file.close()
+
+    def resolve_request(self, request):
+        """The view `_resolved` found (no middleware here sets a urlconf of its own)."""
+        if request.resolver_match is not None and not hasattr(request, "urlconf"):
+            return request.resolver_match
+        return super().resolve_request(request)
 
     def _respond(self, scope, request):
         """In a thread: the request's answer, closed (its end signal sent) unless it is still

@@ -135,10 +135,14 @@ class Job(models.Model):
     webhook_delivery: Any = None
 
     id = models.CharField(primary_key=True, max_length=32, default=new_job_id, editable=False)
-    key = models.ForeignKey(ApiKey, on_delete=models.CASCADE, related_name="jobs")
+    # Found by key through job_key_created_idx, which leads with it: an index of its own would only
+    # cost every write (see Meta).
+    key = models.ForeignKey(ApiKey, on_delete=models.CASCADE, related_name="jobs", db_index=False)
     route = models.CharField(max_length=12, choices=Route.choices)
     # A check copy's original job (route pool_check only).
-    checks = models.ForeignKey("self", null=True, blank=True, on_delete=models.CASCADE, related_name="check_copies")
+    checks = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="check_copies", db_index=False
+    )  # found through job_checks_idx
     # A check copy only a trusted key's worker (or the server's) may take: the run that decides.
     check_by_trusted = models.BooleanField(default=False)
     route_reason = models.CharField(max_length=200)
@@ -187,6 +191,10 @@ class Job(models.Model):
     # owner, an operator, or after JPT_RESULT_RETENTION_DAYS); the row keeps what billing needs.
     erased_at = models.DateTimeField(null=True, blank=True)
 
+    # Every index here is written on each of a job's three writes (queued, leased, done: a status
+    # change is never a heap-only update): the pool bench's job cycle wrote 7 that are not partial.
+    # So none is kept that another covers, nor Django's pattern-matching copies of the text keys
+    # (`_like`, for LIKE 'x%', which nothing here asks): migration 0008.
     class Meta:
         indexes = [
             # The claim's hot path: queued jobs by route, oldest first.
@@ -258,9 +266,9 @@ class JobAttempt(models.Model):
         EXPIRED = "expired"
         ABANDONED = "abandoned"  # the job was cancelled or re-routed under it
 
-    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="attempt_log")
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="attempt_log", db_index=False)
     worker = models.ForeignKey(Worker, on_delete=models.CASCADE, related_name="attempts")
-    lease_id = models.CharField(max_length=32, unique=True)
+    lease_id = models.CharField(max_length=32)
     started_at = models.DateTimeField(default=timezone.now)
     ended_at = models.DateTimeField(null=True, blank=True)
     outcome = models.CharField(max_length=10, choices=Outcome.choices, default=Outcome.RUNNING)
@@ -269,6 +277,12 @@ class JobAttempt(models.Model):
     # worker that did neither is implausible).
     audio_inline = models.BooleanField(default=False)
     audio_fetched = models.BooleanField(default=False)
+
+    class Meta:
+        # As a field's index and unique=True would make them, without Django's `_like` copies: a
+        # claim writes this row (see Job.Meta).
+        indexes = [models.Index(fields=["job"], name="attempt_job_idx")]
+        constraints = [models.UniqueConstraint(fields=["lease_id"], name="attempt_lease_id_unique")]
 
 
 class KeyTrust(models.Model):
@@ -324,8 +338,9 @@ class JobResult(models.Model):
         AGREED = "agreed"
         OUTVOTED = "outvoted"
 
-    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="results")  # the original
-    run = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="+")  # the row the worker held
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="results", db_index=False)  # the original
+    # The row the worker held: found through one_result_per_run.
+    run = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="+", db_index=False)
     worker = models.ForeignKey(Worker, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     key = models.ForeignKey(ApiKey, on_delete=models.CASCADE, related_name="+")
     # Whether the key was trusted (or the server's) when it gave the result: a check by such a
@@ -340,6 +355,7 @@ class JobResult(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
+        indexes = [models.Index(fields=["job"], name="result_job_idx")]  # without a `_like` copy
         constraints = [models.UniqueConstraint(fields=["run"], name="one_result_per_run")]
 
     def __str__(self) -> str:

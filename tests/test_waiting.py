@@ -4,6 +4,8 @@ import asyncio
 import threading
 import time
 
+import pytest
+
 from jptranscribe import waiting
 
 
@@ -63,6 +65,40 @@ def test_requests_sync_calls_share_a_few_threads_in_order_of_arrival(settings, m
     assert asyncio.run(requests()) == 2, "two threads, however many calls wait"
     assert most[0] == 2
     assert set(order[:2]) == {0, 1} and sorted(order) == list(range(6)), "the first to arrive ran first"
+    waiting._threads.shutdown()
+
+
+def test_a_request_that_goes_away_takes_back_its_queued_call_and_waits_out_a_running_one(settings, monkeypatch):
+    """One thread: a request cancelled while its call runs is answered only once that call has
+    ended (its next call never runs beside it); a call still queued when its request goes away
+    never runs."""
+    settings.JPT_WEB_THREADS = 1
+    monkeypatch.setattr(waiting, "_threads", None)
+    release, events = threading.Event(), []
+
+    def slow():
+        events.append("slow started")
+        release.wait(5)
+        events.append("slow ended")
+
+    async def requests():
+        first = waiting.RequestCalls()
+        running = asyncio.ensure_future(first(slow))
+        queued = asyncio.ensure_future(waiting.RequestCalls()(events.append, "queued call ran"))
+        await asyncio.sleep(0.1)
+        queued.cancel()
+        running.cancel()
+        await asyncio.sleep(0.1)
+        still_running = not running.done()
+        release.set()
+        for task in (running, queued):
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        await first(events.append, "next call")
+        return still_running
+
+    assert asyncio.run(requests()), "the cancelled request waited for its call under way"
+    assert events == ["slow started", "slow ended", "next call"]
     waiting._threads.shutdown()
 
 
