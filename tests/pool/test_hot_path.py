@@ -251,3 +251,21 @@ def test_a_claim_passing_over_checks_finds_a_clips_runs_through_indexes_not_ever
     # table small passes over for a scan of it all; each lookup must stand on one index alone.
     plan = claim_plan(key, worker, "SET LOCAL enable_bitmapscan = off")
     assert f"Seq Scan on {Job._meta.db_table}" not in plan, plan
+
+
+def test_a_jobs_writes_keep_no_index_another_covers_nor_a_pattern_copy():
+    """A job is written three times (queued, leased, done), each write to every full index of its
+    row; its attempt, audio and ledger rows once or twice. None of those tables keeps an index
+    only LIKE 'x%' could use, and the job keeps three full ones: its id, its owner's listing, its
+    worker."""
+    from django.db import connection
+
+    tables = ["pool_job", "pool_jobattempt", "pool_jobaudio", "pool_jobresult", "accounts_creditentry"]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT tablename, indexname, indexdef FROM pg_indexes WHERE tablename = ANY(%s)", [tables])
+        indexes = cursor.fetchall()
+    assert [name for _, name, definition in indexes if "pattern_ops" in definition] == []
+    full_job_indexes = {
+        name for table, name, definition in indexes if table == "pool_job" and " WHERE " not in definition
+    }
+    assert full_job_indexes == {"pool_job_pkey", "job_key_created_idx", "pool_job_worker_id_add727e2"}
