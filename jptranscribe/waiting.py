@@ -20,10 +20,10 @@ import asyncio
 import contextlib
 import contextvars
 import functools
-import queue
 import threading
 import time
 from collections.abc import Callable, Generator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -231,104 +231,16 @@ def waiting_view(view: Callable[..., HttpResponseBase], *, in_lane: bool = False
     return parking
 
 
-class _Call:
-    """One sync call of a request, run in one of the threads and answered on the request's loop.
-
-    A request that goes away takes back a call that has not started (`take`): the call and the
-    request race for `_unclaimed`, and list.pop is atomic, so exactly one of them wins."""
-
-    __slots__ = ("_ended_waiters", "_unclaimed", "answer", "args", "context", "ended", "fn", "kwargs", "loop")
-
-    def __init__(self, context: contextvars.Context, fn: Callable[..., Any], args: tuple, kwargs: dict) -> None:
-        self.context, self.fn, self.args, self.kwargs = context, fn, args, kwargs
-        self.loop = asyncio.get_running_loop()
-        self.answer: asyncio.Future[Any] = self.loop.create_future()
-        self.ended = False
-        self._unclaimed = [True]
-        self._ended_waiters: list[asyncio.Future[None]] = []
-
-    def take(self) -> bool:
-        try:
-            self._unclaimed.pop()
-        except IndexError:
-            return False
-        return True
-
-    def run_here(self) -> None:
-        """In a thread: the call, then its answer handed to the loop (unless the request took it back)."""
-        if not self.take():
-            return
-        try:
-            result = self.context.run(_then_release_connection, self.fn, *self.args, **self.kwargs)
-        except StopIteration as exc:  # an asyncio future cannot carry it (PEP 479)
-            self._answer(None, RuntimeError(f"sync call raised StopIteration: {exc!r}"))
-        except BaseException as exc:  # noqa: BLE001 - handed to the request, as a future would
-            self._answer(None, exc)
-        else:
-            self._answer(result, None)
-
-    def _answer(self, result: Any, error: BaseException | None) -> None:
-        with contextlib.suppress(RuntimeError):  # its loop has closed: nobody awaits it any more
-            self.loop.call_soon_threadsafe(self._answered, result, error)
-
-    def _answered(self, result: Any, error: BaseException | None) -> None:
-        self.ended = True
-        if not self.answer.done():
-            if error is None:
-                self.answer.set_result(result)
-            else:
-                self.answer.set_exception(error)
-        for waiter in self._ended_waiters:
-            if not waiter.done():
-                waiter.set_result(None)
-
-    async def until_ended(self) -> None:
-        if not self.ended:
-            waiter = self.loop.create_future()
-            self._ended_waiters.append(waiter)
-            await waiter
-
-
-class SyncThreads:
-    """The process's JPT_WEB_THREADS threads for requests' sync code, fed in order of arrival.
-
-    concurrent.futures' pool with asyncio.wrap_future did the same at about twice the cost a call
-    (a concurrent future with its condition, callbacks chained both ways, an idle-thread
-    semaphore), which the pool bench counted at 6 % of the server's time."""
-
-    def __init__(self, size: int) -> None:
-        self._calls: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
-        self._threads = [
-            threading.Thread(target=self._serve, name=f"jpt-sync_{i}", daemon=True) for i in range(max(1, size))
-        ]
-        for thread in self._threads:
-            thread.start()
-
-    def submit(self, call: _Call) -> None:
-        self._calls.put(call)
-
-    def _serve(self) -> None:
-        while (call := self._calls.get()) is not None:
-            call.run_here()
-
-    def shutdown(self) -> None:
-        """For tests: the threads end once the calls queued before this have run."""
-        for _ in self._threads:
-            self._calls.put(None)
-        for thread in self._threads:
-            thread.join(5)
-
-
-_threads: SyncThreads | None = None
+_threads: ThreadPoolExecutor | None = None
 _threads_lock = threading.Lock()
 
 
-def _shared_threads() -> SyncThreads:
+def _shared_threads() -> ThreadPoolExecutor:
     global _threads
     if _threads is None:
         with _threads_lock:
             if _threads is None:
-                _threads = SyncThreads(settings.JPT_WEB_THREADS)
+                _threads = ThreadPoolExecutor(settings.JPT_WEB_THREADS, thread_name_prefix="jpt-sync")
     return _threads
 
 
@@ -396,15 +308,13 @@ class RequestCalls:
         return await self._call(fn, *args, **kwargs)
 
     async def _call(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
-        call = _Call(self.context, fn, args, kwargs)
-        _shared_threads().submit(call)
+        done = _shared_threads().submit(self.context.run, _then_release_connection, fn, *args, **kwargs)
         try:
-            return await call.answer
+            return await asyncio.wrap_future(done)
         except asyncio.CancelledError:
             # A call under way goes on in its thread: the request's next call (closing a parked
             # view's steps, say) must not start beside it.
-            if not call.take():
-                while not call.ended:
-                    with contextlib.suppress(BaseException):
-                        await call.until_ended()
+            while not done.cancel() and not done.done():
+                with contextlib.suppress(BaseException):
+                    await asyncio.wrap_future(done)
             raise
