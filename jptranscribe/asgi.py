@@ -15,7 +15,6 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "jptranscribe.settings")
 import asyncio
 import contextlib
 import gc
-import re
 import signal
 import threading
 import time
@@ -27,7 +26,7 @@ django.setup(set_prefix=False)
 from django.conf import settings  # noqa: E402
 from django.core import signals  # noqa: E402
 from django.core.exceptions import RequestAborted  # noqa: E402
-from django.core.handlers.asgi import ASGIHandler, ASGIRequest, get_script_prefix  # noqa: E402
+from django.core.handlers.asgi import ASGIHandler, get_script_prefix  # noqa: E402
 from django.http import FileResponse  # noqa: E402
 from django.urls import Resolver404, get_resolver, set_script_prefix  # noqa: E402
 
@@ -84,25 +83,6 @@ def _resolved(request) -> tuple[bool, bool]:
     return getattr(match.func, "parks", False), getattr(match.func, "in_lane", False)
 
 
-# A Content-Type of a media type and at most one plain parameter, as every client sends for an
-# upload ("multipart/form-data; boundary=..."): anything else (quotes, several parameters, RFC 2231)
-# is left to Django's parser, which goes through the email package and cost 2 % of the server's
-# time in the pool bench.
-_PLAIN_TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
-_PLAIN_NAME = r"[!#$%&'+.^_`|~0-9A-Za-z-]+"  # a token without "*", which marks an RFC 2231 value
-_PLAIN_CONTENT_TYPE = re.compile(rf"({_PLAIN_TOKEN}/{_PLAIN_TOKEN})\s*(?:;\s*({_PLAIN_NAME})=({_PLAIN_TOKEN}))?\s*")
-
-
-class Request(ASGIRequest):
-    def _set_content_type_params(self, meta):
-        plain = _PLAIN_CONTENT_TYPE.fullmatch(meta.get("CONTENT_TYPE", ""))
-        if plain is None or (plain[2] and plain[2].lower() == "charset"):
-            super()._set_content_type_params(meta)  # type: ignore[misc]  # not in django-stubs
-            return
-        self.content_type = plain[1].lower()
-        self.content_params = {plain[2].lower(): plain[3]} if plain[2] else {}
-
-
 class Handler(ASGIHandler):
     """Django's ASGI handler, with the middleware and the view run as under WSGI: the whole of
     them, with the request's start and end signals, in one call to a thread (`RequestCalls`).
@@ -114,8 +94,6 @@ class Handler(ASGIHandler):
     the event loop and resumes it (`waiting.until_answered`), holding no thread meanwhile, and
     only such a request listens for its client going away (its steps are then closed, giving back
     their places). A quick request runs to its end whatever the client does, as under WSGI."""
-
-    request_class = Request
 
     def __init__(self):
         # Not ASGIHandler's __init__: it builds Django's async middleware chain, which this

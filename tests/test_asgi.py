@@ -3,11 +3,9 @@ request leaves behind, and the cycle collector's timer."""
 
 import asyncio
 import gc
-import io
 import json
 
 import pytest
-from django.core.handlers.asgi import ASGIRequest
 
 from jptranscribe import asgi
 from tests.helpers import mint_caller
@@ -113,33 +111,3 @@ def test_the_collector_runs_on_a_timer_once_the_server_has_started(monkeypatch):
             gc.enable()
     assert collected[0] == 2  # all that start-up made, once, before it is set aside
     assert collected[1:] and set(collected[1:]) == {1}  # then only the young generations, often
-
-
-@pytest.mark.parametrize(
-    "content_type",
-    [
-        "multipart/form-data; boundary=----WebKitFormBoundary7MA4YWxkTrZu0gW",
-        "multipart/form-data;boundary=abc",
-        "Multipart/Form-Data; Boundary=AbC",
-        "application/json",
-        "application/json; charset=utf-8",
-        "text/plain; charset=latin-1",
-        'multipart/form-data; boundary="quoted boundary"',
-        "multipart/form-data; boundary=abc; charset=utf-8",
-        "application/x-www-form-urlencoded; charset*=utf-8''utf-8",
-        " application/json",
-        "",
-    ],
-)
-def test_a_content_type_reads_as_djangos_own_parser_reads_it(content_type):
-    """The handler's quick reading of a plain Content-Type gives what Django's parser gives."""
-    scope = {
-        "type": "http", "method": "POST", "path": "/v1/transcribe", "query_string": b"", "root_path": "",
-        "headers": [(b"content-type", content_type.encode())], "client": ("198.51.100.7", 40000),
-    }  # fmt: skip
-    ours, djangos = asgi.Request(scope, io.BytesIO()), ASGIRequest(scope, io.BytesIO())
-    assert (ours.content_type, ours.content_params, ours.encoding) == (
-        djangos.content_type,
-        djangos.content_params,
-        djangos.encoding,
-    )
