@@ -73,7 +73,7 @@ def worker_process(url, keys, deadline, inline_audio, claim_next, out):
 
 
 def submitter_process(url, keys, start, deadline, out):
-    done, submitted = [], []
+    done, submitted, unwaited = [], [], []
 
     def run(key):
         s = Client(url, key)
@@ -81,10 +81,12 @@ def submitter_process(url, keys, start, deadline, out):
             t0 = time.monotonic()
             status, body = s.call("POST", "/v1/transcribe", body=UPLOAD, headers={"Content-Type": UPLOAD_TYPE})
             t1 = time.monotonic()
-            if status == 200:
+            if status in (200, 202):  # 202: queued with nobody waiting (no place to wait): not a cycle
                 submitted.append(body["id"])
             if status == 200 and t0 >= start:
                 done.append((body["id"], t0, t1))
+            elif status == 202:
+                unwaited.append(body["id"])
             elif status != 200:
                 print("submit failed:", status, repr(body)[:200], file=sys.stderr)
 
@@ -95,6 +97,7 @@ def submitter_process(url, keys, start, deadline, out):
         t.join()
     out.put(("cycles", done))
     out.put(("submitted", submitted))
+    out.put(("unwaited", unwaited))
     out.put(("cpu", cpu_seconds_self()))
 
 
@@ -202,6 +205,9 @@ def main():
 
     env = {"JPT_CACHE_URL": args.cache_url, "JPT_RATE_USER": "10000000/m", "JPT_RATE_WORKER": "10000000/m", "JPT_KEYS_PER_IP_PER_DAY": "100000",
            "JPT_TRANSCRIBE_WAIT_SECONDS": "30", "LOG_LEVEL": "WARNING",
+           # Every submitter calls from this machine's one address: each needs a place to wait there
+           # (else its call is answered 202 at once and the job runs with nobody waiting for it).
+           "JPT_TRANSCRIBE_WAITING_PER_ADDRESS": str(max(16, args.submitters)),
            # The stand-in workers answer at once, which a real engine could not: not a strike here.
            "JPT_MIN_SECONDS_PER_AUDIO_SECOND": "0"}
     with LiveServer(database_url=None if args.sqlite else args.database_url, workers=args.web_workers,
@@ -228,8 +234,8 @@ def main():
         server_cpu = cpu_seconds_tree(server.proc.pid) - server_cpu0
         pg_cpu = postgres_cpu() - pg_cpu0
         xacts = transactions(server) - xacts0
-        claims, cycles, submitted, client_cpu = {}, [], set(), 0.0
-        for _ in range(len(procs) * 2 + args.processes):
+        claims, cycles, submitted, unwaited, client_cpu = {}, [], set(), [], 0.0
+        for _ in range(len(procs) * 2 + args.processes * 2):
             kind, rows = out.get()
             if kind == "claims":
                 claims.update({job_id: t for job_id, t in rows})
@@ -237,6 +243,8 @@ def main():
                 cycles.extend(rows)
             elif kind == "submitted":
                 submitted.update(rows)
+            elif kind == "unwaited":
+                unwaited.extend(rows)
             else:
                 client_cpu += rows
         for p in procs:
@@ -266,6 +274,8 @@ def main():
         print(f"  database transactions per cycle {xacts / max(1, len(cycles)):.1f}")
     if errors:
         print(f"  SERVER ERRORS: {len(errors)} (the first below)\n{errors[0][-4000:]}")
+    if unwaited:
+        print(f"  NOT CYCLES: {len(unwaited)} submissions answered 202 (no place to wait), run with nobody waiting")
     checks = len(set(claims) - submitted)
     print(f"  spot checks run  {checks} ({checks / max(1, len(claims)) * 100:.1f} % of the workers' runs)")
 
