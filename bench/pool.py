@@ -3,7 +3,8 @@
 Submitters POST clips to /v1/transcribe and wait for the answer; simulated workers
 long-poll /v1/pool/claim (asking for the audio in the answer, as the worker client does)
 and complete with a stand-in transcript, asking for their next job in the completion as the
-worker client does (claim_next; with --claim-each every job is claimed on its own). A full
+worker client does (claim_next, waiting for one as a claim would; with --claim-each every job is
+claimed on its own). A full
 cycle is submit -> claim (or the previous completion) -> complete -> response (with
 --fetch-audio, the audio is a request of its own). Dispatch latency is from
 the moment a submitter starts its POST until a worker holds the job; at light load it is also
@@ -57,10 +58,12 @@ def worker_process(url, keys, deadline, inline_audio, claim_next, out):
             params = {"worker_id": worker_id, "lease_id": job["lease_id"]}
             if job.get("audio_base64") is None:
                 checked(s.call("GET", f"{job['audio_url']}?{urllib.parse.urlencode(params)}"))
-            # As the worker client does: the next job, when one is waiting, comes with the completion.
+            # As the worker client does: the next job comes with the completion, which waits for
+            # one as a claim would.
+            ask = claim_next and time.monotonic() < deadline
             job = checked(s.call("POST", f"/v1/pool/jobs/{job['id']}/complete",
                                  json={**params, "text": "テスト", "segments": [], "model": "bench",
-                                       "claim_next": claim_next and time.monotonic() < deadline,
+                                       "claim_next": ask, "wait_seconds": 2 if ask else 0,
                                        "inline_audio": inline_audio})).get("next_job")
 
     threads = [threading.Thread(target=run, args=(key, f"bench-{os.getpid()}-{i}")) for i, key in enumerate(keys)]

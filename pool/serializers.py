@@ -157,9 +157,18 @@ class CompleteInput(LeaseInput):
     claim_next = StrictBooleanField(
         required=False,
         default=False,
-        help_text="Also hand this worker its next job in the answer (next_job), if one is waiting now: a busy "
-        "worker saves a claim per job. Never waits; with none waiting, next_job is null and the worker claims "
-        "as usual. The worker client asks it on a result's first delivery, not on a retry.",
+        help_text="Also hand this worker its next job in the answer (next_job), if one is waiting now (or, with "
+        "wait_seconds, arrives within them): a busy worker saves a claim per job, an idle one the claim after its "
+        "last job. Never refuses; with none, next_job is null and the worker claims as usual. The worker client "
+        "asks it on a result's first delivery, not on a retry.",
+    )
+    wait_seconds = StrictFloatField(
+        required=False,
+        default=0,
+        min_value=0,
+        help_text="With claim_next: how long to wait for a next job when none is waiting, as a claim's "
+        "wait_seconds (at most 55 s, JPT_CLAIM_WAIT_MAX_SECONDS); the result is stored before the wait. "
+        "0: answer at once.",
     )
     inline_audio = StrictBooleanField(
         required=False, default=False, help_text="As in the claim, for next_job: its audio in the answer when small."

@@ -190,7 +190,12 @@ def job_claim(*, worker: Worker, wait_seconds: float, inline_audio_up_to: int = 
 
 
 def job_claim_steps(
-    *, worker: Worker, wait_seconds: float, inline_audio_up_to: int = 0, queued_seconds: float = 0.0
+    *,
+    worker: Worker,
+    wait_seconds: float,
+    inline_audio_up_to: int = 0,
+    queued_seconds: float = 0.0,
+    refuse: bool = True,
 ) -> Steps[Job | None]:
     """Hand the worker one job, waiting up to `wait_seconds` for one to arrive.
 
@@ -201,8 +206,12 @@ def job_claim_steps(
     waiting as its online workers run jobs at once; a claim that finds a job at once waits for
     nothing and takes no place (nor the two cache round trips). `queued_seconds`, how long the
     request waited for a thread, spreads out the waits of a burst (`policy.claim_wait_seconds`).
+    With `refuse` False (a completion's claim of the next job) a worker that may not claim, or
+    finds no place to wait, gets None instead of a refusal.
     """
     if worker.held_jobs is not None and worker.held_jobs >= worker.max_jobs:
+        if not refuse:
+            return None
         raise WorkerBusy(
             f"This worker holds {worker.held_jobs} job(s), as many as it runs at once (max_jobs in its "
             "heartbeat): complete or fail one first."
@@ -225,7 +234,16 @@ def job_claim_steps(
                 if remaining <= 0 or wakeup.hub.closing:
                     return None
                 if not placed:  # about to wait for the first time
-                    _take_place_to_wait(worker, place, wait_seconds)
+                    limit = _place_to_wait(worker, place)
+                    if limit is not None:
+                        if not refuse:
+                            return None
+                        raise RateLimited(
+                            f"This key already has as many claims waiting as its online workers run jobs at once "
+                            f"({limit}; at most {settings.JPT_CLAIMS_WAITING_PER_KEY}). Wait for one to answer "
+                            "before claiming again.",
+                            retry_after=int(wait_seconds) or 1,
+                        )
                     placed = True
                 # Until a job is announced (or the hub's safety net wakes this claim), or the deadline.
                 if not (yield Wait(woken, remaining)) and time.monotonic() >= deadline:
@@ -233,40 +251,46 @@ def job_claim_steps(
                     return None
 
 
-def job_claim_next(*, worker: Worker, inline_audio_up_to: int = 0) -> Job | None:
-    """The next job for a worker that has just handed one in, if one is waiting now; else None.
+def job_claim_next_steps(
+    *, worker: Worker, wait_seconds: float = 0.0, inline_audio_up_to: int = 0, queued_seconds: float = 0.0
+) -> Steps[Job | None]:
+    """The next job for a worker that has just handed one in: one waiting now, or with
+    `wait_seconds` the first to arrive within them (a claim's long-poll, folded into the
+    completion: an idle worker's next claim is one request fewer); else None.
 
-    It never waits and never refuses: a worker with all its places taken, or nothing in its
-    queues, gets None and claims as usual (where a refusal is explained). The completion is
-    already stored; this only saves the busy worker the claim's own request. A worker with every
-    place taken gets None from `claim_once` (each place is held by a job)."""
+    It never refuses: a worker with all its places taken, or no place left to wait, gets None
+    and claims as usual (where a refusal is explained). The completion is already stored."""
     if worker.held_jobs:
         worker.held_jobs -= 1  # the one just handed in: its place is tried first
-    leases.pool_maintenance()
-    return claim_once(worker, inline_audio_up_to)
+    return (
+        yield from job_claim_steps(
+            worker=worker,
+            wait_seconds=wait_seconds,
+            inline_audio_up_to=inline_audio_up_to,
+            queued_seconds=queued_seconds,
+            refuse=False,
+        )
+    )
 
 
-def _take_place_to_wait(worker: Worker, place: ExitStack, wait_seconds: float) -> None:
-    """A place among the key's waiting claims, held until `place` closes; RateLimited if none is free.
+def _place_to_wait(worker: Worker, place: ExitStack) -> int | None:
+    """A place among the key's waiting claims, held until `place` closes: None once taken, else
+    the key's limit, all of it taken.
 
-    The key's places were counted when the claim began. Before refusing they are counted again:
+    The key's places were counted when the claim began. Before giving up they are counted again:
     workers of the key that registered since (several started at once) may be among those waiting,
     and a claim counted short would be refused its own place."""
     name = f"claims:{worker.key_id}"
     limit = _claims_waiting_limit(worker.key_places)
     if place.enter_context(places.places((name, limit))):
-        return
+        return None
     fresh = _claims_waiting_limit(key_places(worker.key_id))
     if fresh > limit:
         place.close()  # gives the place back, to take it again under the new count
         limit = fresh
         if place.enter_context(places.places((name, limit))):
-            return
-    raise RateLimited(
-        f"This key already has as many claims waiting as its online workers run jobs at once ({limit}; at most "
-        f"{settings.JPT_CLAIMS_WAITING_PER_KEY}). Wait for one to answer before claiming again.",
-        retry_after=int(wait_seconds) or 1,
-    )
+            return None
+    return limit
 
 
 def _claims_waiting_limit(places_of_key: int | None) -> int:

@@ -124,13 +124,19 @@ class JobCompleteView(WorkerView):
             processing_seconds=data.get("processing_seconds"),
             warnings=[w.strip() for w in data["warnings"] if w.strip()],
         )
-        next_job = None
-        if data["claim_next"]:
-            next_job = services.job_claim_next(
-                worker=worker,
-                inline_audio_up_to=settings.JPT_CLAIM_INLINE_AUDIO_BYTES if data["inline_audio"] else 0,
-            )
-        return Response(rendered(CompleteResult, {"credited_seconds": credited, "next_job": next_job}))
+
+        def answer(next_job):
+            return Response(rendered(CompleteResult, {"credited_seconds": credited, "next_job": next_job}))
+
+        if not data["claim_next"]:
+            return answer(None)
+        steps = services.job_claim_next_steps(
+            worker=worker,
+            wait_seconds=data["wait_seconds"],
+            inline_audio_up_to=settings.JPT_CLAIM_INLINE_AUDIO_BYTES if data["inline_audio"] else 0,
+            queued_seconds=waiting.queued_seconds(request),
+        )
+        return waiting.answer(request, steps, answer)
 
 
 class JobFailView(WorkerView):

@@ -74,6 +74,33 @@ def test_a_claim_whose_client_went_away_gives_its_place_back(server):
     assert answer.status_code == 200 and answer.json() == {"job": None}, answer.text
 
 
+def test_a_completion_waiting_for_the_next_job_is_handed_one_that_arrives_meanwhile(server):
+    """An idle worker's claim folded into its completion: the result is in before the wait, and a
+    clip sent during the wait goes to it at once, leased as a claim's."""
+    key = server.mint_key()
+    register(server, key, "w1")  # the key's own worker, online: its clips wait for it
+    first = server.transcribe(key, wav_bytes(1), wait=False).json()["id"]
+    job = claim(server, key, "w1", 5).json()["job"]
+    assert job["id"] == first
+    body = {"worker_id": "w1", "lease_id": job["lease_id"], "text": "一つ目", "model": "test",
+            "claim_next": True, "wait_seconds": 20, "inline_audio": True}
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        completing = pool.submit(requests.post, f"{server.url}/v1/pool/jobs/{first}/complete", json=body,
+                                 headers=bearer(key), timeout=60)
+        time.sleep(1.5)
+        assert not completing.done(), "nothing queued: the completion waits"
+        assert server.get(f"/v1/transcriptions/{first}", key).json()["text"] == "一つ目"
+        sent_at = time.monotonic()
+        second = server.transcribe(key, wav_bytes(2), wait=False).json()["id"]
+        answer = completing.result()
+        handed_in = time.monotonic() - sent_at
+    assert answer.status_code == 200, answer.text
+    next_job = answer.json()["next_job"]
+    assert next_job["id"] == second and next_job["audio_base64"], next_job
+    assert handed_in < 3, handed_in
+    assert server.get(f"/v1/transcriptions/{second}", key).json()["status"] == "processing"
+
+
 def test_on_sigterm_waiting_calls_answer_at_once(server):
     caller, volunteer = server.mint_key(), server.mint_key()
     register(server, caller, "own")  # the caller's own worker is online (and not claiming): its clip waits

@@ -204,3 +204,36 @@ def test_a_busy_worker_takes_its_next_job_from_the_completion_not_a_claim(server
         worker.stopping.set()
         running.join(30)
     assert worker.fatal is None and not worker.holding
+
+
+def test_an_idle_worker_waits_for_its_next_job_in_its_completion_and_ctrl_c_ends_that_wait_at_once(server):
+    key = server.db_key()
+    worker = ClaimCountingWorker(ServerClient(server.url, key, "idle-next-w1"), StandInEngine(), name="test")
+    worker.register()
+    first = server.transcribe(key, wav_bytes(1), wait=False).json()["id"]
+    running = threading.Thread(target=worker.run, daemon=True)
+    running.start()
+    try:
+        until(lambda: status(server, key, first)["status"] == "completed")
+        time.sleep(1)  # nothing queued: the completion waits for the next job
+        second = server.transcribe(key, wav_bytes(2), wait=False).json()["id"]
+        until(lambda: status(server, key, second)["status"] == "completed", seconds=5)
+        assert worker.jobs_from_claims == 1, "the second clip went to the completion waiting after the first"
+        time.sleep(1)  # the second's completion waits in turn
+        stopped_at = time.monotonic()
+        worker.stopping.set()  # what Ctrl-C does
+        running.join(10)
+        assert not running.is_alive() and time.monotonic() - stopped_at < 3
+    finally:
+        worker.stopping.set()
+        running.join(30)
+    assert worker.fatal is None and not worker.holding
+    assert status(server, key, second)["text"] == "こんにちは"
+    assert server.get("/v1/account", key).json()["worker_online"] is False, "signed off"
+
+
+def until(condition, seconds=30):
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "not in time"
+        time.sleep(0.1)

@@ -142,12 +142,14 @@ class ServerClient:
             "GET", job["audio_url"], params={"worker_id": self.worker_id, "lease_id": job["lease_id"]}
         ).content
 
-    def complete(self, job, result, processing_seconds, *, claim_next=False) -> dict:
+    def complete(self, job, result, processing_seconds, *, claim_next=False, wait_seconds=0.0) -> dict:
         """Hand a result in. With `claim_next`, the answer's `next_job` is this worker's next job
-        when one is waiting (then held like a claimed one), saving the claim's request."""
+        when one is waiting, or arrives within `wait_seconds` (then held like a claimed one),
+        saving the claim's request."""
         return self._held_job_call(
             job,
             "complete",
+            timeout=wait_seconds + 15 if wait_seconds else None,
             text=result.text,
             segments=result.segments,
             model=result.model,
@@ -156,15 +158,16 @@ class ServerClient:
             warnings=[str(warning)[:500] for warning in getattr(result, "warnings", ())][:10],
             claim_next=claim_next,
             inline_audio=claim_next,
+            **({"wait_seconds": wait_seconds} if wait_seconds else {}),
         )
 
     def fail(self, job, error: str) -> dict:
         return self._held_job_call(job, "fail", error=error[:1900])
 
-    def _held_job_call(self, job, action: str, **fields) -> dict:
+    def _held_job_call(self, job, action: str, *, timeout=None, **fields) -> dict:
         """A call about a job this worker holds: it names the worker and the lease."""
         body = {"worker_id": self.worker_id, "lease_id": job["lease_id"], **fields}
-        return self._call("POST", f"/v1/pool/jobs/{job['id']}/{action}", json=body).json()
+        return self._call("POST", f"/v1/pool/jobs/{job['id']}/{action}", json=body, timeout=timeout).json()
 
     def with_retries(self, call, *, attempts=6, backoff=None, stop=None, until=None):
         """Retry an idempotent call through network trouble (complete and fail are idempotent):

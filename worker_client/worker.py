@@ -18,7 +18,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import IO, TypedDict
+from typing import IO, Any, TypedDict
 
 if __package__ in (None, ""):  # run as a script: make the package importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -71,9 +71,13 @@ def engine_options(job: dict) -> dict:
     return asked
 
 
-class _ClaimOutcome(TypedDict, total=False):
-    job: dict | None  # the claim's answer: a job, or None when none came in the wait
-    error: BaseException  # what the claim raised, re-raised in the main thread
+class _PollOutcome(TypedDict, total=False):
+    answer: Any  # the long-polled call's answer (a claim's job, or None when none came in the wait)
+    error: BaseException  # what the call raised, re-raised in the main thread
+
+
+class StoppedWaiting(Exception):
+    """Ctrl-C came while a long-polled call still waited for its answer."""
 
 
 log = logging.getLogger("worker")
@@ -222,34 +226,40 @@ class Worker:
     def _claim(self):
         """Long-poll for a job; a Ctrl-C stops waiting at once (the server gives a signed-off
         worker nothing, so no job is handed to a worker that left)."""
-        result: _ClaimOutcome = {}
+        try:
+            return self._long_poll(lambda: self.client.claim(CLAIM_WAIT_SECONDS))
+        except StoppedWaiting:
+            return None
+        except Unauthorized as exc:
+            self.fatal = f"the server refused the key: it is wrong or revoked ({exc})"
+        except Banned as exc:
+            self.fatal = f"this key may not run workers ({exc})"
+        self.stopping.set()
+        return None
 
-        def claim():
+    def _long_poll(self, call):
+        """`call`'s answer, made in a thread of its own while this one watches for Ctrl-C:
+        StoppedWaiting if it comes first (the call is left to end on its own)."""
+        outcome: _PollOutcome = {}
+
+        def poll():
             self._claiming = True
             try:
-                result["job"] = self.client.claim(CLAIM_WAIT_SECONDS)
+                outcome["answer"] = call()
             except BaseException as exc:  # noqa: BLE001 - re-raised below
-                result["error"] = exc
+                outcome["error"] = exc
             finally:
                 self._claiming, self._claim_ended = False, time.monotonic()
 
-        thread = threading.Thread(target=claim, daemon=True)
+        thread = threading.Thread(target=poll, daemon=True)
         thread.start()
         while thread.is_alive() and not self.stopping.is_set():
             thread.join(0.2)
         if thread.is_alive():
-            return None
-        if "error" in result:
-            if isinstance(result["error"], Unauthorized):
-                self.fatal = f"the server refused the key: it is wrong or revoked ({result['error']})"
-                self.stopping.set()
-                return None
-            if isinstance(result["error"], Banned):
-                self.fatal = f"this key may not run workers ({result['error']})"
-                self.stopping.set()
-                return None
-            raise result["error"]
-        return result["job"]
+            raise StoppedWaiting
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["answer"]
 
     def process(self, job) -> dict | None:
         """Run one job and hand its result in; the next job, if the completion brought one."""
@@ -304,7 +314,7 @@ class Worker:
             log.warning("%s: the server refused the result (%s); reported as failed.", job["id"], exc)
             self._report_failure(job, f"the server refused the result: {exc}")
             return None
-        except Retryable as exc:
+        except (Retryable, NotRegistered) as exc:
             log.warning("%s: could not deliver the result (%s); the server will re-run it.", job["id"], exc)
             return None
         duration = float(job.get("duration_seconds") or 0)
@@ -332,14 +342,25 @@ class Worker:
             # been lost with a job in it, which would then sit leased to this worker until it ran out.
             nonlocal first_delivery
             claim_next, first_delivery = first_delivery and not self.stopping.is_set(), False
-            return self.client.complete(job, result, elapsed, claim_next=claim_next)
+            if not claim_next:
+                return self.client.complete(job, result, elapsed)
+            # It waits for the next job as a claim would (the claim's long-poll folded in). A
+            # Ctrl-C meanwhile stops the waiting; the completion is sent again, plainly (it is
+            # idempotent), so the worker knows its result is in before it signs off.
+            try:
+                return self._long_poll(
+                    lambda: self.client.complete(job, result, elapsed, claim_next=True, wait_seconds=CLAIM_WAIT_SECONDS)
+                )
+            except StoppedWaiting:
+                return self.client.complete(job, result, elapsed)
 
         for _ in range(3):
             try:
                 return self.client.with_retries(complete, until=until)
             except NotRegistered:
                 log.info("%s: the server no longer knew this worker; registering again to deliver.", job["id"])
-                self.register()
+                # Even after a first Ctrl-C (which `register` heeds): the transcript is still worth delivering.
+                self.client.with_retries(self.heartbeat, until=until)
         return self.client.with_retries(complete, until=until)
 
     def _report_failure(self, job, reason):

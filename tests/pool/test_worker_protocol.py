@@ -1,4 +1,5 @@
 import base64
+import time
 from datetime import timedelta
 
 import pytest
@@ -357,6 +358,28 @@ class TestNextJobWithTheCompletion:
         answer = alice.complete(claim_job(alice), claim_next=True).json()
         assert answer["next_job"] is None
         assert Job.objects.get(pk=job_id).status == "completed"
+
+    def test_a_completion_asked_to_wait_waits_as_a_claim_and_the_result_stands_meanwhile(self, alice):
+        """An idle worker's next claim, folded into its completion: the result is stored first."""
+        online_worker(alice)
+        job_id = alice.transcribe().json()["id"]
+        started = time.monotonic()
+        answer = alice.complete(claim_job(alice), claim_next=True, wait_seconds=0.5)
+        assert answer.status_code == 200 and answer.json()["next_job"] is None
+        assert time.monotonic() - started >= 0.5
+        assert Job.objects.get(pk=job_id).status == "completed"
+
+    def test_a_completion_with_no_place_to_wait_answers_at_once_instead_of_refusing(self, alice, settings):
+        """The key's waiting claims are capped; the completion is stored, so it is never refused for
+        that: it answers with no next job at once, and the worker's claim is where a refusal is said."""
+        settings.JPT_CLAIMS_WAITING_PER_KEY = 0
+        online_worker(alice)
+        alice.transcribe()
+        started = time.monotonic()
+        answer = alice.complete(claim_job(alice), claim_next=True, wait_seconds=5)
+        assert answer.status_code == 200 and answer.json()["next_job"] is None
+        assert time.monotonic() - started < 2
+        assert alice.claim(wait_seconds=1).status_code == 429
 
     def test_a_completion_that_does_not_ask_leaves_the_next_job_queued(self, alice):
         online_worker(alice)
