@@ -206,9 +206,22 @@ def test_a_busy_worker_takes_its_next_job_from_the_completion_not_a_claim(server
     assert worker.fatal is None and not worker.holding
 
 
+class EagerWorker(ClaimCountingWorker):
+    """Counts its heartbeats, due every half second (the server here says every minute)."""
+
+    beats = 0
+
+    def heartbeat(self, online=True):
+        self.beats += online
+        return super().heartbeat(online)
+
+    def register(self):
+        return {**super().register(), "heartbeat_interval_seconds": 0.5}
+
+
 def test_an_idle_worker_waits_for_its_next_job_in_its_completion_and_ctrl_c_ends_that_wait_at_once(server):
     key = server.db_key()
-    worker = ClaimCountingWorker(ServerClient(server.url, key, "idle-next-w1"), StandInEngine(), name="test")
+    worker = EagerWorker(ServerClient(server.url, key, "idle-next-w1"), StandInEngine(), name="test")
     worker.register()
     first = server.transcribe(key, wav_bytes(1), wait=False).json()["id"]
     running = threading.Thread(target=worker.run, daemon=True)
@@ -219,7 +232,9 @@ def test_an_idle_worker_waits_for_its_next_job_in_its_completion_and_ctrl_c_ends
         second = server.transcribe(key, wav_bytes(2), wait=False).json()["id"]
         until(lambda: status(server, key, second)["status"] == "completed", seconds=5)
         assert worker.jobs_from_claims == 1, "the second clip went to the completion waiting after the first"
-        time.sleep(1)  # the second's completion waits in turn
+        beats = worker.beats
+        time.sleep(2)  # the second's completion waits in turn
+        assert worker.beats == beats, "a completion waiting for the next job stands for heartbeats, as a claim"
         stopped_at = time.monotonic()
         worker.stopping.set()  # what Ctrl-C does
         running.join(10)

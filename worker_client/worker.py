@@ -102,6 +102,8 @@ class Worker:
         self.claims_renew_registration = False
         self._claiming = False
         self._claim_ended = float("-inf")
+        # The lease of the job whose completion is waiting for the next job: handed in, not held.
+        self._handing_in: str | None = None
 
     # --- signals ---------------------------------------------------------------------
     def install_signal_handlers(self):
@@ -153,8 +155,10 @@ class Worker:
         """An idle worker whose claims follow each other sends no heartbeat: each claim renews its
         registration on the server (which says so), and a heartbeat would renew no lease. Half the
         requests of a pool of waiting volunteers. A claim in flight is bounded by its timeout
-        (CLAIM_WAIT_SECONDS + 15 s), well inside the server's online window."""
-        if not self.claims_renew_registration or self.holding:
+        (CLAIM_WAIT_SECONDS + 15 s), well inside the server's online window. So is a completion
+        waiting for the next job: its lease, handed in, needs no renewing (and if the call fails,
+        the beats resume for the retries well inside the lease's 120 s)."""
+        if not self.claims_renew_registration or set(self.holding) - {self._handing_in}:
             return False
         return self._claiming or time.monotonic() - self._claim_ended < self.heartbeat_interval
 
@@ -347,12 +351,15 @@ class Worker:
             # It waits for the next job as a claim would (the claim's long-poll folded in). A
             # Ctrl-C meanwhile stops the waiting; the completion is sent again, plainly (it is
             # idempotent), so the worker knows its result is in before it signs off.
+            self._handing_in = job["lease_id"]
             try:
                 return self._long_poll(
                     lambda: self.client.complete(job, result, elapsed, claim_next=True, wait_seconds=CLAIM_WAIT_SECONDS)
                 )
             except StoppedWaiting:
                 return self.client.complete(job, result, elapsed)
+            finally:
+                self._handing_in = None
 
         for _ in range(3):
             try:
