@@ -271,7 +271,7 @@ def story(corpus, models_dir):
 
 def honest_earnings(worker):
     """Seconds credited for each result the worker delivered, from its own log lines."""
-    return [float(s) for s in re.findall(r"s audio in [\d.]+ s \(RTF [\d.]+\) · .* · \+([\d.]+) s credit", worker.log)]
+    return [float(s) for s in re.findall(r"tx_\w+ handed in · \+([\d.]+) s credit", worker.log)]
 
 
 def test_a_new_keys_junk_never_reaches_the_caller(story, corpus):

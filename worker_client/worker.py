@@ -309,6 +309,18 @@ class Worker:
             self._report_failure(job, f"{error.__class__.__name__}: {error}")
             return None
         result = outcome["result"]
+        duration = float(job.get("duration_seconds") or 0)
+        # Said as soon as the transcript is made: the answer to its delivery may wait for the next
+        # job (up to CLAIM_WAIT_SECONDS), and says what it was credited when it comes.
+        log.info(
+            "%s  %.1f s audio in %.1f s (RTF %.2f) · %s/%s",
+            job["id"],
+            duration,
+            elapsed,
+            elapsed / duration if duration else 0,
+            self.engine.name,
+            result.model,
+        )
         try:
             reply = self._deliver(job, result, elapsed)
         except JobGone as exc:
@@ -321,17 +333,7 @@ class Worker:
         except (Retryable, NotRegistered) as exc:
             log.warning("%s: could not deliver the result (%s); the server will re-run it.", job["id"], exc)
             return None
-        duration = float(job.get("duration_seconds") or 0)
-        log.info(
-            "%s  %.1f s audio in %.1f s (RTF %.2f) · %s/%s · +%.1f s credit",
-            job["id"],
-            duration,
-            elapsed,
-            elapsed / duration if duration else 0,
-            self.engine.name,
-            result.model,
-            float(reply.get("credited_seconds", 0)),
-        )
+        log.info("%s handed in · +%.1f s credit", job["id"], float(reply.get("credited_seconds", 0)))
         return reply.get("next_job")
 
     def _deliver(self, job, result, elapsed) -> dict:
