@@ -1,8 +1,10 @@
 """Two app servers on one PostgreSQL (and one shared cache), as a scaled-out deployment runs:
 a job submitted through one is done through the other, limits count across both, and a
 server that dies loses nothing another can serve."""
+import concurrent.futures
 import os
 import threading
+import time
 
 import pytest
 import requests
@@ -70,6 +72,28 @@ def test_a_clip_sent_to_one_server_is_done_through_the_other(nodes, keys):
     waiting.join(timeout=60)
     assert answer["r"].status_code == 200, answer["r"].text
     assert answer["r"].json()["text"] == "ふたつのサーバー", "the wait on A was woken by the completion on B"
+
+
+def test_a_completion_waiting_on_one_server_is_handed_the_clip_sent_to_the_other(nodes, keys):
+    a, b = nodes
+    caller, volunteer = keys[0], keys[2]
+    assert call(b, "POST", "/v1/worker/heartbeat", volunteer, json={"worker_id": "volunteer"}).status_code == 200
+    first = a.transcribe(caller, wav_bytes(1), wait=False).json()["id"]
+    job = claim(b, volunteer)
+    assert job["id"] == first
+    body = {"worker_id": "volunteer", "lease_id": job["lease_id"], "text": "一つ目", "model": "stand-in",
+            "claim_next": True, "wait_seconds": 20, "inline_audio": True}
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        completing = pool.submit(call, b, "POST", f"/v1/pool/jobs/{first}/complete", volunteer, json=body, timeout=60)
+        time.sleep(1.5)
+        assert not completing.done(), "nothing queued: the completion waits on B"
+        second = a.transcribe(caller, wav_bytes(2), wait=False).json()["id"]
+        answer = completing.result()
+    assert answer.status_code == 200, answer.text
+    next_job = answer.json()["next_job"]
+    assert next_job is not None and next_job["id"] == second, "the clip queued through A woke the wait on B"
+    complete(b, volunteer, next_job, "二つ目")
+    assert call(a, "GET", f"/v1/transcriptions/{second}", caller).json()["text"] == "二つ目"
 
 
 def test_a_keys_rate_limit_counts_across_both_servers(nodes, keys):
