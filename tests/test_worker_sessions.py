@@ -206,14 +206,8 @@ def test_a_busy_worker_takes_its_next_job_from_the_completion_not_a_claim(server
     assert worker.fatal is None and not worker.holding
 
 
-class EagerWorker(ClaimCountingWorker):
-    """Counts its heartbeats, due every half second (the server here says every minute)."""
-
-    beats = 0
-
-    def heartbeat(self, online=True):
-        self.beats += online
-        return super().heartbeat(online)
+class EagerWorker(CountingWorker, ClaimCountingWorker):
+    """Counts its heartbeats, due every half second (the server here says every minute), and its claims."""
 
     def register(self):
         return {**super().register(), "heartbeat_interval_seconds": 0.5}

@@ -98,10 +98,11 @@ class Worker:
         self.holding: dict[str, str] = {}
         self._signals = 0
         # Whether the server's claims keep this worker registered (its heartbeat answer says so),
-        # whether a claim is in flight, and when the last one ended: an idle worker's claims are its beat.
+        # whether a long-poll (a claim, a completion waiting for the next job) is in flight, and when the
+        # last one ended: an idle worker's long-polls are its beat.
         self.claims_renew_registration = False
-        self._claiming = False
-        self._claim_ended = float("-inf")
+        self._long_polling = False
+        self._long_poll_ended = float("-inf")
         # The lease of the job whose completion is waiting for the next job: handed in, not held.
         self._handing_in: str | None = None
 
@@ -160,7 +161,7 @@ class Worker:
         the beats resume for the retries well inside the lease's 120 s)."""
         if not self.claims_renew_registration or set(self.holding) - {self._handing_in}:
             return False
-        return self._claiming or time.monotonic() - self._claim_ended < self.heartbeat_interval
+        return self._long_polling or time.monotonic() - self._long_poll_ended < self.heartbeat_interval
 
     def _wait(self, seconds):
         self.stopping.wait(seconds)
@@ -247,13 +248,13 @@ class Worker:
         outcome: _PollOutcome = {}
 
         def poll():
-            self._claiming = True
+            self._long_polling = True
             try:
                 outcome["answer"] = call()
             except BaseException as exc:  # noqa: BLE001 - re-raised below
                 outcome["error"] = exc
             finally:
-                self._claiming, self._claim_ended = False, time.monotonic()
+                self._long_polling, self._long_poll_ended = False, time.monotonic()
 
         thread = threading.Thread(target=poll, daemon=True)
         thread.start()
