@@ -25,6 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 CYCLES = re.compile(r"job cycles/s\s+([\d.]+)")
 CPU = re.compile(r"CPU per cycle ms\s+server\s+([\d.]+)\s+PostgreSQL\s+([\d.]+)")
+LIGHT = re.compile(r"light load .*?p50\s+([\d.]+)")
 
 
 def checkout(commit: str) -> Path:
@@ -43,15 +44,17 @@ def checkout(commit: str) -> Path:
     return tree
 
 
-def cycles(tree: Path, options: list[str]) -> tuple[float, float]:
-    """Job cycles a second, and the server's and PostgreSQL's CPU milliseconds a cycle: time the host
-    steals from this machine is in neither process's CPU time, so the second moves less."""
+def cycles(tree: Path, options: list[str]) -> tuple[float, float, float | None]:
+    """Job cycles a second, the server's and PostgreSQL's CPU milliseconds a cycle (time the host
+    steals from this machine is in neither process's CPU time, so it moves less), and the light-load
+    dispatch p50 from the POST in ms (None from a bench that does not print it)."""
     out = subprocess.run([str(tree / ".venv" / "bin" / "python"), "bench/pool.py", *options], cwd=tree,
                          check=True, capture_output=True, text=True).stdout
     found, cpu = CYCLES.search(out), CPU.search(out)
     if not found or not cpu:
         raise RuntimeError(f"no cycles or CPU figure in the bench's output:\n{out}")
-    return float(found.group(1)), float(cpu.group(1)) + float(cpu.group(2))
+    light = LIGHT.search(out)
+    return float(found.group(1)), float(cpu.group(1)) + float(cpu.group(2)), float(light.group(1)) if light else None
 
 
 def main():
@@ -62,20 +65,28 @@ def main():
     parser.add_argument("options", nargs="*", help="passed to bench/pool.py (after --)")
     args = parser.parse_args()
     other = checkout(args.commit)
-    ratios, cpu_ratios = [], []
+    ratios, cpu_ratios, lights = [], [], []
     flags = f" ({' '.join(args.here)} here)" if args.here else ""
     print(f"pool bench, this checkout{flags} against {args.commit}, {args.pairs} pairs run in turns")
     for pair in range(1, args.pairs + 1):
-        (here, here_cpu), (there, there_cpu) = cycles(ROOT, [*args.options, *args.here]), cycles(other, args.options)
+        (here, here_cpu, here_light) = cycles(ROOT, [*args.options, *args.here])
+        (there, there_cpu, there_light) = cycles(other, args.options)
         ratios.append(here / there)
         cpu_ratios.append(there_cpu / here_cpu)
+        light = ""
+        if here_light is not None and there_light is not None:
+            lights.append((here_light, there_light))
+            light = f"   light-load dispatch p50 ms {here_light:5.1f} against {there_light:5.1f}"
         print(f"  pair {pair}: {here:6.1f} against {there:6.1f} job cycles/s   ratio {ratios[-1]:.2f}   "
-              f"CPU ms a cycle (server + PostgreSQL) {here_cpu:5.1f} against {there_cpu:5.1f}", flush=True)
+              f"CPU ms a cycle (server + PostgreSQL) {here_cpu:5.1f} against {there_cpu:5.1f}{light}", flush=True)
     median = statistics.median(ratios)
     verdict = "within" if median >= 0.95 else "more than"
     print(f"  median ratio {median:.2f} (range {min(ratios):.2f}-{max(ratios):.2f}): {verdict} 5 % of {args.commit}")
     print(f"  cycles per CPU second, as a share of {args.commit}'s: median {statistics.median(cpu_ratios):.2f} "
           f"(range {min(cpu_ratios):.2f}-{max(cpu_ratios):.2f})")
+    if lights:
+        print(f"  light-load dispatch from the POST, median of the pairs' p50s: "
+              f"{statistics.median(h for h, _ in lights):.1f} ms against {statistics.median(t for _, t in lights):.1f} ms")
 
 
 if __name__ == "__main__":

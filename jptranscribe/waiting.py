@@ -53,12 +53,15 @@ class Waiter:
     """A waiting request's wake-up: set from any thread (the hub's listener, a request that
     ended a job), awaited in a thread (`wait`) or on an event loop (`wait_async`)."""
 
-    __slots__ = ("_event", "_kick", "_loop")
+    __slots__ = ("_event", "_kick", "_loop", "seen")
 
     def __init__(self) -> None:
         self._event = threading.Event()
         self._kick: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        # Whether a wait returned woken: a wake-up that came while nobody waited (the request was
+        # looking in the database meanwhile) may have been missed by that look.
+        self.seen = False
 
     def set(self) -> None:
         self._event.set()
@@ -77,7 +80,8 @@ class Waiter:
         self._event.clear()
 
     def wait(self, timeout: float) -> bool:
-        return self._event.wait(timeout)
+        self.seen = self._event.wait(timeout)
+        return self.seen
 
     async def wait_async(self, timeout: float) -> bool:
         """Woken (True) or `timeout` passed (False), without a thread."""
@@ -86,14 +90,14 @@ class Waiter:
         self._kick.clear()
         # The loop is known before the event is read: a set() after this read kicks the loop.
         self._loop = asyncio.get_running_loop()
-        if self._event.is_set():
-            return True
-        try:
-            async with asyncio.timeout(max(0.0, timeout)):
-                await self._kick.wait()
-        except TimeoutError:
-            pass
-        return self._event.is_set()
+        if not self._event.is_set():
+            try:
+                async with asyncio.timeout(max(0.0, timeout)):
+                    await self._kick.wait()
+            except TimeoutError:
+                pass
+        self.seen = self._event.is_set()
+        return self.seen
 
 
 @dataclass

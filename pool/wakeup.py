@@ -4,6 +4,10 @@ Each process keeps a hub of waiters keyed by channel (`jptranscribe.waiting.Wait
 request awaits one on the event loop, a thread sleeps on it). A change is announced after its
 transaction commits: on PostgreSQL with NOTIFY, which a listener thread in every process (every
 app server) relays to its hub; on SQLite, a single-node database, straight to this process's hub.
+A queued job wakes one waiter of its queue, this process's own if it has one asleep: then no
+NOTIFY goes out, and no waiter in another process wakes to find the job taken. A waiter woken
+while it was not waiting (it was looking in the database, and that look may have missed the job)
+passes its wake-up on as it leaves.
 As a safety net (for what no announcement covers, e.g. a check copy that opens to more workers
 with time), every JPT_WAKEUP_POLL_SECONDS the hub wakes the longest-sleeping waiter of each
 channel to look again: a cost per channel, not per waiter, so thousands of idle volunteers do
@@ -61,6 +65,11 @@ def check_channels() -> list[str]:
     return [f"{QUEUED}credit", f"{QUEUED}demo"]
 
 
+# A waiter promised a job being queued (woken when that job's transaction commits) is not picked for
+# another meanwhile; if the transaction rolls back instead, the promise lapses after this long.
+PROMISE_SECONDS = 1.0
+
+
 def claim_channels(*, key_id: int, is_server: bool) -> list[str]:
     """The queues a worker of this key takes jobs from (as the claim statements pick them)."""
     if is_server:
@@ -72,6 +81,7 @@ class _Hub:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._waiters: dict[str, deque[Waiter]] = {}
+        self._promised: dict[Waiter, float] = {}  # waiter -> when it was promised a job
         # Set when the process is shutting down: waiters give up at once, so a restart
         # does not wait for every open long-poll to run out.
         self.closing = False
@@ -98,6 +108,11 @@ class _Hub:
                             pass
                         if not queue:
                             del self._waiters[channel]
+                self._promised.pop(event, None)
+                if event.is_set() and not event.seen:
+                    for channel in channels:
+                        if channel.startswith(QUEUED):
+                            self._wake(channel)
 
     def publish(self, channel: str) -> None:
         with self._lock:
@@ -105,21 +120,63 @@ class _Hub:
             if channel.startswith(DONE):
                 self._wake(any_job_done_channel())
 
+    def promise(self, channel: str) -> Waiter | None:
+        """One of this process's waiters asleep on `channel`, to be woken by `keep` once the job
+        being queued is committed (None: there is none)."""
+        with self._lock:
+            queue = self._waiters.get(channel)
+            waiter = self._next_asleep(queue, or_promised=False) if queue else None
+            if waiter is not None:
+                self._promised[waiter] = time.monotonic()
+            return waiter
+
+    def keep(self, waiter: Waiter) -> bool:
+        """Wake a waiter promised a job, now committed. False if it has left meanwhile (it found
+        another job, say): the job still needs a waiter."""
+        with self._lock:
+            if self._promised.pop(waiter, None) is None:
+                return False
+            waiter.set()
+            return True
+
     def _wake(self, channel: str) -> None:
         queue = self._waiters.get(channel)
         if not queue:
             return
         if channel.startswith(QUEUED):
-            _wake_one(queue)  # one job, one claimer
+            waiter = self._next_asleep(queue)  # one job, one claimer
+            if waiter is not None:
+                waiter.set()
         else:
             for event in queue:
                 event.set()
+
+    def _next_asleep(self, queue: deque[Waiter], *, or_promised: bool = True) -> Waiter | None:
+        """The longest-waiting one still asleep, moved to the back so the next wake-up goes to
+        someone else. One promised a job is taken only if no other is asleep (`or_promised`): two
+        jobs would wake it once, but a job of a rolled-back transaction does not keep it deaf."""
+        now = time.monotonic()
+        fallback = None
+        for event in queue:
+            if event.is_set():
+                continue
+            if now - self._promised.get(event, -PROMISE_SECONDS) >= PROMISE_SECONDS:
+                fallback = event
+                break
+            if or_promised and fallback is None:
+                fallback = event
+        if fallback is not None:
+            queue.remove(fallback)
+            queue.append(fallback)
+        return fallback
 
     def tick(self) -> None:
         """The safety net: the longest-sleeping waiter of each channel looks again."""
         with self._lock:
             for queue in self._waiters.values():
-                _wake_one(queue)
+                waiter = self._next_asleep(queue)
+                if waiter is not None:
+                    waiter.set()
 
     def close(self) -> None:
         self.closing = True
@@ -133,17 +190,6 @@ class _Hub:
                     event.set()
 
 
-def _wake_one(queue: deque[Waiter]) -> None:
-    """Wake the longest-waiting one still asleep and move it to the back, so the next wake-up
-    goes to someone else."""
-    for event in queue:
-        if not event.is_set():
-            queue.remove(event)
-            queue.append(event)
-            event.set()
-            return
-
-
 hub = _Hub()
 
 
@@ -153,7 +199,24 @@ def _is_postgres() -> bool:
 
 
 def announce(channel: str) -> None:
-    """Announce `channel` once the current transaction commits (at once outside one)."""
+    """Announce `channel` once the current transaction commits (at once outside one).
+
+    A queued job goes to a waiter of this process if it has one asleep, woken right after the
+    commit; else (or if that waiter has left by then) to every process's hub."""
+    if channel.startswith(QUEUED):
+        waiter = hub.promise(channel)
+        if waiter is not None:
+
+            def wake_it() -> None:
+                if not hub.keep(waiter):
+                    _announce_to_all(channel)
+
+            transaction.on_commit(wake_it)
+            return
+    _announce_to_all(channel)
+
+
+def _announce_to_all(channel: str) -> None:
     if _is_postgres():
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_notify(%s, %s)", [PG_CHANNEL, channel])

@@ -1,0 +1,110 @@
+"""Wake-ups: a queued job wakes one waiting claim, this process's own when it has one, and no job
+is left with nobody woken for it."""
+import time
+from contextlib import ExitStack
+
+import pytest
+from django.db import connection, transaction
+
+from pool import wakeup
+
+CREDIT = "queued:credit"
+
+
+@pytest.fixture
+def hub(monkeypatch):
+    """A hub of the test's own: the process's safety-net ticker wakes waiters of the real one."""
+    fresh = wakeup._Hub()
+    monkeypatch.setattr(wakeup, "hub", fresh)
+    return fresh
+
+
+def eventually(condition, seconds=3.0):
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return condition()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_queued_job_wakes_one_waiter_once_its_transaction_commits(hub):
+    with hub.listening([CREDIT]) as first, hub.listening([CREDIT]) as second:
+        with transaction.atomic():
+            wakeup.announce(CREDIT)
+            assert not first.is_set(), "woken before the job is there to claim"
+        assert [first.is_set(), second.is_set()] == [True, False]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_job_rolled_back_wakes_nobody_and_its_waiter_takes_the_next(hub):
+    with hub.listening([CREDIT]) as waiter:
+        with pytest.raises(RuntimeError), transaction.atomic():
+            wakeup.announce(CREDIT)
+            raise RuntimeError("the insert failed")
+        assert not waiter.is_set()
+        with transaction.atomic():
+            wakeup.announce(CREDIT)
+        assert eventually(waiter.is_set), "a rolled-back promise kept the waiter from the next job"
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_jobs_queued_in_one_transaction_each_wake_a_waiter(hub):
+    with hub.listening([CREDIT]) as first, hub.listening([CREDIT]) as second:
+        with transaction.atomic():
+            wakeup.announce(CREDIT)
+            wakeup.announce(CREDIT)
+        assert first.is_set() and second.is_set()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_job_whose_waiter_left_before_the_commit_wakes_another(hub):
+    with ExitStack() as leaving, hub.listening([CREDIT]) as left_behind:
+        gone = leaving.enter_context(hub.listening([CREDIT]))  # the longest waiting: promised the job
+        with transaction.atomic():
+            wakeup.announce(CREDIT)
+            leaving.close()  # its wait ran out before the job was committed
+        assert not gone.is_set()
+        assert eventually(left_behind.is_set), "the job was announced to a waiter that had gone"
+
+
+def test_a_waiter_woken_while_it_was_looking_passes_the_wake_up_on(hub):
+    looking_claim = hub.listening([CREDIT])  # registered first: the longest waiting
+    looking = looking_claim.__enter__()
+    with hub.listening([CREDIT]) as other:
+        hub.publish(CREDIT)  # while the claim looks in the database: its look may miss the job
+        assert looking.is_set() and not other.is_set()
+        looking_claim.__exit__(None, None, None)  # it answers with what its look found, without waiting
+        assert other.is_set(), "the job was left with nobody woken for it"
+
+
+def test_a_waiter_that_heeded_its_wake_up_keeps_it(hub):
+    woken_claim = hub.listening([CREDIT])
+    woken = woken_claim.__enter__()
+    with hub.listening([CREDIT]) as other:
+        hub.publish(CREDIT)
+        assert woken.wait(0)  # it waited and was woken: it looks again under a new registration
+        woken_claim.__exit__(None, None, None)
+        assert not other.is_set(), "one job woke two claims"
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_on_postgresql_only_a_job_no_waiter_here_takes_is_announced_to_other_app_servers(hub):
+    if connection.vendor != "postgresql":
+        pytest.skip("NOTIFY is PostgreSQL's")
+    import psycopg
+
+    with psycopg.connect(**wakeup._conninfo(), autocommit=True) as other_server:
+        other_server.execute(f"LISTEN {wakeup.PG_CHANNEL}")
+        with hub.listening([CREDIT]) as here:
+            with transaction.atomic():
+                wakeup.announce(CREDIT)
+            assert here.is_set()
+            assert [n.payload for n in other_server.notifies(timeout=0.5)] == []
+        with transaction.atomic():
+            wakeup.announce(CREDIT)  # nobody waits here now
+        assert [n.payload for n in other_server.notifies(timeout=2, stop_after=1)] == [CREDIT]
