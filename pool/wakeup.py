@@ -78,7 +78,8 @@ def claim_channels(*, key_id: int, is_server: bool) -> list[str]:
 
 
 class _Hub:
-    def __init__(self) -> None:
+    def __init__(self, *, safety_net: bool = True) -> None:
+        self.safety_net = safety_net  # `tick` wakes someone (off: every wake-up has a cause)
         self._lock = threading.Lock()
         self._waiters: dict[str, deque[Waiter]] = {}
         self._promised: dict[Waiter, float] = {}  # waiter -> when it was promised a job
@@ -109,7 +110,9 @@ class _Hub:
                         if not queue:
                             del self._waiters[channel]
                 self._promised.pop(event, None)
-                if event.is_set() and not event.seen:
+                # Woken while it looked rather than waited: that look may have missed the job
+                # it was woken for, so the wake-up goes to another waiter of its queues.
+                if event.is_set() and not event.seen and not self.closing:
                     for channel in channels:
                         if channel.startswith(QUEUED):
                             self._wake(channel)
@@ -172,6 +175,8 @@ class _Hub:
 
     def tick(self) -> None:
         """The safety net: the longest-sleeping waiter of each channel looks again."""
+        if not self.safety_net:
+            return
         with self._lock:
             for queue in self._waiters.values():
                 waiter = self._next_asleep(queue)

@@ -13,8 +13,9 @@ CREDIT = "queued:credit"
 
 @pytest.fixture
 def hub(monkeypatch):
-    """A hub of the test's own: the process's safety-net ticker wakes waiters of the real one."""
-    fresh = wakeup._Hub()
+    """A hub of the test's own, without the safety net's periodic wake-ups: each wake-up here has
+    the cause the test gives it."""
+    fresh = wakeup._Hub(safety_net=False)
     monkeypatch.setattr(wakeup, "hub", fresh)
     return fresh
 
