@@ -147,31 +147,34 @@ class _Hub:
         if not queue:
             return
         if channel.startswith(QUEUED):
-            waiter = self._next_asleep(queue)  # one job, one claimer
-            if waiter is not None:
-                waiter.set()
+            self._wake_one(queue)  # one job, one claimer
         else:
             for event in queue:
                 event.set()
+
+    def _wake_one(self, queue: deque[Waiter]) -> None:
+        waiter = self._next_asleep(queue)
+        if waiter is not None:
+            waiter.set()
 
     def _next_asleep(self, queue: deque[Waiter], *, or_promised: bool = True) -> Waiter | None:
         """The longest-waiting one still asleep, moved to the back so the next wake-up goes to
         someone else. One promised a job is taken only if no other is asleep (`or_promised`): two
         jobs would wake it once, but a job of a rolled-back transaction does not keep it deaf."""
         now = time.monotonic()
-        fallback = None
+        chosen = None
         for event in queue:
             if event.is_set():
                 continue
             if now - self._promised.get(event, -PROMISE_SECONDS) >= PROMISE_SECONDS:
-                fallback = event
+                chosen = event
                 break
-            if or_promised and fallback is None:
-                fallback = event
-        if fallback is not None:
-            queue.remove(fallback)
-            queue.append(fallback)
-        return fallback
+            if or_promised and chosen is None:
+                chosen = event  # promised: taken if no other turns up
+        if chosen is not None:
+            queue.remove(chosen)
+            queue.append(chosen)
+        return chosen
 
     def tick(self) -> None:
         """The safety net: the longest-sleeping waiter of each channel looks again."""
@@ -179,9 +182,7 @@ class _Hub:
             return
         with self._lock:
             for queue in self._waiters.values():
-                waiter = self._next_asleep(queue)
-                if waiter is not None:
-                    waiter.set()
+                self._wake_one(queue)
 
     def close(self) -> None:
         self.closing = True
