@@ -7,6 +7,7 @@ package. The server imports this module; it must never import the server.
 from __future__ import annotations
 
 import io
+import struct
 from dataclasses import dataclass
 
 import av
@@ -59,7 +60,7 @@ def _open(data: bytes):
     except (av.error.FFmpegError, ValueError, OSError):
         raise AudioError("The file is not audio we can decode (WAV, MP3, M4A, FLAC or OGG).")
     fmt = ACCEPTED_FORMATS.get(container.format.name)
-    if fmt is None or not container.streams.audio:
+    if fmt is None or not container.streams.audio or container.streams.audio[0].codec_context is None:
         container.close()
         raise AudioError("Unsupported audio format; send WAV, MP3, M4A, FLAC or OGG.")
     return container, fmt
@@ -93,6 +94,9 @@ def probe(data: bytes, *, max_seconds: float | None = None) -> Probe:
     decoded samples. Decoding stops early once `max_seconds` is exceeded (the caller only
     needs to know it is too long) or once it runs past what an exact header declared.
     """
+    plain = _probe_plain_wav(data, max_seconds)
+    if plain is not None:
+        return plain
     container, fmt = _open(data)
     with container:
         _check_layout(container.streams.audio[0])
@@ -114,6 +118,74 @@ def probe(data: bytes, *, max_seconds: float | None = None) -> Probe:
     if seconds <= 0:
         raise AudioError("The file contains no decodable audio.")
     return Probe(format=fmt, duration_seconds=round(seconds, 3), voiced_seconds=round(voiced, 3))
+
+
+# A plain 16-bit PCM WAV is measured from its bytes, not through FFmpeg (measured: 1 s at 8 kHz
+# 0.56 ms -> 0.02 ms, 30 s at 16 kHz 5.8 ms -> 0.24 ms). Only a file whose one data chunk runs to its very end
+# qualifies: what FFmpeg would decode is then exactly those samples. Anything else (another
+# sample format, a truncated or padded file, chunks after the data) goes through FFmpeg as before.
+_PCM_SUBFORMAT = bytes.fromhex("0100000000001000800000aa00389b71")  # WAVE_FORMAT_EXTENSIBLE's PCM GUID
+_CHUNK_FRAMES = 1 << 16  # sample frames squared at a time, so a long clip is never copied whole
+
+
+def _plain_wav_layout(data: bytes) -> tuple[int, int, int] | None:
+    """(channels, sample rate, offset of the samples), or None unless the file is plain (above)."""
+    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        return None
+    position, layout = 12, None
+    while position + 8 <= len(data):
+        chunk, size = data[position : position + 4], int.from_bytes(data[position + 4 : position + 8], "little")
+        body = position + 8
+        if chunk == b"fmt ":
+            if layout is not None or size < 16 or body + size > len(data):
+                return None
+            tag, channels, rate, _, block_align, bits = struct.unpack_from("<HHIIHH", data, body)
+            if tag == 0xFFFE:  # WAVE_FORMAT_EXTENSIBLE: PCM only, every bit of the 16 valid
+                if (
+                    size < 40
+                    or data[body + 24 : body + 40] != _PCM_SUBFORMAT
+                    or data[body + 18 : body + 20] != b"\x10\x00"
+                ):
+                    return None
+            elif tag != 1:
+                return None
+            in_range = 1 <= channels <= MAX_CHANNELS and SAMPLE_RATES[0] <= rate <= SAMPLE_RATES[1]
+            if bits != 16 or block_align != 2 * channels or not in_range:
+                return None  # FFmpeg's path says what is wrong
+            layout = (channels, rate)
+        elif chunk == b"data":
+            if layout is None or body + size != len(data) or size % (2 * layout[0]):
+                return None
+            return layout[0], layout[1], body
+        position = body + size + (size & 1)
+    return None
+
+
+def _probe_plain_wav(data: bytes, max_seconds: float | None) -> Probe | None:
+    """The probe of a plain WAV, counted as FFmpeg decodes it: its packets are the largest power
+    of two of frames within a tenth of a second, and a packet is voiced as a decoded frame is."""
+    layout = _plain_wav_layout(data)
+    if layout is None:
+        return None
+    channels, rate, start = layout
+    samples = np.frombuffer(data, dtype="<i2", offset=start)
+    frames = samples.size // channels
+    if not frames:
+        raise AudioError("The file contains no decodable audio.")
+    packet = 1 << ((rate // 10).bit_length() - 1)
+    looked_at = frames
+    if max_seconds is not None:  # past the limit the clip is refused: its sound does not matter
+        looked_at = min(frames, (int(max_seconds * rate) // packet + 1) * packet)
+    threshold = (VOICED_RMS * 32768.0) ** 2 * packet * channels
+    voiced_frames = 0
+    for first in range(0, looked_at - looked_at % packet, _CHUNK_FRAMES):
+        last = min(first + _CHUNK_FRAMES, looked_at - looked_at % packet)
+        block = samples[first * channels : last * channels].astype(np.float32).reshape(-1, packet * channels)
+        voiced_frames += int(np.count_nonzero(np.einsum("ij,ij->i", block, block) > threshold)) * packet
+    tail = samples[(looked_at - looked_at % packet) * channels : looked_at * channels].astype(np.float32)
+    if tail.size and float(np.dot(tail, tail)) > (VOICED_RMS * 32768.0) ** 2 * tail.size:
+        voiced_frames += tail.size // channels
+    return Probe(format="WAV", duration_seconds=round(frames / rate, 3), voiced_seconds=round(voiced_frames / rate, 3))
 
 
 def _is_voiced(frame) -> bool:

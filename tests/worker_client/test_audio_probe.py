@@ -116,3 +116,65 @@ def test_the_worker_stops_decoding_past_the_jobs_stated_length():
     with pytest.raises(audio.AudioError, match="runs past"):
         audio.decode_pcm16(data, max_seconds=limit)
     assert len(audio.decode_pcm16(wav_bytes(1.0), max_seconds=limit)) == 16000
+
+
+def _ffmpeg_probe(data: bytes, monkeypatch, **kwargs) -> audio.Probe:
+    with monkeypatch.context() as patched:
+        patched.setattr(audio, "_plain_wav_layout", lambda data: None)
+        return audio.probe(data, **kwargs)
+
+
+def _extensible(wav: bytes) -> bytes:
+    """The same samples under a WAVE_FORMAT_EXTENSIBLE header (as sox and FFmpeg write past two channels)."""
+    channels, rate = struct.unpack_from("<HI", wav, 22)
+    fmt = struct.pack("<HHIIHHHHI", 0xFFFE, channels, rate, rate * 2 * channels, 2 * channels, 16, 22, 16, 0)
+    fmt += bytes.fromhex("0100000000001000800000aa00389b71")
+    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + wav[36:]
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+@pytest.mark.parametrize("rate, channels", [(8000, 1), (16000, 1), (22050, 2), (44100, 6), (48000, 2)])
+def test_a_plain_wav_is_measured_as_ffmpeg_decodes_it_without_ffmpeg(rate, channels, monkeypatch):
+    """Bursts of sound and silence at every loudness around the threshold, with a part-filled last
+    packet: the length and the seconds of sound are FFmpeg's to the millisecond."""
+    rng = np.random.default_rng(rate + channels)
+    n = int(2.3 * rate) + 37
+    burst = int(rate * 0.12)  # longer than a packet: some packets fall within one quiet burst
+    loudness = np.repeat(rng.choice([0, 60, 150, 170, 4000], size=n // burst + 1), burst)[:n]
+    samples = (rng.standard_normal((n, channels)) * loudness[:, None]).astype(np.int16)
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(channels)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(samples.tobytes())
+    plain = buf.getvalue()
+    measured = _ffmpeg_probe(plain, monkeypatch)
+    assert 0 < measured.voiced_seconds < measured.duration_seconds, "some packets loud, some quiet"
+    assert audio._plain_wav_layout(plain) is not None
+    assert audio.probe(plain) == measured
+    assert audio.probe(_extensible(plain)) == measured
+    assert audio.probe(plain, max_seconds=1.0).duration_seconds == measured.duration_seconds > 1.0
+
+
+@pytest.mark.parametrize("change", ["truncated", "chunk after the data", "8-bit", "float"])
+def test_a_wav_that_is_not_plain_goes_through_ffmpeg(change, monkeypatch):
+    data = wav_bytes(1.0)
+    if change == "truncated":
+        data = data[:-1000]
+    elif change == "chunk after the data":
+        data = data + b"LIST" + struct.pack("<I", 4) + b"INFO"
+    elif change == "8-bit":
+        data = _wav(1.0, width=1)
+    else:
+        data = _wav(1.0, width=4)
+        data = data[:20] + struct.pack("<H", 3) + data[22:]  # 32-bit IEEE float: the same bytes, other samples
+    assert audio._plain_wav_layout(data) is None
+    assert audio.probe(data) == _ffmpeg_probe(data, monkeypatch)
+
+
+def test_a_wav_of_a_codec_ffmpeg_cannot_decode_is_refused_as_unsupported():
+    data = wav_bytes(1.0)
+    data = data[:20] + struct.pack("<H", 3) + data[22:]  # 16-bit float: no such decoder
+    with pytest.raises(audio.AudioError, match="Unsupported audio format"):
+        audio.probe(data)
