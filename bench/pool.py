@@ -8,9 +8,10 @@ claimed on its own). A full
 cycle is submit -> claim (or the previous completion) -> complete -> response (with
 --fetch-audio, the audio is a request of its own). Dispatch latency is from
 the moment a submitter starts its POST until a worker holds the job; at light load it is also
-printed from the moment the job entered the queue (the upload's own work left out).
+printed from the moment the job entered the queue (the upload's own work left out). First, unless
+--one-at-a-time 0, the CPU of a cycle with nothing else running (one caller, one worker).
 
-    .venv/bin/python bench/pool.py [--workers 8] [--submitters 16] [--seconds 20] [--claim-each]
+    .venv/bin/python bench/pool.py [--workers 8] [--submitters 16] [--seconds 20] [--claim-each] [--one-at-a-time 300]
 """
 import argparse
 import multiprocessing as mp
@@ -151,6 +152,49 @@ def light_load_dispatch(url, submit_key, worker_key, samples=200):
     return from_post, from_queue
 
 
+def one_at_a_time(server, submit_key, worker_key, cycles=300):
+    """Whole cycles with nothing else running: one caller waits for each clip's text, one worker
+    takes each job (its completion asking for the next, as in the saturated run). Against the
+    saturated figure it shows what contention adds to a cycle's CPU (measured: nothing; the cost
+    is the requests' own work). Its few spot checks are left to the saturated run's workers.
+    (wall ms a cycle, server CPU ms a cycle, PostgreSQL CPU ms a cycle)"""
+    stop = threading.Event()
+
+    def work():
+        s, worker_id = Client(server.url, worker_key), "alone-0"
+        checked(s.call("POST", "/v1/worker/heartbeat", json={"worker_id": worker_id}))
+        job = None
+        while job is not None or not stop.is_set():
+            if job is None:
+                job = checked(s.call("POST", "/v1/pool/claim", json={"worker_id": worker_id, "wait_seconds": 1,
+                                                                     "inline_audio": True}))["job"]
+            if not job:
+                continue
+            ask = not stop.is_set()
+            job = checked(s.call("POST", f"/v1/pool/jobs/{job['id']}/complete",
+                                 json={"worker_id": worker_id, "lease_id": job["lease_id"], "text": "テスト",
+                                       "segments": [], "model": "bench", "claim_next": ask,
+                                       "wait_seconds": 1 if ask else 0, "inline_audio": True})).get("next_job")
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    s = Client(server.url, submit_key)
+
+    def submit():
+        checked(s.call("POST", "/v1/transcribe", body=UPLOAD, headers={"Content-Type": UPLOAD_TYPE}))
+
+    for _ in range(20):  # the worker is online and waiting, the statements prepared
+        submit()
+    server_cpu0, pg_cpu0, t0 = cpu_seconds_tree(server.proc.pid), postgres_cpu(), time.monotonic()
+    for _ in range(cycles):
+        submit()
+    wall = time.monotonic() - t0
+    server_cpu, pg_cpu = cpu_seconds_tree(server.proc.pid) - server_cpu0, postgres_cpu() - pg_cpu0
+    stop.set()
+    worker.join()
+    return wall * 1000 / cycles, server_cpu * 1000 / cycles, pg_cpu * 1000 / cycles
+
+
 def trust(server, keys):
     """Long-standing trusted volunteers: results delivered at once and spot-checked at the floor
     rate (JPT_SPOT_CHECK_MIN_RATE, 5 %), the pool's steady state. Each spot check is one more run
@@ -202,6 +246,8 @@ def main():
     parser.add_argument("--sqlite", action="store_true", help="bench the embedded SQLite set-up instead")
     parser.add_argument("--fetch-audio", action="store_true",
                         help="workers fetch audio with its own request instead of taking it from the claim")
+    parser.add_argument("--one-at-a-time", type=int, default=300, metavar="CYCLES",
+                        help="first, that many cycles with one caller and one worker, nothing else running (0: skip)")
     parser.add_argument("--claim-each", action="store_true",
                         help="workers claim every job with a request of its own (no claim_next in the completion)")
     args = parser.parse_args()
@@ -220,6 +266,12 @@ def main():
         submit_keys = [server.mint_key() for _ in range(args.submitters)]
         for key in submit_keys:
             server.manage("credits", "grant", key, "1000000", "--reason", "bench")
+        alone = None
+        if args.one_at_a_time:  # first: queued spot checks of another phase's results would be its worker's too
+            alone_keys = [server.mint_key(), server.mint_key()]
+            trust(server, alone_keys[1:])
+            server.manage("credits", "grant", alone_keys[0], "1000000", "--reason", "bench")
+            alone = one_at_a_time(server, *alone_keys, cycles=args.one_at_a_time)
         out = mp.Queue()
         now = time.monotonic()
         start, deadline = now + args.warmup, now + args.warmup + args.seconds
@@ -273,6 +325,9 @@ def main():
     per_cycle = 1000 / max(1, len(cycles))
     print(f"  CPU per cycle ms  server {server_cpu * per_cycle:5.1f}   PostgreSQL {pg_cpu * per_cycle:5.1f}   "
           f"(clients used {client_cpu:.1f} s over the whole run)")
+    if alone:
+        print(f"  one at a time (one caller, one worker)   {alone[0]:5.1f} ms a cycle   CPU per cycle ms  "
+              f"server {alone[1]:5.1f}   PostgreSQL {alone[2]:5.1f}")
     if xacts:
         print(f"  database transactions per cycle {xacts / max(1, len(cycles)):.1f}")
     if errors:
