@@ -42,30 +42,44 @@ def checked(answer):
     return body
 
 
+def work(s, worker_id, keep_going, *, wait_seconds, claim_next, inline_audio=True, on_claim=None):
+    """A simulated worker (registered already) taking jobs while `keep_going()`: a claim
+    long-polled `wait_seconds`, the audio from the claim or fetched, a stand-in transcript, and
+    (with `claim_next`, as the worker client does) the next job asked for in the completion,
+    which waits for one as a claim would. A job handed over is always done. `on_claim(job)` is
+    called as each job is held."""
+    job = None
+    while job is not None or keep_going():
+        if job is None:
+            job = checked(s.call("POST", "/v1/pool/claim", json={"worker_id": worker_id, "wait_seconds": wait_seconds,
+                                                                 "inline_audio": inline_audio}))["job"]
+        if not job:
+            continue
+        if on_claim is not None:
+            on_claim(job)
+        params = {"worker_id": worker_id, "lease_id": job["lease_id"]}
+        if job.get("audio_base64") is None:
+            checked(s.call("GET", f"{job['audio_url']}?{urllib.parse.urlencode(params)}"))
+        ask = claim_next and keep_going()
+        job = checked(s.call("POST", f"/v1/pool/jobs/{job['id']}/complete",
+                             json={**params, "text": "テスト", "segments": [], "model": "bench",
+                                   "claim_next": ask, "wait_seconds": wait_seconds if ask else 0,
+                                   "inline_audio": inline_audio})).get("next_job")
+
+
+def registered(url, key, worker_id):
+    s = Client(url, key)
+    checked(s.call("POST", "/v1/worker/heartbeat", json={"worker_id": worker_id}))
+    return s
+
+
 def worker_process(url, keys, deadline, inline_audio, claim_next, out):
     claimed = []
 
     def run(key, worker_id):
-        s = Client(url, key)
-        checked(s.call("POST", "/v1/worker/heartbeat", json={"worker_id": worker_id}))
-        job = None
-        while job is not None or time.monotonic() < deadline:  # a job handed over is always done
-            if job is None:
-                job = checked(s.call("POST", "/v1/pool/claim", json={"worker_id": worker_id, "wait_seconds": 2,
-                                                                     "inline_audio": inline_audio}))["job"]
-            if not job:
-                continue
-            claimed.append((job["id"], time.monotonic()))
-            params = {"worker_id": worker_id, "lease_id": job["lease_id"]}
-            if job.get("audio_base64") is None:
-                checked(s.call("GET", f"{job['audio_url']}?{urllib.parse.urlencode(params)}"))
-            # As the worker client does: the next job comes with the completion, which waits for
-            # one as a claim would.
-            ask = claim_next and time.monotonic() < deadline
-            job = checked(s.call("POST", f"/v1/pool/jobs/{job['id']}/complete",
-                                 json={**params, "text": "テスト", "segments": [], "model": "bench",
-                                       "claim_next": ask, "wait_seconds": 2 if ask else 0,
-                                       "inline_audio": inline_audio})).get("next_job")
+        work(registered(url, key, worker_id), worker_id, lambda: time.monotonic() < deadline, wait_seconds=2,
+             claim_next=claim_next, inline_audio=inline_audio,
+             on_claim=lambda job: claimed.append((job["id"], time.monotonic())))
 
     threads = [threading.Thread(target=run, args=(key, f"bench-{os.getpid()}-{i}")) for i, key in enumerate(keys)]
     for t in threads:
@@ -118,15 +132,8 @@ def light_load_dispatch(url, submit_key, worker_key, samples=200):
         checked(s.call("POST", "/v1/worker/heartbeat", json={"worker_id": worker_id}))
 
     def run(worker_id):
-        s = Client(url, worker_key)
-        while not stop.is_set():
-            job = checked(s.call("POST", "/v1/pool/claim", json={"worker_id": worker_id, "wait_seconds": 1,
-                                                                 "inline_audio": True}))["job"]
-            if job:
-                claimed[job["id"]] = (time.monotonic(), time.time())
-                params = {"worker_id": worker_id, "lease_id": job["lease_id"]}
-                checked(s.call("POST", f"/v1/pool/jobs/{job['id']}/complete",
-                               json={**params, "text": "テスト", "segments": [], "model": "bench"}))
+        work(Client(url, worker_key), worker_id, lambda: not stop.is_set(), wait_seconds=1, claim_next=False,
+             on_claim=lambda job: claimed.__setitem__(job["id"], (time.monotonic(), time.time())))
 
     threads = [threading.Thread(target=run, args=(w,)) for w in worker_ids]
     for t in threads:
@@ -159,24 +166,9 @@ def one_at_a_time(server, submit_key, worker_key, cycles=300):
     is the requests' own work). Its few spot checks are left to the saturated run's workers.
     (wall ms a cycle, server CPU ms a cycle, PostgreSQL CPU ms a cycle)"""
     stop = threading.Event()
-
-    def work():
-        s, worker_id = Client(server.url, worker_key), "alone-0"
-        checked(s.call("POST", "/v1/worker/heartbeat", json={"worker_id": worker_id}))
-        job = None
-        while job is not None or not stop.is_set():
-            if job is None:
-                job = checked(s.call("POST", "/v1/pool/claim", json={"worker_id": worker_id, "wait_seconds": 1,
-                                                                     "inline_audio": True}))["job"]
-            if not job:
-                continue
-            ask = not stop.is_set()
-            job = checked(s.call("POST", f"/v1/pool/jobs/{job['id']}/complete",
-                                 json={"worker_id": worker_id, "lease_id": job["lease_id"], "text": "テスト",
-                                       "segments": [], "model": "bench", "claim_next": ask,
-                                       "wait_seconds": 1 if ask else 0, "inline_audio": True})).get("next_job")
-
-    worker = threading.Thread(target=work)
+    worker_client = registered(server.url, worker_key, "alone-0")
+    worker = threading.Thread(target=work, args=(worker_client, "alone-0", lambda: not stop.is_set()),
+                              kwargs={"wait_seconds": 1, "claim_next": True})
     worker.start()
     s = Client(server.url, submit_key)
 
