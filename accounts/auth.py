@@ -9,6 +9,7 @@ from accounts.models import BROWSER_KEY_HASH, KEY_CACHE_SECONDS, ApiKey, cached_
 from accounts.services import browser_key
 from jptranscribe import ratelimit
 from jptranscribe.cache import get_and_count
+from jptranscribe.errors import RateLimited
 from jptranscribe.net import address_block, client_ip
 
 # Set on a request by the browser proxy (web/), after its CSRF check: only such a request may act
@@ -73,8 +74,8 @@ def refuse(request, failure: exceptions.APIException) -> NoReturn:
     window, used = ratelimit.hit("auth-failed", address_block(client_ip(request)), settings.JPT_RATE_AUTH_FAILURES)
     if window.exceeded(used):
         wait = window.seconds_left
-        raise exceptions.Throttled(
-            wait, detail=f"Too many requests without a valid key from your address; retry in {wait} s."
+        raise RateLimited(
+            f"Too many requests without a valid key from your address; retry in {wait} s.", retry_after=wait
         )
     raise failure
 

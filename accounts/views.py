@@ -8,7 +8,7 @@ from jptranscribe import schema
 from jptranscribe.api import PublicView
 from jptranscribe.errors import InvalidRequest
 from jptranscribe.net import client_ip
-from jptranscribe.serializing import rendered
+from jptranscribe.serializing import read_no_fields, rendered
 
 
 class KeysView(PublicView):
@@ -21,6 +21,7 @@ class KeysView(PublicView):
         summary="Mint an API key",
     )
     def post(self, request):
+        read_no_fields(request)
         # A retry replays the key minted first (stored encrypted under the Idempotency-Key).
         return idempotency.respond_once(request, fields={}, respond=lambda: minted(client_ip(request)))
 
@@ -39,6 +40,7 @@ class WebhookSecretView(KeyedView):
         summary="Make or rotate the webhook signing secret",
     )
     def post(self, request):
+        read_no_fields(request)
         if request.user.is_browser:  # shared by every visitor of the pages
             raise InvalidRequest("Webhooks need an API key of your own: mint one with POST /v1/keys.")
         secret = services.webhook_secret_rotate(key=request.user)

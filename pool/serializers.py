@@ -231,7 +231,10 @@ class ClaimedJob(serializers.Serializer):
     lease_seconds = AnswerValue(lambda: int(settings.JPT_LEASE_SECONDS), of_type=int)
     lease_expires_at = UtcDateTimeField()
     lease_hard_expires_at = UtcDateTimeField(help_text="heartbeats renew the lease up to this time, no later")
-    audio_url = serializers.SerializerMethodField()
+    audio_url = serializers.SerializerMethodField(
+        help_text="The clip's path on this server: GET it with the worker's key and the query parameters "
+        "worker_id and lease_id (the lease in this answer), e.g. /v1/pool/jobs/{id}/audio?worker_id=w1&lease_id=…"
+    )
     audio_base64 = serializers.SerializerMethodField(
         help_text="The audio itself when the claim asked for inline_audio and it is at most "
         "1 MiB (server setting); null means: fetch audio_url."

@@ -107,7 +107,7 @@ def test_first_ctrl_c_finishes_the_job_then_signs_off(server, corpus, models_dir
     assert worker.wait(timeout=60) == 0
     assert wait_status(server, key, job_id, {"completed"}, timeout=5)["text"]
     assert server.get("/v1/account", key).json()["worker_online"] is False
-    assert "Signed off" in worker.log
+    assert "finishing the job in hand" in worker.log and "Signed off" in worker.log
 
 
 def test_second_ctrl_c_hands_the_job_back_at_once(server, corpus, models_dir, workers):
@@ -176,6 +176,7 @@ def test_two_workers_on_one_machine_are_two_workers(patient_server, corpus, mode
     holder, idle = (first, second) if job_id in first.log else (second, first)
     idle.signal(signal.SIGINT)
     assert idle.wait(timeout=30) == 0
+    assert "no job in hand" in idle.log and "finishing the job" not in idle.log
     assert wait_status(server, key, job_id, {"completed"}, timeout=120)["text"]
     holder.wait_for(f"{job_id}  ", timeout=10)
     assert holder.proc.poll() is None, "still running, taking the next job"

@@ -29,6 +29,14 @@ def test_malformed_json_is_invalid_request(alice):
     envelope(response, 400, "invalid_request")
 
 
+@pytest.mark.parametrize("path", ["/v1/worker/heartbeat", "/v1/translate", "/v1/transcribe", "/v1/keys"])
+def test_json_nested_too_deeply_to_decode_is_invalid_request_not_a_500(alice, path):
+    body = "[" * 5000 + "]" * 5000  # 10 kB: past Python's recursion limit
+    alice.client.raise_request_exception = False
+    message = envelope(alice.client.post(path, body, content_type="application/json"), 400, "invalid_request")
+    assert "nested" in message
+
+
 def test_an_unsupported_content_type_is_invalid_request(alice):
     response = alice.client.post("/v1/worker/heartbeat", "x", content_type="text/csv")
     envelope(response, 415, "invalid_request")

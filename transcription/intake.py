@@ -81,16 +81,17 @@ def read_url(url: str) -> bytes:
     return data
 
 
-def check_audio(data: bytes) -> CheckedAudio:
-    """Decode enough to know the clip is real audio within the length limit."""
+def check_audio(data: bytes, *, param: str = "file") -> CheckedAudio:
+    """Decode enough to know the clip is real audio within the length limit. A refusal names
+    `param`, the request field the audio came in (`file`, or `url` for a fetched clip)."""
     limit = settings.JPT_MAX_CLIP_SECONDS
     try:
         probe = audio_lib.probe(data, max_seconds=limit)
     except audio_lib.AudioError as exc:
-        raise InvalidAudio(str(exc), param="file")
+        raise InvalidAudio(str(exc), param=param)
     if probe.duration_seconds > limit:
         raise InvalidRequest(
-            f"The clip is longer than the {limit:g} s limit; split it into shorter clips.", param="file"
+            f"The clip is longer than the {limit:g} s limit; split it into shorter clips.", param=param
         )
     return CheckedAudio(
         data=data,
@@ -103,4 +104,6 @@ def check_audio(data: bytes) -> CheckedAudio:
 
 def read_checked(data: dict) -> CheckedAudio:
     """The checked clip of a request's validated fields: its upload (`file`) or its `url`, fetched."""
-    return check_audio(read_upload(data["file"]) if "file" in data else read_url(data["url"]))
+    if "file" in data:
+        return check_audio(read_upload(data["file"]))
+    return check_audio(read_url(data["url"]), param="url")

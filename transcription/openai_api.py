@@ -18,7 +18,7 @@ from accounts import idempotency
 from jptranscribe import schema, waiting
 from jptranscribe.errors import InvalidRequest, ServiceError
 from jptranscribe.net import client_ip
-from jptranscribe.serializing import rendered, validated
+from jptranscribe.serializing import refuse_repeated_fields, rendered, validated
 from pool.models import Job
 from transcription import intake, services, subtitles, webhooks
 from transcription.openai_serializers import (
@@ -100,6 +100,7 @@ def _form(request) -> dict[str, Any]:
         if isinstance(request.data, dict):
             return request.data
         raise InvalidRequest("Send a multipart form with the audio as 'file', or a JSON object with a 'url'.")
+    refuse_repeated_fields(request.data)
     form: dict[str, Any] = {name: request.data.get(name) for name in request.data if not name.endswith("[]")}
     form.update({name: request.FILES[name] for name in request.FILES})
     granularities = request.data.getlist("timestamp_granularities[]")

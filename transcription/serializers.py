@@ -284,6 +284,12 @@ class ListedTranscription(serializers.Serializer):
     translation = serializers.CharField(required=False, allow_null=True)
     webhook = WebhookState(allow_null=True, help_text="null: no webhook_url was given")
 
+    def to_representation(self, instance):
+        answer = super().to_representation(instance)
+        if "text" not in instance:  # DRF renders a missing nullable field as null: not asked, not there
+            answer.pop("translation", None)
+        return answer
+
 
 class TranscriptionList(serializers.Serializer):
     data = ListedTranscription(many=True)  # type: ignore[assignment]  # a field: DRF takes it off the class

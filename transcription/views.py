@@ -332,6 +332,9 @@ def status_url(request, job):
     return request.build_absolute_uri(f"/v1/transcriptions/{job.id}")
 
 
+POLL_AFTER_SECONDS = 5
+
+
 def job_response(request, job, *, accepted_status=202, accepted_headers=None):
     if job.status == "completed" and job.erased_at is not None:
         return Response(rendered(TranscriptionErased, {"job": job, "status_url": status_url(request, job)}))
@@ -344,7 +347,10 @@ def job_response(request, job, *, accepted_status=202, accepted_headers=None):
     return Response(
         rendered(Pending, {"job": job, "status_url": url}),
         status=accepted_status,
-        headers={"Location": url, **(accepted_headers or {})} if accepted_status == 202 else None,
+        # Retry-After: when a poll is worth it (each counts against the key's 30 a minute).
+        headers={"Location": url, "Retry-After": str(POLL_AFTER_SECONDS), **(accepted_headers or {})}
+        if accepted_status == 202
+        else None,
     )
 
 

@@ -31,7 +31,8 @@ class TranslateView(KeyedView):
     def post(self, request):
         data = validated(TranslateInput, request.data)
         if (data["source"], data["target"]) != (SOURCE, TARGET):
-            raise InvalidRequest("Only source 'ja' to target 'en' is supported.", param="source")
+            wrong = "source" if data["source"] != SOURCE else "target"
+            raise InvalidRequest("Only source 'ja' to target 'en' is supported.", param=wrong)
         if not data["text"].strip():
             raise InvalidRequest("'text' is empty.", param="text")
         if len(data["text"]) > settings.JPT_TRANSLATION_MAX_CHARS:

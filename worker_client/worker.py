@@ -114,7 +114,10 @@ class Worker:
     def _on_signal(self, signum, frame):
         self._signals += 1
         if self._signals == 1:
-            log.info("Stopping: finishing the job in hand (press Ctrl-C again to hand it back now).")
+            if set(self.holding) - {self._handing_in}:
+                log.info("Stopping: finishing the job in hand (press Ctrl-C again to hand it back now).")
+            else:
+                log.info("Stopping: no job in hand; signing off.")
             self.stopping.set()
         else:
             self.abort_job.set()

@@ -21,6 +21,21 @@ class TestMintingKeys:
         assert stored.hashed_key == hash_key(body["key"])
         assert body["key"] not in str(ApiKey.objects.values().get())
 
+    @pytest.mark.parametrize(("body", "content_type"), [(None, None), ("", "application/json"), ("{}", "application/json"),
+                                                        ('{"name": "ignored"}', "application/json")])
+    def test_it_takes_no_body_or_a_json_object(self, anonymous, body, content_type):
+        kw = {} if body is None else {"data": body, "content_type": content_type}
+        assert anonymous.client.post("/v1/keys", **kw).status_code == 201
+
+    @pytest.mark.parametrize(("body", "content_type", "status"), [("{bad", "application/json", 400), ("[]", "application/json", 400),
+                                                                  ("hi", "text/plain", 415)])
+    def test_a_body_that_is_not_a_json_object_is_refused_and_mints_nothing(self, anonymous, body, content_type, status):
+        response = anonymous.client.post("/v1/keys", body, content_type=content_type)
+        assert response.status_code == status and response.json()["error"]["code"] == "invalid_request"
+        assert not ApiKey.objects.exists()
+        for _ in range(5):  # nor did it use up one of the address's keys today
+            assert anonymous.post("/v1/keys", {}).status_code == 201
+
     def test_a_minted_key_works_at_once(self, anonymous):
         raw = anonymous.post("/v1/keys", {}).json()["key"]
         assert Caller(raw).get("/v1/account").status_code == 200

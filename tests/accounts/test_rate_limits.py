@@ -82,6 +82,8 @@ def test_requests_without_a_valid_key_are_limited_per_address(db):
     response = guesser.get("/v1/account")
     assert response.status_code == 429 and response.json()["error"]["code"] == "rate_limited"
     assert 1 <= int(response["Retry-After"]) <= 60
+    message = response.json()["error"]["message"]
+    assert f"retry in {response['Retry-After']} s." in message and message.count(response["Retry-After"]) == 1
     assert Caller(None, ip="192.0.2.66").get("/v1/account").status_code == 429, "a missing key counts too"
     assert Caller(None, ip="192.0.2.67").get("/v1/account").status_code == 401, "another address has its own"
 

@@ -35,6 +35,16 @@ class TestFields:
     def test_translate_must_be_a_boolean(self, alice_online):
         assert error(alice_online.transcribe(translate="perhaps")) == (400, "invalid_request")
 
+    @pytest.mark.parametrize("path", ["/v1/transcribe", "/v1/audio/transcriptions"])
+    def test_a_field_sent_twice_is_refused_not_one_taken_silently(self, alice_online, path):
+        two_files = {"file": [upload(wav_bytes(1)), upload(wav_bytes(2))], "model": "whisper-1"}
+        response = alice_online.client.post(path, two_files, format="multipart")
+        assert error(response) == (400, "invalid_request") and response.json()["error"]["param"] == "file"
+        twice = {"file": upload(wav_bytes(1)), "model": "whisper-1", "language": ["ja", "ja"]}
+        response = alice_online.client.post(path, twice, format="multipart")
+        assert error(response) == (400, "invalid_request") and response.json()["error"]["param"] == "language"
+        assert not Job.objects.exists()
+
     def test_nothing_is_queued_for_a_bad_request(self, alice_online):
         alice_online.transcribe(language="en")
         assert not Job.objects.exists()

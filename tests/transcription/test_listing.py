@@ -28,9 +28,9 @@ def test_it_filters_by_status_and_shows_the_text_only_when_asked(alice):
     done, waiting = sent(alice, 2)
     alice.complete(claim_job(alice), text="こんにちは。")
     listed = alice.get("/v1/transcriptions", data={"status": "completed"}).json()["data"]
-    assert [j["id"] for j in listed] == [done] and "text" not in listed[0]
+    assert [j["id"] for j in listed] == [done] and "text" not in listed[0] and "translation" not in listed[0]
     with_text = alice.get("/v1/transcriptions", data={"status": "completed", "include_text": "true"}).json()["data"]
-    assert with_text[0]["text"] == "こんにちは。"
+    assert with_text[0]["text"] == "こんにちは。" and with_text[0]["translation"] is None  # not asked to translate
     assert [j["id"] for j in alice.get("/v1/transcriptions", data={"status": "queued"}).json()["data"]] == [waiting]
 
 

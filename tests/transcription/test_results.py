@@ -94,6 +94,7 @@ class TestWaiting:
         assert body["status"] == "queued"
         assert body["status_url"] == f"http://testserver/v1/transcriptions/{body['id']}"
         assert response["Location"] == body["status_url"]
+        assert response["Retry-After"] == "5"  # polls spaced so a few jobs fit the key's 30 a minute
 
 
 @pytest.mark.django_db

@@ -112,7 +112,9 @@ class TestFetching:
         assert refused(response) and "HTTP 404" in response.json()["error"]["message"]
 
     def test_what_is_fetched_must_still_be_audio(self, alice, audio_server, local_fetch_allowed):
-        assert refused(transcribe_url(alice, f"{audio_server}/not-audio"), "invalid_audio")
+        response = transcribe_url(alice, f"{audio_server}/not-audio")
+        assert refused(response, "invalid_audio")
+        assert response.json()["error"]["param"] == "url"  # the field the audio came in, not `file`
 
     def test_a_server_dripping_its_body_is_cut_off_at_the_deadline(self, alice, audio_server, local_fetch_allowed,
                                                                     settings):

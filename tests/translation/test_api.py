@@ -20,10 +20,13 @@ def test_source_and_target_default_to_ja_and_en(alice, with_model):
     assert (body["source"], body["target"]) == ("ja", "en")
 
 
-@pytest.mark.parametrize("pair", [{"source": "en", "target": "ja"}, {"target": "fr"}, {"source": "zh"}])
-def test_other_language_pairs_are_refused(alice, with_model, pair):
+@pytest.mark.parametrize(
+    ("pair", "param"), [({"source": "en", "target": "ja"}, "source"), ({"target": "fr"}, "target"), ({"source": "zh"}, "source")]
+)
+def test_other_language_pairs_are_refused_naming_the_field_at_fault(alice, with_model, pair, param):
     response = alice.post("/v1/translate", {"text": "こんにちは。", **pair})
     assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_request"
+    assert response.json()["error"]["param"] == param
     assert "'ja'" in response.json()["error"]["message"] and "'en'" in response.json()["error"]["message"]
 
 
