@@ -292,6 +292,9 @@ JPT_VOICED_SECONDS_FOR_SPEECH = envfloat("JPT_VOICED_SECONDS_FOR_SPEECH", 1.0)
 JPT_CHECK_MAX_RUNS = envint("JPT_CHECK_MAX_RUNS", 4)
 # A check of a new key's result is for trusted keys' workers (and the demo's) this long, then for any other key's.
 JPT_CHECKS_OPEN_SECONDS = envfloat("JPT_CHECKS_OPEN_SECONDS", 30)
+# A run meant to decide between two results that no trusted key or the demo takes in this long:
+# an independent result already in decides, else any other key may take it.
+JPT_CHECK_DECIDER_WAIT_SECONDS = envfloat("JPT_CHECK_DECIDER_WAIT_SECONDS", 120)
 # Earned seconds become spendable after this long without a failed check (or at once, when confirmed).
 JPT_CREDITS_HOLD_HOURS = envfloat("JPT_CREDITS_HOLD_HOURS", 24)
 # How long a request's Idempotency-Key is remembered (a retry within it gets the first answer).

@@ -561,19 +561,8 @@ def job_cancel(*, job: Job, message: str, code: str = "internal_error") -> Job |
         if job.status == Status.LEASED:
             leases.end_attempt(job, JobAttempt.Outcome.ABANDONED, "cancelled")
         job_finish_failed(job, message, status=Status.CANCELLED, code=code)
-        _checks_cancel([job.pk], why="cancelled")
+        verification.job_cancelled(job.pk)
     return job
-
-
-def _checks_cancel(job_ids: list[str], *, why: str) -> None:
-    """The checks still queued or running of these jobs end with them: their workers lose the
-    lease and earn nothing. Call in a transaction."""
-    for copy in Job.objects.select_for_update().filter(
-        checks_id__in=job_ids, status__in=(Status.QUEUED, Status.LEASED)
-    ):
-        if copy.status == Status.LEASED:
-            leases.end_attempt(copy, JobAttempt.Outcome.ABANDONED, f"the checked job was {why}")
-        job_finish_failed(copy, f"The job it checked was {why}.", status=Status.CANCELLED)
 
 
 def jobs_erase(jobs: QuerySet[Job]) -> int:
@@ -589,7 +578,7 @@ def jobs_erase(jobs: QuerySet[Job]) -> int:
     with transaction.atomic():
         # Its checks hold the same words: workers' transcripts, and copies of the clip still running.
         ids = list(finished.values_list("pk", flat=True))
-        _checks_cancel(ids, why="erased")
+        verification.checks_cancel(ids, why="erased")
         JobResult.objects.filter(job_id__in=ids).update(text="", segments=[])
         copies = Job.objects.filter(checks_id__in=ids)
         JobAudio.objects.filter(job__in=copies.values("pk")).delete()

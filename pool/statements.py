@@ -142,8 +142,9 @@ CLAIM_DEMO = _claim(
 # A volunteer's worker takes its own key's jobs first, then checks of pool results (a caller
 # waits for them), then pool jobs, oldest first. Never a pool job that a worker of its key failed
 # or let expire (worker ids cost nothing; keys are counted), nor a clip its key already ran for
-# another check; a check meant for a trusted key only if its key is, and any other check only
-# once trusted keys had it to themselves for a while; nothing of others while quarantined.
+# another check, nor a check of its own key's job; a check meant for a trusted key only if its key
+# is, and any other check only once trusted keys had it to themselves for a while; nothing of
+# others while quarantined.
 CLAIM_POOL = _claim(
     "claim_pool",
     f"SELECT id FROM {JOB} j WHERE j.status = {QUEUED} AND ((j.route = {POOL_SELF} AND j.key_id = %(worker_key_id)s)"
@@ -151,7 +152,8 @@ CLAIM_POOL = _claim(
     f" WHERE a.job_id = j.id AND a.outcome IN ({FAILED}, {EXPIRED}) AND {_by_key('a')}{per_row()})"
     f" AND NOT EXISTS (SELECT 1 FROM {JOB} x JOIN {ATTEMPT} a ON a.job_id = x.id"
     f" WHERE x.checks_id = j.id AND {_by_key('a')}{per_row()}))"
-    f" OR (j.route = {POOL_CHECK} AND {_NOT_QUARANTINED} AND NOT {_ran_by_key('j.checks_id')}"
+    f" OR (j.route = {POOL_CHECK} AND j.key_id <> %(worker_key_id)s AND {_NOT_QUARANTINED}"
+    f" AND NOT {_ran_by_key('j.checks_id')}"
     f" AND ({_TRUSTED} OR (NOT j.check_by_trusted AND j.queued_at <= %(checks_open_before)s)))"
     f") ORDER BY CASE WHEN j.route = {POOL_SELF} THEN 0 WHEN j.route = {POOL_CHECK} THEN 1 ELSE 2 END,"
     f" j.queued_at LIMIT 1",

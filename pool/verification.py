@@ -16,14 +16,18 @@ same clip again on a worker of a different key (a check copy: a job of route `po
 
 Two results agree when `pool.agreement.agree` says so. When the first two disagree a third run
 decides, on a trusted key's worker or the server's demo worker: the largest group of agreeing
-results wins (a lone trusted decider wins when nobody agrees). Each result in the winning group
+results wins (a lone trusted decider wins when nobody agrees). A decider no trusted key or the demo
+can take within JPT_CHECK_DECIDER_WAIT_SECONDS (all of them ran the clip, or none is online) does
+not hold the caller for ever: an independent result already in (the demo's, say) decides; without
+one, the run opens to any other key. Once a job is decided its other checks end unpaid. Each result in the winning group
 has its pending seconds confirmed and counts an agreement; each outvoted one is voided and
 struck. A key is trusted after KeyTrust.TRUSTED_AFTER agreements in a row; a strike makes it new
 again; three strikes within a day quarantine it (its workers take only their own key's jobs) until
 an operator clears it. A delivered result outvoted later is replaced (`corrected`) and its caller
 refunded. Callers pay once; each agreeing worker earns, the extra coming from the house.
 
-`pool_self` jobs and the server demo are never checked.
+`pool_self` jobs and the server demo are never checked; nor is a `pool_credit` job its owner's own
+worker took after all (it becomes `pool_self`: free), and no key checks its own jobs.
 """
 
 from __future__ import annotations
@@ -110,6 +114,24 @@ def _open_checks(original_id: str) -> QuerySet[Job]:
     return Job.objects.filter(checks_id=original_id, status__in=OPEN)
 
 
+def checks_cancel(job_ids: list[str], *, why: str) -> None:
+    """The checks still queued or running of these jobs end with them: their workers lose the
+    lease and earn nothing. Call in a transaction."""
+    for copy in Job.objects.select_for_update().filter(checks_id__in=job_ids, status__in=OPEN):
+        if copy.status == Status.LEASED:
+            leases.end_attempt(copy, JobAttempt.Outcome.ABANDONED, f"the checked job was {why}")
+        leases.job_finish_failed(copy, f"The job it checked was {why}.", status=Status.CANCELLED)
+
+
+def job_cancelled(original_id: str) -> None:
+    """A job was cancelled and its caller refunded: its checks end, and no run of it is paid, even
+    one already handed in and waiting for its check (the seconds would come from nobody)."""
+    checks_cancel([original_id], why="cancelled")
+    runs = [original_id, *Job.objects.filter(checks_id=original_id).values_list("pk", flat=True)]
+    for run_id in runs:
+        credits.credits_void(job_ref=run_id, reason=f"{original_id} was cancelled: its caller was refunded")
+
+
 def check_copy_add(original: Job, *, by_trusted: bool) -> Job | None:
     """Queue one more run of the original's clip, for a worker of a key that has not run it.
     None when its audio is gone (nothing can be checked any more)."""
@@ -136,10 +158,13 @@ def check_copy_add(original: Job, *, by_trusted: bool) -> Job | None:
 
 def job_claimed(job: Job, worker: Worker, trust: KeyTrust) -> None:
     """A new key took a pool job: its check copy runs beside it, so the caller waits about one job's time."""
-    if job.route != Route.POOL_CREDIT or is_independent(worker, trust):
+    if job.route != Route.POOL_CREDIT or is_independent(worker, trust) or worker.key_id == job.key_id:
         return
     with transaction.atomic():
-        if not _open_checks(job.id).exists():
+        # One check at a time: one still to run, or one run already in (from an earlier claim whose
+        # lease was lost) that this run's result will be weighed against.
+        checked = JobResult.objects.filter(job_id=job.id, verdict=Verdict.OPEN).exclude(run_id=job.id)
+        if not _open_checks(job.id).exists() and not checked.exists():
             check_copy_add(job, by_trusted=False)
 
 
@@ -158,11 +183,12 @@ def implausible(job: Job, attempt: JobAttempt | None, *, now: datetime | None = 
     now = now or timezone.now()
     if attempt is not None:
         took = (now - attempt.started_at).total_seconds()
-        fastest = float(job.duration_seconds) * settings.JPT_MIN_SECONDS_PER_AUDIO_SECOND
+        # An engine's time goes on the clip's sound: it skips silence (a silent clip takes no time).
+        fastest = float(job.voiced_seconds) * settings.JPT_MIN_SECONDS_PER_AUDIO_SECOND
         if took < fastest:
             return (
-                f"answered {took:.2f} s after the claim for a {float(job.duration_seconds):g} s clip: "
-                "faster than any engine"
+                f"answered {took:.2f} s after the claim for a clip with {float(job.voiced_seconds):g} s of sound:"
+                " faster than any engine"
             )
         if not attempt.audio_inline and not attempt.audio_fetched:
             return "completed a clip it never fetched"
@@ -176,6 +202,8 @@ def result_in(job: Job, worker: Worker, *, attempt: JobAttempt | None, trust: Ke
 
     A trusted key's result delivered unchecked is no vote: its row holds the text, and it is kept
     as a result (`JobResult`) only when a check will weigh it."""
+    if job.route == Route.POOL_CREDIT and worker.key_id == job.key_id:
+        return _own_run(job)
     original_id = job.checks_id or job.id
     independent = is_independent(worker, trust)
     why = implausible(job, attempt)
@@ -190,11 +218,16 @@ def result_in(job: Job, worker: Worker, *, attempt: JobAttempt | None, trust: Ke
         model=job.model,
         implausible=why,
     )
-    earned = policy.credited_seconds(
-        duration=job.duration_seconds,
-        owner_key_id=job.key_id,
-        worker_key_id=worker.key_id,
-        worker_is_server=worker.key.is_server,
+    # An implausible result earns nothing, not even pending seconds.
+    earned = (
+        0.0
+        if why
+        else policy.credited_seconds(
+            duration=job.duration_seconds,
+            owner_key_id=job.key_id,
+            worker_key_id=worker.key_id,
+            worker_is_server=worker.key.is_server,
+        )
     )
     if earned:
         credits.credits_earn_pending(key_id=worker.key_id, amount=job.duration_seconds, job_ref=job.id)
@@ -224,6 +257,19 @@ def result_in(job: Job, worker: Worker, *, attempt: JobAttempt | None, trust: Ke
     return Received(earned)
 
 
+def _own_run(job: Job) -> Received:
+    """The owner's own worker ran its `pool_credit` job (no worker of the key was online when it
+    was sent): as if it had been `pool_self` from the start. The held seconds go back, nothing is
+    earned or checked, and the caller has the text at once."""
+    Job.objects.filter(pk=job.pk).update(route=Route.POOL_SELF, route_reason="run by a worker of your own key")
+    job.route = Route.POOL_SELF
+    credits.credits_refund(job_ref=job.id, reason="run by a worker of your own key: free")
+    checks_cancel([job.id], why="run by its owner's own worker")
+    wakeup.announce(wakeup.job_done_channel(job.id))
+    run(sql.RELEASE_AUDIO, {"job_id": job.id})
+    return Received(0.0)
+
+
 def _release_audio(original_id: str) -> None:
     """The original's audio goes once its transcription is final and no check needs it (one DELETE)."""
     final = Job.objects.filter(pk=original_id).exclude(status__in=(*OPEN, Status.CHECKING))
@@ -241,12 +287,12 @@ def _unheard(group: list[JobResult]) -> bool:
     return sound and not normalise(first.text) and not any(r.independent for r in group)
 
 
-def decide(results: list[JobResult]) -> tuple[JobResult, list[JobResult]] | None:
+def decide(results: list[JobResult], *, decider_overdue: bool = False) -> tuple[JobResult, list[JobResult]] | None:
     """The winning result and the results that agree with it, or None while undecided: the
     largest group of agreeing plausible results (two or more; empty ones of a clip with sound
     only with a trusted key's among them), ties to one holding a trusted key's result, then to
     the earliest; else a trusted check run's result that nothing plausible contradicts, or that
-    was run to decide."""
+    was run to decide, or that is in when the run meant to decide found no taker in time."""
     voters = [r for r in results if not r.implausible]
     groups = [[s for s in voters if s is r or agree(r.text, s.text)] for r in voters]
     groups = [g for g in groups if not _unheard(g)]
@@ -254,13 +300,17 @@ def decide(results: list[JobResult]) -> tuple[JobResult, list[JobResult]] | None
     if len(best) >= 2:
         return best[0], best
     # A held original never stands alone: only a check run by a trusted key (or the demo) may.
-    deciders = [r for r in voters if r.independent and r.run.checks_id and (len(voters) == 1 or r.run.check_by_trusted)]
+    deciders = [
+        r
+        for r in voters
+        if r.independent and r.run.checks_id and (len(voters) == 1 or r.run.check_by_trusted or decider_overdue)
+    ]
     if deciders:
         return deciders[-1], [deciders[-1]]
     return None
 
 
-def evaluate(original_id: str) -> None:
+def evaluate(original_id: str, *, decider_overdue: bool = False) -> None:
     """Look at the votes for a pool job, and act: deliver, correct, or run it once more."""
     original = Job.objects.select_for_update().filter(pk=original_id).first()
     if original is None or original.status not in (Status.CHECKING, Status.COMPLETED):
@@ -269,7 +319,7 @@ def evaluate(original_id: str) -> None:
     if original.status == Status.COMPLETED and all(r.verdict != Verdict.OPEN for r in results):
         _release_audio(original.id)
         return
-    decided = decide(results)
+    decided = decide(results, decider_overdue=decider_overdue)
     if decided is None:
         _run_again(original, results)
         return
@@ -301,6 +351,8 @@ def evaluate(original_id: str) -> None:
             agreeing_workers=len(group),
         )
         credits.credits_refund_charged(job_ref=original.id, reason="the result was outvoted by a check: corrected")
+    # Decided: any other run of the clip still queued or running would be paid for nothing.
+    checks_cancel([original.id], why="decided")
     wakeup.announce(wakeup.job_done_channel(original.id))
     _release_audio(original.id)
 
@@ -367,3 +419,24 @@ def checks_maintenance() -> None:
     for original_id in list(stalled):
         with transaction.atomic():
             evaluate(original_id)
+    _deciders_overdue()
+
+
+def _deciders_overdue() -> None:
+    """Runs meant for a trusted key (or the demo) that none took in JPT_CHECK_DECIDER_WAIT_SECONDS:
+    an independent result already in decides (junk keys must not outvote the demo by waiting); with
+    none, the run opens to any key that has not run the clip."""
+    waited_since = timezone.now() - timedelta(seconds=settings.JPT_CHECK_DECIDER_WAIT_SECONDS)
+    overdue = Job.objects.filter(
+        route=Route.POOL_CHECK, status=Status.QUEUED, check_by_trusted=True, queued_at__lt=waited_since
+    ).values_list("pk", "checks_id")[:100]
+    for copy_id, original_id in list(overdue):
+        with transaction.atomic():
+            independent_in = JobResult.objects.filter(
+                job_id=original_id, verdict=Verdict.OPEN, independent=True, implausible="", run__checks__isnull=False
+            )
+            if independent_in.exists():
+                evaluate(original_id, decider_overdue=True)  # decided: the run is cancelled
+            if Job.objects.filter(pk=copy_id, status=Status.QUEUED).update(check_by_trusted=False):
+                for channel in wakeup.check_channels():
+                    wakeup.announce(channel)

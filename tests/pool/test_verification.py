@@ -205,13 +205,15 @@ def test_a_result_faster_than_any_engine_is_a_strike_and_is_held(alice, bob, car
     assert "faster than any engine" in Strike.objects.get(key=bob.key).reason
 
 
-def test_a_result_for_a_clip_the_worker_never_received_is_a_strike(alice, bob):
+def test_a_result_for_a_clip_the_worker_never_received_is_a_strike_and_earns_nothing(alice, bob):
     grant(alice, 30)
     online_worker(bob)
     sent(alice)
     job = bob.claim(inline_audio=False).json()["job"]
-    assert bob.complete(job, text=HONEST).status_code == 200
+    answer = bob.complete(job, text=HONEST)
+    assert answer.status_code == 200 and answer.json()["credited_seconds"] == 0
     assert "never fetched" in Strike.objects.get(key=bob.key).reason
+    assert credits_pending(bob.key) == 0
 
 
 def test_a_worker_that_fetched_its_clip_is_not_struck(alice, bob):
@@ -329,14 +331,68 @@ def test_undecided_after_the_most_runs_the_transcription_fails_and_is_refunded(a
     assert credits_balance(alice.key) == Decimal("30")
 
 
-def test_a_held_transcription_whose_deciding_run_nobody_takes_fails_after_the_most_runs_and_is_refunded(
-    alice, bob, carol, settings
-):
-    """The third run is meant for a trusted key other than the checker's, or the demo: with none
-    online each copy runs out of queue time, and the caller hears back rather than wait for ever."""
+def overdue(job_id):
+    """The deciding run of `job_id` has waited past JPT_CHECK_DECIDER_WAIT_SECONDS, and maintenance has looked."""
+    Job.objects.filter(checks_id=job_id, status="queued").update(queued_at=timezone.now() - timedelta(seconds=121))
+    verification.checks_maintenance()
+
+
+def test_a_deciding_run_no_trusted_key_can_take_lets_the_trusted_result_already_in_decide(alice, bob, carol):
+    """Carol (trusted) checked Bob's (new) junk; the run meant to decide is for a trusted key that has
+    not run the clip, and there is none: the caller is not kept waiting for the queue's hour."""
     grant(alice, 30)
     online_worker(bob, trusted=False)
     online_worker(carol)
+    job_id = sent(alice)
+    run(bob, JUNK)
+    run(carol, HONEST)
+    assert claim_job(carol) is None and shown(alice, job_id)["status"] == "processing"
+    overdue(job_id)
+    done = shown(alice, job_id)
+    assert done["status"] == "completed" and done["text"] == HONEST
+    assert set(Job.objects.filter(checks_id=job_id).values_list("status", flat=True)) >= {"cancelled"}
+    assert not Job.objects.filter(checks_id=job_id, status__in=["queued", "leased"]).exists()
+    assert credits_balance(carol.key) == Decimal("3") and credits_pending(bob.key) == 0
+    assert Strike.objects.filter(key=bob.key).count() == 1 and credits_balance(alice.key) == Decimal("27")
+
+
+def test_junk_keys_cannot_outvote_the_demo_by_waiting_out_the_deciding_run(alice, bob, carol, demo_worker, settings):
+    settings.JPT_CHECKS_OPEN_SECONDS = 0
+    grant(alice, 60)
+    online_worker(bob, trusted=False)
+    online_worker(carol, trusted=False)
+    job_id = sent(alice, 31.0)  # longer than the demo runs for callers: a pool job
+    run(bob, JUNK)
+    run(demo_worker, HONEST, "demo")  # the demo checks it, and cannot run it again
+    overdue(job_id)
+    assert claim_job(carol) is None, "Bob's accomplice gets no vote: the demo's result decided"
+    assert shown(alice, job_id)["text"] == HONEST
+
+
+def test_a_deciding_run_with_no_trusted_result_in_opens_to_any_other_key(alice, bob, carol, dave, settings):
+    settings.JPT_CHECKS_OPEN_SECONDS = 0
+    grant(alice, 30)
+    for worker in (bob, carol, dave):
+        online_worker(worker, trusted=False)
+    job_id = sent(alice)
+    run(bob, JUNK)
+    run(carol, HONEST)
+    assert claim_job(dave) is None, "first for trusted keys and the demo"
+    overdue(job_id)
+    run(dave, HONEST)
+    done = shown(alice, job_id)
+    assert done["text"] == HONEST and done["verification"] == {"status": "checked", "agreeing_workers": 2}
+
+
+def test_undecided_after_the_most_runs_a_transcription_nobody_can_decide_fails_and_is_refunded(
+    alice, bob, carol, settings
+):
+    """With no trusted result in and no other key online, each deciding run times out in the queue:
+    the caller hears back rather than wait for ever."""
+    settings.JPT_CHECKS_OPEN_SECONDS = 0
+    grant(alice, 30)
+    online_worker(bob, trusted=False)
+    online_worker(carol, trusted=False)
     job_id = sent(alice)
     run(bob, JUNK)
     run(carol, HONEST)
@@ -347,17 +403,71 @@ def test_a_held_transcription_whose_deciding_run_nobody_takes_fails_after_the_mo
     failed = shown(alice, job_id)
     assert failed["status"] == "failed" and "did not agree" in failed["error"]["message"]
     assert credits_balance(alice.key) == Decimal("30")
-    assert Job.objects.filter(checks_id=job_id).count() == settings.JPT_CHECK_MAX_RUNS - 1
 
 
-def test_cancelling_a_held_transcription_cancels_its_checks(alice, bob, carol):
+def test_a_job_claimed_again_is_weighed_against_the_check_already_in_not_checked_twice(alice, bob, carol, dave):
+    grant(alice, 30)
+    online_worker(bob, trusted=False)
+    online_worker(carol)
+    online_worker(dave, trusted=False)
+    job_id = sent(alice)
+    claim_job(bob)  # and never answers: its lease runs out
+    run(carol, HONEST)  # the check, meanwhile
+    Job.objects.filter(pk=job_id).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    leases.jobs_expire_leases()
+    again = claim_job(dave)
+    assert again["id"] == job_id
+    assert Job.objects.filter(checks_id=job_id).count() == 1, "no second check"
+    dave.complete(again, text=HONEST)
+    done = shown(alice, job_id)
+    assert done["status"] == "completed" and done["verification"] == {"status": "checked", "agreeing_workers": 2}
+
+
+def test_once_a_job_is_decided_its_other_checks_end_unpaid(alice, bob, carol, dave):
+    grant(alice, 30)
+    online_worker(bob, trusted=False)
+    online_worker(carol)
+    online_worker(dave)
+    job_id = sent(alice)
+    run(bob, HONEST)
+    extra = verification.check_copy_add(Job.objects.get(pk=job_id), by_trusted=False)
+    run(carol, HONEST)  # the first check agrees: decided
+    assert Job.objects.get(pk=extra.pk).status == "cancelled"
+    assert claim_job(dave) is None and credits_pending(dave.key) == 0
+
+
+def test_no_key_checks_its_own_job(alice, bob):
+    grant(alice, 30)
+    online_worker(bob, trusted=False)
+    job_id = sent(alice)  # no worker of Alice's online: paid from credits
+    run(bob, HONEST)
+    online_worker(alice)  # trusted, and never ran the clip: but it is her own
+    Job.objects.filter(route="pool_check").update(queued_at=timezone.now() - timedelta(seconds=700))
+    assert claim_job(alice) is None
+    assert shown(alice, job_id)["status"] == "processing"
+
+
+def test_a_silent_clip_answered_at_once_is_no_strike(alice, bob, settings):
+    """Engines skip silence: how fast a result may come depends on the clip's sound, not its length."""
+    settings.JPT_MIN_SECONDS_PER_AUDIO_SECOND = 0.5
+    grant(alice, 100)
+    online_worker(bob)
+    job_id = alice.transcribe(wav_bytes(60.0, rate=8000, silent=True)).json()["id"]  # small enough to come inline
+    run(bob, "")
+    assert shown(alice, job_id)["status"] == "completed" and not Strike.objects.exists()
+
+
+def test_cancelling_a_held_transcription_cancels_its_checks_and_pays_nobody(alice, bob, carol):
     grant(alice, 30)
     online_worker(bob, trusted=False)
     job_id = sent(alice)
     run(bob, HONEST)
+    assert credits_pending(bob.key) == Decimal("3")
     assert alice.client.delete(f"/v1/transcriptions/{job_id}").status_code == 200
     assert set(Job.objects.filter(checks_id=job_id).values_list("status", flat=True)) == {"cancelled"}
     assert credits_balance(alice.key) == Decimal("30")
+    assert credits_pending(bob.key) == 0 and credits_balance(bob.key) == 0, "refunded seconds are nobody's earnings"
+    assert CreditEntry.objects.filter(key=bob.key, kind="voided").count() == 1
 
 
 def test_checks_are_never_listed_or_shown_to_the_caller(alice, bob):

@@ -113,12 +113,18 @@ class TestCredits:
         assert balance(bob) == 10.0
         assert balance(alice) == 0.0
 
-    def test_processing_your_own_pool_job_earns_nothing(self, alice):
+    def test_your_own_worker_taking_your_pool_job_makes_it_free_and_unchecked(self, alice):
+        """Sent while no worker of the key was online (so paid from credits), then taken by the
+        key's own worker: it is the key's own job after all, delivered at once and not charged."""
         grant(alice, 10)
-        alice.transcribe()
+        job_id = alice.transcribe().json()["id"]
+        assert balance(alice) == 7.0  # held while the pool has it
         online_worker(alice)
         assert alice.complete(claim_job(alice)).json()["credited_seconds"] == 0.0
-        assert balance(alice) == 7.0
+        assert balance(alice) == 10.0
+        done = alice.get(f"/v1/transcriptions/{job_id}").json()
+        assert done["status"] == "completed" and done["processed_by"] == "self"
+        assert not Job.objects.filter(checks_id=job_id).exists(), "no check of one's own job"
 
     def test_a_failed_demo_is_given_back(self, alice, demo_worker, settings):
         settings.JPT_MAX_ATTEMPTS = 1
