@@ -89,11 +89,12 @@ SAMPLE_RATES = (8_000, 192_000)
 def probe(data: bytes, *, max_seconds: float | None = None) -> Probe:
     """Measure the real decoded length, by decoding as the workers do, not the header's claim.
 
-    Headers lie (a WAV may say 1 s and carry ten minutes in later chunks, which FFmpeg plays)
-    and a corrupt MP3 decodes to nothing without raising, so the duration is the count of
+    Headers lie (a WAV may say 1 s and carry ten minutes in later chunks, which FFmpeg plays, or
+    in bytes after its data chunk, which FFmpeg skips: refused) and a corrupt MP3 decodes to nothing without raising, so the duration is the count of
     decoded samples. Decoding stops early once `max_seconds` is exceeded (the caller only
     needs to know it is too long) or once it runs past what an exact header declared.
     """
+    _refuse_undeclared_wav_bytes(data)
     plain = _probe_plain_wav(data, max_seconds)
     if plain is not None:
         return plain
@@ -118,6 +119,54 @@ def probe(data: bytes, *, max_seconds: float | None = None) -> Probe:
     if seconds <= 0:
         raise AudioError("The file contains no decodable audio.")
     return Probe(format=fmt, duration_seconds=round(seconds, 3), voiced_seconds=round(voiced, 3))
+
+
+# Size fields a writer streaming to a pipe leaves unknown: FFmpeg reads such a file to its end.
+_UNKNOWN_SIZES = (0, 0xFFFFFFFF)
+# Bytes a WAV may carry past what its header accounts for: a pad byte, an ID3v1 tag, a chunk
+# appended without updating the RIFF size. At 16 kHz mono this is 32 ms of audio.
+WAV_UNDECLARED_BYTES = 1024
+# A WAV has a handful of chunks; past this many the rest is not walked, and counts as undeclared.
+_WAV_CHUNKS = 256
+
+
+def _refuse_undeclared_wav_bytes(data: bytes) -> None:
+    """Refuse a WAV holding more audio than its header declares: bytes past the end its RIFF size
+    states, or after its samples where no chunk is.
+
+    FFmpeg stops at the data chunk's end, so a file whose data chunk says 2 s while 60 s of samples
+    follow would be measured, charged and transcribed as 2 s while other players play all 60. A
+    header that overstates (a truncated file) is measured by what is there, as before."""
+    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        return
+    riff_size = int.from_bytes(data[4:8], "little")
+    undeclared = 0 if riff_size in _UNKNOWN_SIZES else len(data) - (8 + riff_size)
+    if undeclared <= WAV_UNDECLARED_BYTES:
+        undeclared = _bytes_after_the_samples(data)
+    if undeclared > WAV_UNDECLARED_BYTES:
+        raise AudioError(
+            f"The file holds more audio than its header declares ({undeclared:,} bytes past its declared end); "
+            "re-encode it and send it again."
+        )
+
+
+def _bytes_after_the_samples(data: bytes) -> int:
+    """The bytes after the last data chunk that no chunk holds (0 when the chunks run to the end)."""
+    position, after_samples = 12, False
+    for _ in range(_WAV_CHUNKS):
+        if position + 8 > len(data):
+            break
+        chunk, size = data[position : position + 4], int.from_bytes(data[position + 4 : position + 8], "little")
+        if chunk == b"data" and size == 0:
+            return 0  # a streamed file: its samples run to the end, and FFmpeg measures them all
+        runs_past = position + 8 + size > len(data)
+        if not all(32 <= byte < 127 for byte in chunk) or (runs_past and after_samples):
+            break  # samples, not a chunk (a chunk's id is four printable characters, and fits the file)
+        if runs_past:
+            return 0  # a truncated file: what is there is measured
+        after_samples = after_samples or chunk == b"data"
+        position += 8 + size + (size & 1)
+    return max(0, len(data) - position) if after_samples else 0
 
 
 # A plain 16-bit PCM WAV is measured from its bytes, not through FFmpeg (measured: 1 s at 8 kHz

@@ -115,8 +115,15 @@ class TestSize:
 
 @pytest.mark.django_db
 def test_audio_whose_header_understates_it_or_with_an_odd_layout_is_invalid_audio(alice, demo_worker):
-    from tests.worker_client.test_audio_probe import _flac_declaring, _wav
+    from tests.worker_client.test_audio_probe import _flac_declaring, _wav, _wav_understating
 
-    for data, name in ((_flac_declaring(1.0, 3.0), "clip.flac"), (_wav(1.0, rate=4000), "clip.wav")):
+    for data, name in (
+        (_flac_declaring(1.0, 3.0), "clip.flac"),
+        (_wav(1.0, rate=4000), "clip.wav"),
+        (_wav_understating(2.0, 60.0, field="data"), "data-chunk-says-2s.wav"),  # was 202, 2 s, the demo's
+        (_wav_understating(2.0, 60.0, field="RIFF"), "riff-says-2s.wav"),
+    ):
         response = alice.transcribe(data, file=upload(data, name))
         assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_audio", name
+        assert response.json()["error"]["param"] == "file"
+    assert not Job.objects.exists()

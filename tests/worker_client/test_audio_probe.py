@@ -76,6 +76,37 @@ def test_a_file_that_decodes_to_more_than_its_header_declares_is_refused():
     assert audio.probe(_flac_declaring(3.0, 3.0)).duration_seconds == pytest.approx(3.0, abs=0.05)
 
 
+def _wav_understating(said_seconds, carried_seconds, *, field) -> bytes:
+    """A WAV carrying `carried_seconds` of samples whose `field` ("data" chunk size or "RIFF" size)
+    says only `said_seconds`."""
+    data = bytearray(_wav(carried_seconds))
+    said = int(said_seconds * 16000) * 2
+    if field == "data":
+        data[40:44] = struct.pack("<I", said)
+    else:
+        data[4:8] = struct.pack("<I", 36 + said)
+    return bytes(data)
+
+
+@pytest.mark.parametrize("field", ["data", "RIFF"])
+def test_a_wav_whose_sizes_understate_the_samples_that_follow_is_refused(field):
+    """FFmpeg stops where the data chunk says (2 s) and would charge and transcribe 2 s of 60."""
+    with pytest.raises(audio.AudioError, match="more audio than its header declares"):
+        audio.probe(_wav_understating(2.0, 60.0, field=field), max_seconds=90)
+
+
+def test_a_wav_with_a_tag_or_padding_past_its_declared_end_is_still_measured():
+    """A few stray bytes are no hidden audio: an ID3v1 tag appended, a chunk after the samples
+    without the RIFF size updated, or a file streamed with its sizes left unknown (0)."""
+    tagged = wav_bytes(1.0) + b"TAG" + bytes(125)
+    assert audio.probe(tagged).duration_seconds == 1.0
+    listed = wav_bytes(1.0) + b"LIST" + struct.pack("<I", 26) + b"INFOISFT" + struct.pack("<I", 14) + b"Lavf58.76.100\0"
+    assert audio.probe(listed).duration_seconds == 1.0
+    streamed = bytearray(wav_bytes(3.0))
+    streamed[4:8] = streamed[40:44] = bytes(4)
+    assert audio.probe(bytes(streamed)).duration_seconds == 3.0
+
+
 def test_sample_rates_outside_8_to_192_khz_and_over_8_channels_are_refused():
     with pytest.raises(audio.AudioError, match="sample rate is 4000 Hz"):
         audio.probe(_wav(1.0, rate=4000))
