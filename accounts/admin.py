@@ -1,5 +1,6 @@
 from django import forms
 from django.contrib import admin, messages
+from django.db import transaction
 from django.db.models import OuterRef, Subquery
 from django.shortcuts import render
 
@@ -95,15 +96,16 @@ class ApiKeyAdmin(admin.ModelAdmin):
     def grant_credits(self, request, queryset):
         form = CreditForm(request.POST if "apply" in request.POST else None)
         if form.is_valid():
-            for key in queryset:
-                credits.credits_grant(
-                    key=key,
-                    amount=form.cleaned_data["seconds"],
-                    reason=form.cleaned_data["reason"],
-                    actor=request.user.get_username(),
-                )
-            self.message_user(request, f"Credits changed for {queryset.count()} keys.", messages.SUCCESS)
-            return None
+            refused = self._grant_to_all(
+                queryset,
+                amount=form.cleaned_data["seconds"],
+                reason=form.cleaned_data["reason"],
+                actor=request.user.get_username(),
+            )
+            if refused is None:
+                self.message_user(request, f"Credits changed for {queryset.count()} keys.", messages.SUCCESS)
+                return None
+            form.add_error("seconds", refused)
         return render(
             request,
             "admin/accounts/grant_credits.html",
@@ -115,6 +117,19 @@ class ApiKeyAdmin(admin.ModelAdmin):
                 "title": "Grant or deduct credits",
             },
         )
+
+    @staticmethod
+    def _grant_to_all(keys, *, amount, reason: str, actor: str) -> str | None:
+        """Grant to every key or to none, each by `credits.credits_grant`'s rule: the refusal's
+        message, naming its key, or None."""
+        with transaction.atomic():
+            for key in keys:
+                try:
+                    credits.credits_grant(key=key, amount=amount, reason=reason, actor=actor)
+                except ValueError as exc:
+                    transaction.set_rollback(True)  # the keys granted before this one are not either
+                    return f"{key.prefix}: {exc} Nothing was changed."
+        return None
 
 
 @admin.register(CreditEntry)

@@ -195,15 +195,42 @@ def credits_refund_charged(*, job_ref: str, reason: str) -> None:
         _add(key_id=key_id, kind=Kind.REFUNDED, amount=held, job_ref=job_ref, reason=reason)
 
 
+# The most one grant or deduction moves: ten years of audio (365-day years). A larger figure is a
+# typo (and 1e30 would not fit the ledger's column).
+MAX_GRANT_SECONDS = Decimal(10 * 365 * 86400)
+
+
 def credits_grant(*, key: ApiKey, amount: Decimal | float, reason: str, actor: str = "") -> CreditEntry:
-    """An operator's grant (positive) or deduction (negative); always with a reason."""
+    """An operator's grant (positive) or deduction (negative); always with a reason.
+
+    Refused with ValueError (the message says why, for the operator): no reason; an amount that is
+    not a finite number, rounds to 0 ms, or moves more than MAX_GRANT_SECONDS; a deduction larger
+    than the spendable balance (a negative balance would show as negative credits, and holds never
+    take more than there is). The balance row is locked while it is compared, so a hold running
+    meanwhile cannot make a deduction overdraw it."""
     if not reason.strip():
         raise ValueError("A grant needs a reason.")
-    with transaction.atomic():
-        entry = CreditEntry.objects.create(
-            key=key, kind=Kind.GRANTED, seconds=seconds(amount), reason=reason, actor=actor
+    value = Decimal(str(amount)) if not isinstance(amount, Decimal) else amount
+    if not value.is_finite():
+        raise ValueError(f"The seconds must be a finite number, not {amount}.")
+    if abs(value) > MAX_GRANT_SECONDS:
+        raise ValueError(
+            f"{float(value):g} s is more than one grant or deduction may move ({MAX_GRANT_SECONDS:,} s, ten years)."
         )
-        run(sql.BALANCE_ADD, {"key_id": key.pk, "milliseconds": milliseconds(amount)})
+    value = seconds(value)
+    if not value:
+        raise ValueError("A grant of 0 s changes nothing; give a number of seconds (negative to deduct).")
+    with transaction.atomic():
+        if value < 0:
+            run(sql.BALANCE_ADD, {"key_id": key.pk, "milliseconds": 0})  # the row exists, and is locked
+            spendable = max(credits_balance(key), Decimal("0"))
+            if spendable + value < 0:
+                raise ValueError(
+                    f"The key has {float(spendable):g} s spendable: at most {float(spendable):g} s can be deducted, "
+                    f"not {float(-value):g} s."
+                )
+        entry = CreditEntry.objects.create(key=key, kind=Kind.GRANTED, seconds=value, reason=reason, actor=actor)
+        run(sql.BALANCE_ADD, {"key_id": key.pk, "milliseconds": milliseconds(value)})
     return entry
 
 

@@ -53,6 +53,19 @@ def test_granting_credits_writes_a_ledger_row_with_the_reason(staff, alice):
     assert alice.get("/v1/account").json()["credits_seconds"] == 90.0
 
 
+def test_a_grant_the_credits_rule_refuses_changes_no_key_and_says_why(staff, alice, bob):
+    grant(alice, 100)
+    grant(bob, 10)
+    response = act(staff, "accounts/apikey", "grant_credits", [alice.key.pk, bob.key.pk], apply="1",
+                   seconds="-50", reason="abuse")
+    assert "at most 10 s can be deducted, not 50 s" in response.content.decode()
+    assert alice.get("/v1/account").json()["credits_seconds"] == 100.0, "all the keys or none"
+    assert bob.get("/v1/account").json()["credits_seconds"] == 10.0
+    response = act(staff, "accounts/apikey", "grant_credits", [alice.key.pk], apply="1", seconds="0", reason="x")
+    assert "0 s changes nothing" in response.content.decode()
+    assert CreditEntry.objects.filter(actor="ops").count() == 0
+
+
 def test_revoking_a_key_locks_it_out_of_the_api_at_once(staff, alice):
     assert alice.get("/v1/account").status_code == 200
     act(staff, "accounts/apikey", "revoke", [alice.key.pk])

@@ -59,6 +59,24 @@ class TestCreditsCommand:
         with pytest.raises(CommandError):
             run("credits", "grant", alice.raw_key, "5", "--reason", " ")
 
+    @pytest.mark.parametrize(("seconds", "why"), [
+        ("1e30", "ten years"), ("nan", "finite number"), ("inf", "finite number"), ("0", "changes nothing"),
+    ])
+    def test_a_grant_the_service_refuses_is_a_clean_error_that_changes_nothing(self, alice, seconds, why):
+        """Each was a traceback (1e30, nan, inf) or a +0 ledger row (0)."""
+        from accounts.models import CreditEntry
+
+        with pytest.raises(CommandError, match=why):
+            run("credits", "grant", alice.raw_key, seconds, "--reason", "x")
+        assert not CreditEntry.objects.exists()
+
+    def test_a_deduction_beyond_the_balance_says_how_much_can_be_taken(self, alice):
+        """It left a 10 s balance at -90 s, shown as negative credits."""
+        run("credits", "grant", alice.raw_key, "10", "--reason", "x")
+        with pytest.raises(CommandError, match="at most 10 s can be deducted, not 100 s"):
+            run("credits", "grant", alice.raw_key, "-100", "--reason", "abuse")
+        assert alice.get("/v1/account").json()["credits_seconds"] == 10.0
+
 
 class TestTrustCommand:
     def test_grant_makes_a_new_keys_results_arrive_at_once(self, alice, bob):

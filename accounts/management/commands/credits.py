@@ -10,7 +10,11 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         sub = parser.add_subparsers(dest="action", required=True)
-        grant = sub.add_parser("grant", help="add (or, negative, deduct) seconds of credit")
+        grant = sub.add_parser(
+            "grant",
+            help="add (or, negative, deduct) seconds of credit: not 0, at most ten years' worth, "
+            "and a deduction at most the spendable balance",
+        )
         grant.add_argument("key", help="the full key or its prefix (jpt_XXXXXXXX)")
         grant.add_argument("seconds", type=float)
         grant.add_argument("--reason", required=True)
@@ -33,13 +37,13 @@ class Command(BaseCommand):
             raise CommandError(str(exc))
         if action == "grant":
             try:
-                credits.credits_grant(
+                entry = credits.credits_grant(
                     key=api_key, amount=options["seconds"], reason=options["reason"], actor="manage.py credits"
                 )
             except ValueError as exc:
-                raise CommandError(str(exc))
+                raise CommandError(f"{api_key.prefix}: nothing changed. {exc}")
             self.stdout.write(
-                f"{api_key.prefix}: {options['seconds']:+g} s; balance {float(credits.credits_balance(api_key)):g} s"
+                f"{api_key.prefix}: {float(entry.seconds):+g} s; balance {float(credits.credits_balance(api_key)):g} s"
             )
         else:
             self.stdout.write(f"{api_key.prefix}: balance {float(credits.credits_balance(api_key)):g} s")
