@@ -173,7 +173,19 @@ class KeyTrustAdmin(admin.ModelAdmin):
     def recent_strikes(self, trust):
         strikes = Strike.objects.filter(key_id=trust.key_id).order_by("-created_at")[:20]
         return (
-            format_html_join("\n", "<p>{} · {} · {}</p>", ((s.created_at, s.job_id or "—", s.reason) for s in strikes))
+            format_html_join(
+                "\n",
+                "<p>{} · {} · {}{}</p>",
+                (
+                    (
+                        s.created_at,
+                        s.job_id or "—",
+                        s.reason,
+                        f" · cleared {s.cleared_at:%Y-%m-%d %H:%M}" if s.cleared_at else "",
+                    )
+                    for s in strikes
+                ),
+            )
             or "none"
         )
 
@@ -181,11 +193,17 @@ class KeyTrustAdmin(admin.ModelAdmin):
     def failed_checks(self, trust):
         return trust.checks - trust.agreements
 
-    @admin.action(permissions=["change"], description="Clear the quarantine (the key starts again as new)")
+    @admin.action(
+        permissions=["change"], description="Clear the quarantine and its strikes (the key starts again as new)"
+    )
     def clear_quarantine(self, request, queryset):
-        for trust in queryset:
-            verification.quarantine_clear(key_id=trust.key_id)
-        self.message_user(request, f"Cleared {queryset.count()} keys.")
+        cleared = sum(verification.quarantine_clear(key_id=trust.key_id) for trust in queryset)
+        unchanged = queryset.count() - cleared
+        self.message_user(
+            request,
+            f"Cleared the quarantine of {cleared} keys."
+            + (f" {unchanged} were not quarantined and are unchanged." if unchanged else ""),
+        )
 
     @admin.action(permissions=["change"], description="Trust these keys (their results are spot-checked, not held)")
     def grant_trust(self, request, queryset):

@@ -324,6 +324,9 @@ class Strike(models.Model):
     job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     reason = models.CharField(max_length=300)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    # Set when an operator lifted the quarantine it led to, or vouched for the key: it stays on the
+    # record and no longer counts towards a quarantine (pool.verification.quarantine_clear).
+    cleared_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"{self.key.prefix}: {self.reason}"

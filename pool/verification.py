@@ -23,8 +23,8 @@ one, the run opens to any other key. Once a job is decided its other checks end 
 has its pending seconds confirmed and counts an agreement; each outvoted one is voided and
 struck. A key is trusted after KeyTrust.TRUSTED_AFTER agreements in a row; a strike makes it new
 again; three strikes within a day quarantine it (its workers take only their own key's jobs) until
-an operator clears it. A delivered result outvoted later is replaced (`corrected`) and its caller
-refunded. Callers pay once; each agreeing worker earns, the extra coming from the house.
+an operator clears it, and the strikes behind it. A delivered result outvoted later is replaced
+(`corrected`) and its caller refunded. Callers pay once; each agreeing worker earns, the extra coming from the house.
 
 `pool_self` jobs and the server demo are never checked; nor is a `pool_credit` job its owner's own
 worker took after all (it becomes `pool_self`: free), and no key checks its own jobs.
@@ -88,23 +88,45 @@ def spot_check_rate(trust: KeyTrust) -> float:
     return max(settings.JPT_SPOT_CHECK_MIN_RATE, 1 / max(1, trust.consecutive_agreements))
 
 
+def standing_strikes(key_id: int) -> QuerySet[Strike]:
+    """The key's strikes that count towards a quarantine: those of the last 24 h no operator cleared."""
+    day_ago = timezone.now() - timedelta(hours=24)
+    return Strike.objects.filter(key_id=key_id, created_at__gte=day_ago, cleared_at__isnull=True)
+
+
 def strike(*, key_id: int, job: Job | None, reason: str) -> None:
-    """Record a strike: the key is new again, and three within a day quarantine it."""
+    """Record a strike: the key is new again, and three standing within a day quarantine it."""
     Strike.objects.create(key_id=key_id, job=job, reason=reason[:300])
     _trust_update(key_id, strikes=F("strikes") + 1, consecutive_agreements=0)
-    day_ago = timezone.now() - timedelta(hours=24)
-    if Strike.objects.filter(key_id=key_id, created_at__gte=day_ago).count() >= settings.JPT_QUARANTINE_STRIKES:
+    if standing_strikes(key_id).count() >= settings.JPT_QUARANTINE_STRIKES:
         KeyTrust.objects.filter(key_id=key_id, quarantined_at__isnull=True).update(quarantined_at=timezone.now())
 
 
-def quarantine_clear(*, key_id: int) -> None:
-    """An operator's decision: the key's workers take others' jobs again (as a new key)."""
-    KeyTrust.objects.filter(key_id=key_id).update(quarantined_at=None, consecutive_agreements=0)
+def _strikes_clear(key_id: int) -> None:
+    """An operator's word outweighs the strikes so far: they stay on the key's record, and no longer
+    count towards a quarantine (else the next strike would put the key straight back)."""
+    Strike.objects.filter(key_id=key_id, cleared_at__isnull=True).update(cleared_at=timezone.now())
+
+
+def quarantine_clear(*, key_id: int) -> bool:
+    """An operator's decision: a quarantined key's workers take others' jobs again, as a new key's,
+    and the strikes that quarantined it are cleared. A key that is not quarantined is left as it is
+    (clearing is no way to demote a trusted key). Returns whether there was a quarantine."""
+    with transaction.atomic():
+        lifted = KeyTrust.objects.filter(key_id=key_id, quarantined_at__isnull=False).update(
+            quarantined_at=None, consecutive_agreements=0
+        )
+        if lifted:
+            _strikes_clear(key_id)
+    return bool(lifted)
 
 
 def trust_grant(*, key_id: int) -> None:
-    """An operator vouches for a key: trusted at once (its results are spot-checked, not held)."""
-    _trust_update(key_id, consecutive_agreements=KeyTrust.TRUSTED_AFTER, quarantined_at=None)
+    """An operator vouches for a key: trusted at once (its results are spot-checked, not held), out
+    of any quarantine, its strikes so far cleared."""
+    with transaction.atomic():
+        _trust_update(key_id, consecutive_agreements=KeyTrust.TRUSTED_AFTER, quarantined_at=None)
+        _strikes_clear(key_id)
 
 
 # --- Check copies -------------------------------------------------------------------------------

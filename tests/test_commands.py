@@ -99,10 +99,20 @@ class TestTrustCommand:
         job_id = alice.transcribe().json()["id"]
         assert claim_job(bob) is None
         output = run("trust", "show", bob.raw_key)
-        assert "quarantined" in output and "strikes 3, 3 in the last 24 h" in output
+        assert "quarantined" in output and "strikes 3, 3 standing in the last 24 h" in output
         assert output.count("outvoted (character error rate 0.97)") == 3
-        assert ": new (" in run("trust", "clear", bob.raw_key[:12])
+        assert ": quarantine cleared, its strikes with it; new (" in run("trust", "clear", bob.raw_key[:12])
         assert claim_job(bob)["id"] == job_id
+        output = run("trust", "show", bob.raw_key)
+        assert "strikes 3 (3 cleared by an operator), 0 standing in the last 24 h" in output
+        assert output.count("(cleared 20") == 3
+
+    def test_clear_on_a_key_that_is_not_quarantined_changes_nothing_and_says_so(self, bob):
+        """It used to demote a trusted key to new."""
+        run("trust", "grant", bob.raw_key)
+        output = run("trust", "clear", bob.raw_key[:12])
+        assert ": not quarantined, nothing changed; trusted (" in output
+        assert ": trusted (" in run("trust", "show", bob.raw_key)
 
     def test_show_of_a_key_never_checked_says_new(self, alice):
         output = run("trust", "show", alice.raw_key[:12])

@@ -109,8 +109,43 @@ def test_a_new_key_that_never_agrees_is_quarantined_after_three_strikes(alice, b
     assert claim_job(bob) is None, "a quarantined key's workers take only their own key's jobs"
     own = sent(bob)
     assert claim_job(bob)["id"] == own
-    verification.quarantine_clear(key_id=bob.key.pk)
+    assert verification.quarantine_clear(key_id=bob.key.pk) is True
     assert KeyTrust.objects.get(key=bob.key).level == "new"
+
+
+def quarantined(caller):
+    for n in range(3):
+        verification.strike(key_id=caller.key.pk, job=None, reason=f"outvoted ({n})")
+    assert KeyTrust.objects.get(key=caller.key).level == "quarantined"
+
+
+def test_clearing_a_quarantine_clears_the_strikes_behind_it_so_one_more_does_not_quarantine_again(bob):
+    quarantined(bob)
+    assert verification.quarantine_clear(key_id=bob.key.pk) is True
+    assert verification.standing_strikes(bob.key.pk).count() == 0
+    assert Strike.objects.filter(key=bob.key, cleared_at__isnull=False).count() == 3, "kept on the record"
+    verification.strike(key_id=bob.key.pk, job=None, reason="outvoted again")
+    assert KeyTrust.objects.get(key=bob.key).level == "new", "one standing strike, not four"
+    for _ in range(2):
+        verification.strike(key_id=bob.key.pk, job=None, reason="and again")
+    assert KeyTrust.objects.get(key=bob.key).level == "quarantined", "three new strikes still quarantine it"
+
+
+def test_clearing_a_key_that_is_not_quarantined_changes_nothing(bob, carol):
+    """It used to demote a trusted key to new, and forget nothing."""
+    verification.trust_grant(key_id=bob.key.pk)
+    assert verification.quarantine_clear(key_id=bob.key.pk) is False
+    assert KeyTrust.objects.get(key=bob.key).level == "trusted"
+    verification.strike(key_id=carol.key.pk, job=None, reason="outvoted")
+    assert verification.quarantine_clear(key_id=carol.key.pk) is False
+    assert verification.standing_strikes(carol.key.pk).count() == 1, "a strike short of quarantine stands"
+
+
+def test_vouching_for_a_quarantined_key_also_clears_its_strikes(bob):
+    quarantined(bob)
+    verification.trust_grant(key_id=bob.key.pk)
+    verification.strike(key_id=bob.key.pk, job=None, reason="outvoted on a noisy clip")
+    assert KeyTrust.objects.get(key=bob.key).level == "new", "struck once: new again, not quarantined"
 
 
 def test_ten_agreements_in_a_row_make_a_key_trusted_and_its_results_are_then_delivered_at_once(
@@ -519,3 +554,15 @@ def test_a_check_looks_to_its_worker_like_any_pool_job(alice, bob, carol):
     assert Job.objects.get(pk=check["id"]).route == "pool_check"
     assert check["route"] == original["route"] == "pool_credit"
     assert set(check) == set(original) and check["duration_seconds"] == original["duration_seconds"]
+
+
+def test_staff_clearing_quarantines_lift_the_quarantined_keys_and_leave_the_rest(bob, carol, admin_client):
+    quarantined(bob)
+    verification.trust_grant(key_id=carol.key.pk)
+    response = admin_client.post(
+        "/admin/pool/keytrust/", {"action": "clear_quarantine", "_selected_action": [bob.key.pk, carol.key.pk]},
+        follow=True,
+    )
+    assert "Cleared the quarantine of 1 keys. 1 were not quarantined and are unchanged." in response.content.decode()
+    assert KeyTrust.objects.get(key=bob.key).level == "new"
+    assert KeyTrust.objects.get(key=carol.key).level == "trusted"

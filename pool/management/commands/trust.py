@@ -1,8 +1,5 @@
-from datetime import timedelta
-
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
-from django.utils import timezone
 
 from accounts.models import ApiKey
 from accounts.services import key_resolve
@@ -22,8 +19,12 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         sub = parser.add_subparsers(dest="action", required=True)
         for action, text in (
-            ("grant", "trust the key at once (clears a quarantine)"),
-            ("clear", "clear the key's quarantine: its workers take others' jobs again, as a new key's"),
+            ("grant", "trust the key at once (lifts a quarantine and clears its strikes)"),
+            (
+                "clear",
+                "lift the key's quarantine and clear the strikes behind it: its workers take others' jobs again, "
+                "as a new key's (a key not quarantined is left as it is)",
+            ),
             ("show", "the key's level, checks, agreements and recent strikes"),
         ):
             sub.add_parser(action, help=text).add_argument("key", help="the full key or its prefix (jpt_XXXXXXXX)")
@@ -33,22 +34,28 @@ class Command(BaseCommand):
             api_key = key_resolve(key)
         except (ApiKey.DoesNotExist, ApiKey.MultipleObjectsReturned) as exc:
             raise CommandError(str(exc))
+        outcome = ""
         if action == "grant":
             verification.trust_grant(key_id=api_key.pk)
         elif action == "clear":
-            verification.quarantine_clear(key_id=api_key.pk)
+            cleared = verification.quarantine_clear(key_id=api_key.pk)
+            outcome = "quarantine cleared, its strikes with it; " if cleared else "not quarantined, nothing changed; "
         trust = verification.trust_of(api_key.pk)
-        self.stdout.write(f"{api_key.prefix}: {trust.level} ({LEVELS[trust.level]})")
+        self.stdout.write(f"{api_key.prefix}: {outcome}{trust.level} ({LEVELS[trust.level]})")
         if action != "show":
             return
-        day_ago = timezone.now() - timedelta(hours=24)
         strikes = Strike.objects.filter(key_id=api_key.pk).order_by("-created_at")
-        recent = strikes.filter(created_at__gte=day_ago).count()
+        cleared_strikes = strikes.filter(cleared_at__isnull=False).count()
         self.stdout.write(
             f"  checks {trust.checks}, agreed {trust.agreements}, in a row {trust.consecutive_agreements}"
-            f" (trusted from {trust.TRUSTED_AFTER}); strikes {trust.strikes}, {recent} in the last 24 h"
+            f" (trusted from {trust.TRUSTED_AFTER}); strikes {trust.strikes}"
+            + (f" ({cleared_strikes} cleared by an operator)" if cleared_strikes else "")
+            + f", {verification.standing_strikes(api_key.pk).count()} standing in the last 24 h"
             f" (quarantined at {settings.JPT_QUARANTINE_STRIKES})"
             + (f"; quarantined since {trust.quarantined_at:%Y-%m-%d %H:%M:%S}" if trust.quarantined_at else "")
         )
         for strike in strikes[:20]:
-            self.stdout.write(f"  {strike.created_at:%Y-%m-%d %H:%M:%S}  {strike.job_id or '-':<24} {strike.reason}")
+            when = f" (cleared {strike.cleared_at:%Y-%m-%d %H:%M:%S})" if strike.cleared_at else ""
+            self.stdout.write(
+                f"  {strike.created_at:%Y-%m-%d %H:%M:%S}  {strike.job_id or '-':<24} {strike.reason}{when}"
+            )
