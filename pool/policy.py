@@ -104,6 +104,17 @@ def words_chars(segments: list[dict]) -> int:
     return sum(len(word["word"]) for segment in segments for word in segment.get("words", ()))
 
 
+def segment_texts_chars(segments: list[dict]) -> int:
+    """How many characters the segments' texts hold: another copy of the text, held to its limit."""
+    return sum(len(segment["text"]) for segment in segments)
+
+
+def segments_chars(segments: list[dict]) -> int:
+    """The larger of the segments' two copies of the text (their texts, their words): what the
+    completion statement holds to the text's limit."""
+    return max(segment_texts_chars(segments), words_chars(segments))
+
+
 def segments_within(segments: list[dict], duration: Decimal | float) -> list[dict]:
     """The segments with their times inside the clip (0 to its length), and their words' times
     inside their segment, all else kept: an engine's last segment may run past the end, and a

@@ -121,7 +121,11 @@ class SubmittedSegment(serializers.Serializer):
 
     start = serializers.FloatField()
     end = serializers.FloatField()
-    text = serializers.CharField(required=False, allow_blank=True, help_text="cut to 5,000 characters")
+    text = serializers.CharField(
+        allow_blank=True,
+        help_text='"" for a segment without words; cut to 5,000 characters. The segments\' texts together hold '
+        "no more than the completion's text may (40 characters per second of the clip plus 200).",
+    )
     words = serializers.ListField(child=SubmittedWord(), required=False, max_length=WORDS_PER_SEGMENT)
     seek = serializers.IntegerField(
         required=False, min_value=0, max_value=2**31 - 1, help_text="Whisper: where its window began, in 10 ms frames"

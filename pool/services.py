@@ -400,11 +400,11 @@ def job_complete(
     """Store the result and settle credits. Repeating the same call is harmless.
 
     A text longer than the clip can hold is refused (the job stays with the worker), and so are
-    words that hold more; segment and word times are kept inside the clip. The engine's
+    segments whose texts, or whose words, taken together hold more; segment and word times are kept inside the clip. The engine's
     `warnings` (what it did not do of what the caller asked) join the job's warnings. Returns the
     job and the seconds credited to the worker's owner.
     """
-    words = policy.words_chars(segments)
+    segments_chars = policy.segments_chars(segments)
     try:
         return retried_on_conflict(
             lambda: _complete(
@@ -416,7 +416,7 @@ def job_complete(
                 model=model,
                 processing_seconds=processing_seconds,
                 warnings=warnings,
-                words=words,
+                segments_chars=segments_chars,
             )
         )
     except ResultTooLong as refused:  # no transcript of this clip: a strike when a stranger's worker sent it
@@ -436,7 +436,7 @@ def _complete(
     model: str,
     processing_seconds: float | None,
     warnings: Sequence[str],
-    words: int,
+    segments_chars: int,
 ) -> tuple[Job, float]:
     with transaction.atomic():
         answer = run(
@@ -455,7 +455,7 @@ def _complete(
                 "processing_seconds": float(processing_seconds or 0),
                 "chars_per_second": policy.RESULT_CHARS_PER_SECOND,
                 "chars_base": policy.RESULT_CHARS_BASE,
-                "words_chars": words,
+                "segments_chars": segments_chars,
             },
         )
         job = instance(Job, answer.columns, answer.row) if answer.row is not None else None
@@ -463,7 +463,7 @@ def _complete(
             # A repeated call, a text too long for the clip, or a call that may not: say which.
             job = _held_job(worker=worker, job_id=job_id, lease_id=lease_id, lock=True)
             if job.status == Status.LEASED:
-                _refuse_too_long(job, text=len(text), words=words)
+                _refuse_too_long(job, text=text, segments=segments)
             if job.status not in (Status.COMPLETED, Status.CHECKING):
                 raise LeaseLost("This job has already ended.")
             return job, _credited(job, worker)
@@ -505,10 +505,14 @@ class ResultTooLong(InvalidRequest):
         self.job = job
 
 
-def _refuse_too_long(job: Job, *, text: int, words: int) -> None:
+def _refuse_too_long(job: Job, *, text: str, segments: list[dict[str, Any]]) -> None:
     """A leased job's result that the clip cannot hold is refused, saying what was too long."""
     most = policy.max_result_chars(job.duration_seconds)
-    for what, chars, param in (("text has", text, "text"), ("segments' words hold", words, "segments")):
+    for what, chars, param in (
+        ("text has", len(text), "text"),
+        ("segments' texts hold", policy.segment_texts_chars(segments), "segments"),
+        ("segments' words hold", policy.words_chars(segments), "segments"),
+    ):
         if chars > most:
             raise ResultTooLong(
                 f"The {what} {chars:,} characters; a {float(job.duration_seconds):g} s clip holds at most "

@@ -218,7 +218,7 @@ _FINISH = (
     f" finished_at = %(now)s, lease_expires_at = NULL"
     f" WHERE id = %(job_id)s AND worker_id = %(worker_pk)s AND lease_id = %(lease_id)s AND lease_id <> ''"
     f" AND status = {LEASED} AND length(%(text)s) <= duration_seconds * %(chars_per_second)s + %(chars_base)s"
-    f" AND %(words_chars)s <= duration_seconds * %(chars_per_second)s + %(chars_base)s"
+    f" AND %(segments_chars)s <= duration_seconds * %(chars_per_second)s + %(chars_base)s"
     f" RETURNING {JOB_COLUMNS}"
 )
 

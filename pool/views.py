@@ -160,10 +160,11 @@ STATISTICS = ("temperature", "avg_logprob", "compression_ratio", "no_speech_prob
 
 
 def _clean_segment(seg, at):
-    text = seg.get("text", "")
-    if not isinstance(text, str):
-        _refuse(f"{at}.text", "a string")
-    cleaned = {"start": _seconds(seg, "start", at), "end": _seconds(seg, "end", at), "text": text[:SEGMENT_TEXT_CHARS]}
+    start, end = _seconds(seg, "start", at), _seconds(seg, "end", at)
+    text = seg.get("text")
+    if not isinstance(text, str):  # required: a segment is a piece of the text ("" for one with no words)
+        _refuse(f"{at}.text", "a string (required; empty for a segment without words)")
+    cleaned = {"start": start, "end": end, "text": text[:SEGMENT_TEXT_CHARS]}
     if "seek" in seg:
         cleaned["seek"] = _integer(seg["seek"], f"{at}.seek")
     if "tokens" in seg:

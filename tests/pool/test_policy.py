@@ -81,6 +81,11 @@ class TestResults:
         segments = [{"words": [{"word": "今日は"}, {"word": "OK"}]}, {"text": "no words"}]
         assert policy.words_chars(segments) == 5
 
+    def test_segment_texts_count_together_against_the_clips_limit_like_the_text(self):
+        segments = [{"text": "今日は", "words": [{"word": "今日は"}]}, {"text": "いい天気"}]
+        assert policy.segment_texts_chars(segments) == 7
+        assert policy.segments_chars(segments) == 7, "the larger of the texts and the words"
+
 
 class TestJobOptions:
     def test_every_option_is_there_even_when_none_was_asked(self):

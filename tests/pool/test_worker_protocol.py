@@ -464,6 +464,7 @@ class TestResultDetail:
         ({"avg_logprob": "-0.2"}, "segments.0.avg_logprob"),
         ({"no_speech_prob": [0.1]}, "segments.0.no_speech_prob"),
         ({"text": None}, "segments.0.text"),
+        ({"text": ["こ"]}, "segments.0.text"),
     ])
     def test_a_malformed_segment_is_refused_naming_the_field(self, alice, segment, param):
         online_worker(alice)
@@ -479,10 +480,39 @@ class TestResultDetail:
         online_worker(alice)
         alice.transcribe()
         job = claim_job(alice)
-        segments = '[{"start": 0, "end": 1, "compression_ratio": 1e400}]'  # JSON, read as infinity
+        segments = '[{"start": 0, "end": 1, "text": "こ", "compression_ratio": 1e400}]'  # JSON, read as infinity
         body = f'{{"worker_id": "w1", "lease_id": "{job["lease_id"]}", "text": "こ", "segments": {segments}}}'
         response = alice.client.post(f"/v1/pool/jobs/{job['id']}/complete", body, content_type="application/json")
         assert response.status_code == 400 and response.json()["error"]["param"] == "segments.0.compression_ratio"
+
+    def test_a_segment_without_text_is_refused_naming_it(self, alice):
+        """A segment is a piece of the text; one without any was accepted and stored as ""."""
+        online_worker(alice)
+        alice.transcribe()
+        job = claim_job(alice)
+        segments = [{"start": 0, "end": 0.5, "text": "こ"}, {"start": 0.5, "end": 1}]
+        response = alice.complete(job, segments=segments)
+        assert response.status_code == 400
+        error = response.json()["error"]
+        assert (error["code"], error["param"]) == ("invalid_request", "segments.1.text")
+        assert "required" in error["message"]
+        assert Job.objects.get().status == "leased"
+        assert alice.complete(job, segments=[{"start": 0, "end": 1, "text": ""}]).status_code == 200, "empty is text"
+
+    def test_segment_texts_holding_more_than_the_clip_can_are_refused_and_the_job_stays(self, alice):
+        """One segment's 5,000 characters were accepted beside a short text for a clip that holds 320."""
+        online_worker(alice)
+        alice.transcribe(wav_bytes(3))  # holds at most 320 characters
+        job = claim_job(alice)
+        refused = alice.complete(job, text="あ", segments=[{"start": 0, "end": 3, "text": "あ" * 5_000}])
+        assert refused.status_code == 400 and refused.json()["error"]["param"] == "segments"
+        assert "segments' texts hold 5,000 characters" in refused.json()["error"]["message"]
+        assert "at most 320" in refused.json()["error"]["message"]
+        halves = [{"start": 0, "end": 1, "text": "あ" * 200}, {"start": 1, "end": 3, "text": "い" * 121}]
+        assert alice.complete(job, text="あ", segments=halves).status_code == 400, "taken together"
+        assert Job.objects.get().status == "leased"
+        fits = [{"start": 0, "end": 1, "text": "あ" * 200}, {"start": 1, "end": 3, "text": "い" * 120}]
+        assert alice.complete(job, text="あ", segments=fits).status_code == 200
 
     def test_words_holding_more_than_the_clip_can_are_refused_and_the_job_stays(self, alice):
         online_worker(alice)
