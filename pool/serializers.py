@@ -31,6 +31,7 @@ JOB_ID = JOB_ID_PATTERN
 LEASE_ID = r"^[A-Za-z0-9_-]{22}$"
 # Chosen by the worker process when it starts (a random UUID's hex, say).
 SESSION_ID = r"^[A-Za-z0-9_-]{8,64}\Z"
+SESSION_ID_RULE = "8 to 64 letters, digits, '_' or '-'"
 
 
 class PoolFigures(serializers.Serializer):
@@ -59,8 +60,15 @@ class HeartbeatInput(WorkerIdInput):
     session_id = StrictRegexField(
         SESSION_ID,
         required=False,
-        help_text="New each time the worker process starts: jobs held under an earlier session of this "
-        "worker_id go back to the queue at once (that process is gone).",
+        help_text=f"{SESSION_ID_RULE} (a random UUID's hex, as the worker client sends), new each time the "
+        "worker process starts: jobs held under an earlier session of this worker_id go back to the queue at "
+        "once (that process is gone).",
+        min_length=8,
+        max_length=64,
+        error_messages=dict.fromkeys(
+            ("invalid", "min_length", "max_length", "blank"),
+            f"must be {SESSION_ID_RULE}, new each time the worker process starts.",
+        ),
     )
     leases = serializers.ListField(
         child=StrictRegexField(LEASE_ID),

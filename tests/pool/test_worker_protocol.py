@@ -53,6 +53,21 @@ class TestHeartbeat:
         assert (timezone.now() - worker.last_seen_at).total_seconds() < 5
         assert (worker.expires_at - timezone.now()).total_seconds() > 890
 
+    @pytest.mark.parametrize("session_id", ["s1", "", "a" * 65, "first process", "uuid.hex"])
+    def test_a_session_id_outside_8_to_64_letters_digits_underscores_or_hyphens_is_refused_saying_so(
+        self, alice, session_id
+    ):
+        response = alice.heartbeat(session_id=session_id)
+        assert response.status_code == 400
+        error = response.json()["error"]
+        assert (error["code"], error["param"]) == ("invalid_request", "session_id")
+        assert "8 to 64 letters, digits, '_' or '-'" in error["message"]
+        assert not Worker.objects.exists()
+
+    def test_a_session_id_of_8_to_64_such_characters_is_taken(self, alice):
+        for session_id in ("a1_b2-c3", "0" * 64, "9f3c2a1e4b5d6c7e8f9a0b1c2d3e4f5a"):
+            assert alice.heartbeat(session_id=session_id).status_code == 200, session_id
+
     def test_a_claim_keeps_the_worker_registered_and_online_as_a_heartbeat_does(self, alice):
         body = alice.heartbeat(session_id="first-process").json()
         assert body["claims_renew_registration"] is True
