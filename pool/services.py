@@ -532,13 +532,21 @@ def _credited(job: Job, worker: Worker) -> float:
 
 
 def job_fail(*, worker: Worker, job_id: str, lease_id: str, error: str) -> Job:
-    """The worker gave up on the job: retry it elsewhere, or fail it for good. Repeating is harmless."""
+    """The worker gave up on the job: retry it elsewhere, or fail it for good.
+
+    Repeating it is harmless: while the job is still queued or failed, as a fail leaves it, the
+    repeat answers as the first did. Once the job has moved on (another worker holds it, or it
+    ended otherwise) the lease is gone, and the repeat is `lease_lost` like any other call on it.
+    """
     with transaction.atomic():
         repeated = JobAttempt.objects.filter(
             job_id=job_id, worker=worker, lease_id=lease_id, outcome=JobAttempt.Outcome.FAILED
         ).exists()
         if repeated and lease_id:
-            return Job.objects.get(pk=job_id)
+            job = Job.objects.get(pk=job_id)
+            if job.status not in (Status.QUEUED, Status.FAILED):
+                raise LeaseLost("This job is no longer yours: you failed it, and it has moved on since.")
+            return job
         job = _held_job(worker=worker, job_id=job_id, lease_id=lease_id, lock=True)
         if job.status != Status.LEASED:
             raise LeaseLost("This job has already ended.")

@@ -10,7 +10,7 @@ from pool.leases import jobs_expire_leases
 from pool.models import Job, JobAttempt, JobAudio, Worker
 from pool.services import worker_ban
 from tests.clips import wav_bytes
-from tests.helpers import claim_job, grant, make_trusted, online_worker
+from tests.helpers import claim_job, grant, make_trusted, mint_caller, online_worker
 from transcription.intake import CheckedAudio
 from transcription.services import transcription_submit_and_wait
 from worker_client.worker import engine_options
@@ -313,6 +313,29 @@ class TestHoldingAJob:
         assert alice.fail(job).json() == {"status": "queued"}
         stored = Job.objects.get()
         assert (stored.status, stored.failures) == ("queued", 1)
+
+    def test_a_fail_repeated_after_the_job_went_to_another_worker_is_lease_lost(self, alice, bob):
+        grant(bob, 100)
+        bob.transcribe()
+        online_worker(alice, "a1")
+        job = claim_job(alice, "a1")
+        assert alice.fail(job, worker_id="a1").json() == {"status": "queued"}
+        charlie = online_worker(mint_caller(ip="192.0.2.3"), "c1")
+        taken = claim_job(charlie, "c1")
+        assert taken["id"] == job["id"]
+        again = alice.fail(job, worker_id="a1")
+        assert again.status_code == 409 and again.json()["error"]["code"] == "lease_lost"
+        stored = Job.objects.get()
+        assert (stored.status, stored.failures) == ("leased", 1), "the other worker keeps it"
+        assert charlie.complete(taken, worker_id="c1").status_code == 200
+
+    def test_a_fail_repeated_after_the_job_failed_for_good_answers_failed_again(self, alice, settings):
+        settings.JPT_MAX_ATTEMPTS = 1
+        online_worker(alice)
+        alice.transcribe()
+        job = claim_job(alice)
+        assert alice.fail(job).json() == {"status": "failed"}
+        assert alice.fail(job).json() == {"status": "failed"}
 
     def test_a_text_longer_than_the_clip_can_hold_is_refused_and_the_job_stays_with_its_worker(self, alice):
         online_worker(alice)
