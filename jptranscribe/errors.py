@@ -129,8 +129,9 @@ def error_table() -> list[tuple[int, str, str]]:
         (
             409,
             "cancelled",
-            "a `transcribe` call (or OpenAI-style audio call) whose transcription its owner cancelled with "
-            "`DELETE /v1/transcriptions/{id}` while it waited; polling shows `status: cancelled` with this error",
+            "a `transcribe` call (or OpenAI-style audio call) whose transcription was cancelled while it waited, "
+            "by its owner (`DELETE /v1/transcriptions/{id}`) or by an operator; polling shows `status: cancelled` "
+            "with this error",
         ),
         (
             409,

@@ -133,7 +133,8 @@ class JobAdmin(admin.ModelAdmin):
     @admin.action(permissions=["change"], description="Cancel (reserved credits and demos are given back)")
     def cancel(self, request, queryset):
         for job in queryset:
-            services.job_cancel(job=job, message=f"Cancelled by an operator: by {request.user.get_username()}")
+            if services.job_cancel(job=job, message=services.CANCELLED_BY_OPERATOR) is not None:
+                self.log_change(request, job, "Cancelled")  # who did it: in the job's history, not told its caller
         self.message_user(request, "Cancelled.")
 
 

@@ -67,6 +67,11 @@ def _failed_tries(job: Job) -> int:
     return JobAttempt.objects.filter(job=job, outcome__in=ended).values("worker__key_id").distinct().count()
 
 
+# A cancelled job's error code, whoever cancelled it: a `transcribe` call waiting for it answers 409
+# with it, and polling shows it (never `internal_error`, whose callers are told to retry).
+CANCELLED_CODE = "cancelled"
+
+
 def job_finish_failed(job: Job, error: str, *, status: str = Status.FAILED, code: str = "internal_error") -> None:
     """End a job without a result, giving back the credits and the demo it held. Call in a transaction."""
     error = error[:ERROR_LENGTH]

@@ -23,7 +23,7 @@ from jptranscribe.sql import Answer, db_datetime, db_value, instance, load, retr
 from jptranscribe.waiting import Steps, Wait
 from pool import leases, policy, verification, wakeup
 from pool import statements as sql
-from pool.leases import LeaseLost, job_finish_failed
+from pool.leases import CANCELLED_CODE, LeaseLost, job_finish_failed
 from pool.models import Job, JobAttempt, JobAudio, JobResult, KeyTrust, Worker, new_lease_id
 from pool.workers import WorkerBusy, key_places, refuse_banned, worker_for_request, worker_seen
 
@@ -561,10 +561,13 @@ def job_fail(*, worker: Worker, job_id: str, lease_id: str, error: str) -> Job:
 # --- Operators and routing ------------------------------------------------------------------------
 
 
-def job_cancel(*, job: Job, message: str, code: str = "internal_error") -> Job | None:
+CANCELLED_BY_OPERATOR = "Cancelled by an operator."
+
+
+def job_cancel(*, job: Job, message: str) -> Job | None:
     """End a queued or held job without a result, its caller told `message` (under the error
-    `code`): the credits held for it are refunded and its demo given back, and the worker that
-    holds it, if any, loses its lease (its heartbeats list the lease as lost, its completion
+    code `cancelled`): the credits held for it are refunded and its demo given back, and the worker
+    that holds it, if any, loses its lease (its heartbeats list the lease as lost, its completion
     answers `lease_lost`, and it earns nothing). Returns the cancelled job, or None when it had already ended."""
     with transaction.atomic():
         job = Job.objects.select_for_update().get(pk=job.pk)
@@ -572,7 +575,7 @@ def job_cancel(*, job: Job, message: str, code: str = "internal_error") -> Job |
             return None
         if job.status == Status.LEASED:
             leases.end_attempt(job, JobAttempt.Outcome.ABANDONED, "cancelled")
-        job_finish_failed(job, message, status=Status.CANCELLED, code=code)
+        job_finish_failed(job, message, status=Status.CANCELLED, code=CANCELLED_CODE)
         verification.job_cancelled(job.pk)
     return job
 

@@ -142,7 +142,9 @@ def checks_cancel(job_ids: list[str], *, why: str) -> None:
     for copy in Job.objects.select_for_update().filter(checks_id__in=job_ids, status__in=OPEN):
         if copy.status == Status.LEASED:
             leases.end_attempt(copy, JobAttempt.Outcome.ABANDONED, f"the checked job was {why}")
-        leases.job_finish_failed(copy, f"The job it checked was {why}.", status=Status.CANCELLED)
+        leases.job_finish_failed(
+            copy, f"The job it checked was {why}.", status=Status.CANCELLED, code=leases.CANCELLED_CODE
+        )
 
 
 def job_cancelled(original_id: str) -> None:

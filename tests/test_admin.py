@@ -1,5 +1,6 @@
 """Staff moderate through the admin; its actions use the same services as the API."""
 import pytest
+from django.contrib.admin.models import LogEntry
 from django.contrib.admin.utils import quote
 from django.contrib.auth.models import User
 from django.test import Client
@@ -78,6 +79,23 @@ def test_cancelling_a_job_refunds_its_credits(staff, alice):
     act(staff, "pool/job", "cancel", [job_id])
     assert Job.objects.get().status == "cancelled"
     assert alice.get("/v1/account").json()["credits_seconds"] == 10.0
+
+
+def test_an_operators_cancel_reads_like_its_owners_without_naming_the_operator(staff, alice):
+    online_worker(alice)
+    job_id = alice.transcribe().json()["id"]
+    claim_job(alice)
+    act(staff, "pool/job", "cancel", [job_id])
+    body = alice.get(f"/v1/transcriptions/{job_id}").json()
+    assert body["status"] == "cancelled"
+    assert body["error"] == {
+        "code": "cancelled",
+        "message": "Cancelled by an operator.",
+        "type": "invalid_request_error",
+        "param": None,
+    }
+    history = LogEntry.objects.get(object_id=job_id)
+    assert (history.user.username, history.get_change_message()) == ("ops", "Cancelled")
 
 
 def test_banning_a_worker_requeues_its_job(staff, alice):

@@ -212,9 +212,9 @@ def transcriptions_of(
     return with_webhook_state(page[:limit]), len(page) > limit
 
 
-# What a transcription its owner cancelled answers with.
+# What a transcription its owner cancelled answers with (an operator's cancel: `pool.CANCELLED_BY_OPERATOR`).
 CANCELLED_BY_OWNER = "Cancelled by its owner."
-CANCELLED_CODE = "cancelled"
+CANCELLED_CODE = pool.CANCELLED_CODE
 
 
 def transcription_erase(*, key: ApiKey, job_id: str) -> tuple[Job, bool]:
@@ -227,9 +227,7 @@ def transcription_erase(*, key: ApiKey, job_id: str) -> tuple[Job, bool]:
     if job is None:
         raise NotFound("No transcription with this id for your key.")
     with transaction.atomic():
-        cancelled = not job.is_finished and (
-            pool.job_cancel(job=job, message=CANCELLED_BY_OWNER, code=CANCELLED_CODE) is not None
-        )
+        cancelled = not job.is_finished and (pool.job_cancel(job=job, message=CANCELLED_BY_OWNER) is not None)
         transcriptions_erase(Job.objects.filter(pk=job.pk))
     job.refresh_from_db()
     return job, cancelled

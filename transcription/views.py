@@ -56,10 +56,12 @@ class AccountView(KeyedView):
         )
 
 
-# A waiting call whose transcription its owner cancelled meanwhile (DELETE) answers this.
+# A waiting call whose transcription was cancelled meanwhile (its owner's DELETE, an operator) answers this.
 CANCELLED_WHILE_WAITING = {
     409: OpenApiResponse(
-        Error, description="cancelled: its owner cancelled it (DELETE /v1/transcriptions/{id}) while this call waited"
+        Error,
+        description="cancelled: its owner (DELETE /v1/transcriptions/{id}) or an operator cancelled it while this "
+        "call waited",
     )
 }
 

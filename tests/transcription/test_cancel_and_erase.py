@@ -130,7 +130,8 @@ class TestCancelling:
         assert claim_job(alice)["id"] == next_id
 
     @pytest.mark.django_db(transaction=True)
-    def test_a_transcribe_call_waiting_for_a_job_its_owner_cancels_answers_409_cancelled(self, alice, settings):
+    @pytest.mark.parametrize("by", ["its owner", "an operator"])
+    def test_a_transcribe_call_waiting_for_a_job_that_is_cancelled_answers_409_cancelled(self, alice, settings, by):
         settings.JPT_TRANSCRIBE_WAIT_SECONDS = 20
         online_worker(alice)
         answers = []
@@ -149,11 +150,18 @@ class TestCancelling:
         while not Job.objects.exists():
             assert time.monotonic() - started < 10, "the job was never queued"
             time.sleep(0.05)
-        assert delete(alice, Job.objects.get().pk).status_code == 200
+        if by == "its owner":
+            assert delete(alice, Job.objects.get().pk).status_code == 200
+        else:
+            User.objects.create_superuser("ops", "ops@example.com", "a-long-password-1")
+            staff = Client()
+            staff.login(username="ops", password="a-long-password-1")
+            staff.post("/admin/pool/job/", {"action": "cancel", "_selected_action": [Job.objects.get().pk]})
         waiting.join(15)
         assert not waiting.is_alive() and time.monotonic() - started < 15, "the waiting call was not woken"
         (answer,) = answers
         assert answer.status_code == 409 and answer.json()["error"]["code"] == "cancelled"
+        assert answer.json()["error"]["message"] == f"Cancelled by {by}."
 
 
 class TestErasing:

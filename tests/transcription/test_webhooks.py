@@ -221,7 +221,7 @@ def test_a_failed_or_cancelled_transcription_sends_its_own_event(alice, receiver
     online_worker(alice)
     failed = alice.transcribe(webhook_url=receiver.url).json()["id"]
     cancelled = alice.transcribe(webhook_url=receiver.url).json()["id"]
-    pool.job_cancel(job=Job.objects.get(pk=cancelled), message="Cancelled by an operator: test")
+    pool.job_cancel(job=Job.objects.get(pk=cancelled), message=pool.CANCELLED_BY_OPERATOR)
     Job.objects.filter(pk=failed).update(status="failed", error="Nobody could.", error_code="internal_error",
                                          finished_at=timezone.now())
     send_due()
@@ -230,6 +230,7 @@ def test_a_failed_or_cancelled_transcription_sends_its_own_event(alice, receiver
     assert events[failed]["data"]["error"]["code"] == "internal_error"
     assert events[cancelled]["type"] == "transcription.cancelled"
     assert events[cancelled]["data"]["status"] == "cancelled"
+    assert events[cancelled]["data"]["error"]["code"] == "cancelled", "an operator's cancel is no error to retry"
     assert events[cancelled]["data"]["status_url"].endswith(f"/v1/transcriptions/{cancelled}")
 
 
