@@ -1,4 +1,6 @@
-from django.contrib import admin
+from collections import Counter
+
+from django.contrib import admin, messages
 from django.utils.html import format_html_join
 
 from accounts.admin import ApiKeyAdmin
@@ -126,16 +128,44 @@ class JobAdmin(admin.ModelAdmin):
 
     @admin.action(permissions=["change"], description="Re-queue (a held job goes back to the queue)")
     def requeue(self, request, queryset):
+        left: Counter[str] = Counter()
         for job in queryset:
-            services.job_requeue(job=job)
-        self.message_user(request, "Re-queued.")
+            if services.job_requeue(job=job) is None:
+                left[job.status] += 1
+            else:
+                self.log_change(request, job, "Re-queued")
+        self.report(request, "re-queued", len(queryset) - left.total(), left, "only a held job can be re-queued")
 
     @admin.action(permissions=["change"], description="Cancel (reserved credits and demos are given back)")
     def cancel(self, request, queryset):
+        left: Counter[str] = Counter()
         for job in queryset:
-            if services.job_cancel(job=job, message=services.CANCELLED_BY_OPERATOR) is not None:
+            if services.job_cancel(job=job, message=services.CANCELLED_BY_OPERATOR) is None:
+                left[job.status] += 1
+            else:
                 self.log_change(request, job, "Cancelled")  # who did it: in the job's history, not told its caller
-        self.message_user(request, "Cancelled.")
+        self.report(
+            request, "cancelled", len(queryset) - left.total(), left, "a job that has ended cannot be cancelled"
+        )
+
+    def report(self, request, done: str, changed: int, left: Counter[str], why: str) -> None:
+        """What an action really changed, and what it left as it was and why: a warning when it
+        left anything, so an operator never reads success for a job the action could not touch."""
+        if not left:
+            self.message_user(request, f"{done.capitalize()} {changed} {jobs(changed)}.", messages.SUCCESS)
+            return
+        statuses = ", ".join(f"{count} {status}" for status, count in sorted(left.items()))
+        unchanged = left.total()
+        if changed:
+            were = "was" if unchanged == 1 else "were"
+            said = f"{done.capitalize()} {changed} {jobs(changed)}; {unchanged} {were} not {done}"
+        else:
+            said = f"No job was {done}"
+        self.message_user(request, f"{said} ({statuses}): {why}.", messages.WARNING)
+
+
+def jobs(count: int) -> str:
+    return "job" if count == 1 else "jobs"
 
 
 @admin.register(KeyTrust)

@@ -604,13 +604,16 @@ def jobs_erase(jobs: QuerySet[Job]) -> int:
         )
 
 
-def job_requeue(*, job: Job) -> Job:
-    """Operator's re-queue of a stuck or held job."""
+def job_requeue(*, job: Job) -> Job | None:
+    """Operator's re-queue of a held job: its worker loses the lease and the job goes back to the
+    queue. Returns the re-queued job, or None when no worker held it (queued, being checked or
+    ended), which is left as it was."""
     with transaction.atomic():
         job = Job.objects.select_for_update().get(pk=job.pk)
-        if job.status == Status.LEASED:
-            leases.end_attempt(job, JobAttempt.Outcome.ABANDONED, "re-queued by an operator")
-            leases.requeue(job)
+        if job.status != Status.LEASED:
+            return None
+        leases.end_attempt(job, JobAttempt.Outcome.ABANDONED, "re-queued by an operator")
+        leases.requeue(job)
     return job
 
 

@@ -98,6 +98,37 @@ def test_an_operators_cancel_reads_like_its_owners_without_naming_the_operator(s
     assert (history.user.username, history.get_change_message()) == ("ops", "Cancelled")
 
 
+def said(response):
+    """The admin's messages after an action: (level, text) each."""
+    return [(message.level_tag, message.message) for message in response.context["messages"]]
+
+
+def test_requeue_counts_the_jobs_it_put_back_and_says_why_it_left_the_others(staff, alice):
+    online_worker(alice)
+    held = alice.transcribe().json()["id"]
+    claim_job(alice)
+    cancelled, checking = alice.transcribe().json()["id"], alice.transcribe().json()["id"]
+    act(staff, "pool/job", "cancel", [cancelled])
+    Job.objects.filter(pk=checking).update(status="checking")
+    response = act(staff, "pool/job", "requeue", [held, cancelled, checking])
+    assert said(response) == [
+        ("warning", "Re-queued 1 job; 2 were not re-queued (1 cancelled, 1 checking): only a held job can be re-queued.")
+    ]
+    assert [Job.objects.get(pk=pk).status for pk in (held, cancelled, checking)] == ["queued", "cancelled", "checking"]
+
+
+def test_an_action_that_changes_nothing_warns_instead_of_reporting_success(staff, alice):
+    online_worker(alice)
+    job_id = alice.transcribe().json()["id"]
+    first = act(staff, "pool/job", "cancel", [job_id])
+    assert said(first) == [("success", "Cancelled 1 job.")]
+    again = act(staff, "pool/job", "cancel", [job_id])
+    assert said(again) == [("warning", "No job was cancelled (1 cancelled): a job that has ended cannot be cancelled.")]
+    requeued = act(staff, "pool/job", "requeue", [job_id])
+    assert said(requeued) == [("warning", "No job was re-queued (1 cancelled): only a held job can be re-queued.")]
+    assert LogEntry.objects.filter(object_id=job_id).count() == 1, "only the cancel that acted is in its history"
+
+
 def test_banning_a_worker_requeues_its_job(staff, alice):
     online_worker(alice)
     alice.transcribe()
