@@ -17,3 +17,7 @@ timeout = 180
 graceful_timeout = 30
 keepalive = 30
 accesslog = os.environ.get("JPT_ACCESS_LOG") or None
+# gunicorn's control socket (for `gunicornc`) is off: nothing here uses it (`manage.py serve`
+# supervises the processes), and its default path is one per user, not per server, so a second
+# server on the machine took it over and the first to stop deleted it.
+control_socket_disable = True

@@ -5,6 +5,7 @@ import socket
 import statistics
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import requests
@@ -179,3 +180,11 @@ def test_a_burst_of_one_keys_requests_is_counted_exactly_on_the_database_cache()
             break
     assert codes == [200] * 30 + [429] * 10, remaining
     assert remaining == list(range(30)), "each request saw its own count"
+
+
+def test_two_servers_on_one_machine_share_no_control_socket(tmp_path):
+    env = {"HOME": str(tmp_path), "XDG_RUNTIME_DIR": ""}  # where gunicorn puts its control socket by default
+    with LiveServer(env=env) as first, LiveServer(env=env) as second:
+        assert first.get("/v1/health").ok and second.get("/v1/health").ok
+        assert not list(Path(tmp_path).rglob("*.ctl")), "no control socket, in the shared default place or any"
+        assert "Control socket" not in first.read_log() + second.read_log()
