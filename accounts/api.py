@@ -34,6 +34,8 @@ class KeyedView(APIView):
             window = ratelimit.window(self.rate_group, rate_subject(request), self.rate())
             (used,) = usage_counter.request_counted(request.user.hashed_key, (window.key, window.ttl))
             counted = (window, used)
+        if self.rate_exempt(request.user):
+            return  # counted in its usage today all the same
         self._rate_usage = counted
         window, used = counted
         if window.exceeded(used):
@@ -41,6 +43,10 @@ class KeyedView(APIView):
                 f"Rate limit of {self.rate()} per key exceeded; retry in {window.seconds_left} s.",
                 retry_after=window.seconds_left,
             )
+
+    def rate_exempt(self, key) -> bool:
+        """A key this endpoint never holds to its rate limit (and answers without the limit's headers)."""
+        return False
 
     def permission_denied(self, request, message=None, code=None):
         """No key at all: a failed authentication, counted per address as a wrong key is."""
@@ -72,3 +78,9 @@ class WorkerView(KeyedView):
 
     def rate(self):
         return settings.JPT_RATE_WORKER
+
+    def rate_exempt(self, key) -> bool:
+        """The server key's: its demo workers, one per app server, are the operator's own processes,
+        as many as the nodes. One key's budget shared by all of them would run out as nodes are
+        added; what they may hold at once is still bounded (claims waiting, max_jobs)."""
+        return key.is_server

@@ -326,6 +326,9 @@ JPT_WEBHOOK_SECRET_OVERLAP_HOURS = envfloat("JPT_WEBHOOK_SECRET_OVERLAP_HOURS", 
 # The server's own demo worker: its key (made once under var/ unless given) and its engine.
 JPT_DEMO_WORKER_KEY = os.environ.get("JPT_DEMO_WORKER_KEY", "")
 JPT_DEMO_WORKER_KEY_FILE = os.environ.get("JPT_DEMO_WORKER_KEY_FILE", str(VAR_DIR / "demo_worker.key"))
+# Its worker id; unset, one per app server (host name and port), so the demo workers of several
+# nodes on one database are as many workers, not one row they fight over.
+JPT_DEMO_WORKER_ID = os.environ.get("JPT_DEMO_WORKER_ID", "")
 JPT_DEMO_ENGINE = os.environ.get("JPT_DEMO_ENGINE", "")
 JPT_DEMO_MODEL = os.environ.get("JPT_DEMO_MODEL", "")
 JPT_DEMO_THREADS = os.environ.get("JPT_DEMO_THREADS", "")

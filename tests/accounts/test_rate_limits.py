@@ -66,6 +66,17 @@ def test_the_worker_protocol_has_its_own_limit(alice, settings):
     assert codes[-1] == 429 and codes[:4] == [200] * 4
 
 
+def test_the_servers_demo_workers_are_not_held_to_the_worker_limit(demo_worker, alice, settings):
+    """One server key runs a demo worker on every app server: a budget per key would be shared by
+    as many of them as there are nodes."""
+    settings.JPT_RATE_WORKER = "5/m"
+    online_worker(alice)
+    answers = [demo_worker.claim("demo") for _ in range(10)]
+    assert [answer.status_code for answer in answers] == [200] * 10
+    assert "X-RateLimit-Limit" not in answers[-1], "no limit, so no limit's headers"
+    assert [alice.claim().status_code for _ in range(6)][-1] == 429, "a volunteer's key still is"
+
+
 def test_counters_are_shared_not_per_process(alice):
     """Two clients of one key (think: two app servers) share one budget through the shared cache."""
     other = Caller(alice.raw_key, ip="192.0.2.77")

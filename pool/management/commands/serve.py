@@ -1,8 +1,10 @@
 """`make run`: the API under gunicorn plus the server's demo worker, stopped together."""
 
 import os
+import re
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -10,14 +12,29 @@ from pathlib import Path
 
 import requests
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from accounts.models import KEY_ALPHABET, KEY_BODY_LENGTH
 from accounts.services import server_key_ensure
+from pool.serializers import WORKER_ID
 from pool.services import worker_heartbeat
 
 ROOT = Path(settings.BASE_DIR)
-DEMO_WORKER_ID = "server-demo"
+
+
+def demo_worker_id(port: int) -> str:
+    """This node's demo worker's id: `server-demo-<host>-<port>`, unless JPT_DEMO_WORKER_ID names
+    it. Every node's demo worker runs under the one server key, so each needs an id of its own:
+    under one id they were one worker, whose jobs, session and sign-off the nodes took from each
+    other. Routing knows a demo worker by its key, not its id."""
+    if settings.JPT_DEMO_WORKER_ID:
+        if not re.fullmatch(WORKER_ID, settings.JPT_DEMO_WORKER_ID):
+            raise CommandError(
+                f"JPT_DEMO_WORKER_ID {settings.JPT_DEMO_WORKER_ID!r} is not a worker id: 1-64 of A-Z a-z 0-9 _ . -"
+            )
+        return settings.JPT_DEMO_WORKER_ID
+    host = re.sub(r"[^A-Za-z0-9_.-]", "-", socket.gethostname())[:40] or "host"
+    return f"server-demo-{host}-{port}"
 
 
 def demo_worker_key() -> str:
@@ -48,7 +65,7 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, self.stop)
         env = {**os.environ, "HOST": host, "PORT": str(port)}
         base = f"http://{host}:{port}"
-        demo = None if no_demo_worker else self.demo_worker_command(base)
+        demo = None if no_demo_worker else self.demo_worker_command(base, port)
         self.start(
             "api",
             [
@@ -94,14 +111,15 @@ class Command(BaseCommand):
                     self.start("demo-worker", *demo)
         self.shutdown()
 
-    def demo_worker_command(self, base):
+    def demo_worker_command(self, base, port):
         if not (ROOT / "worker_client" / "worker.py").exists():
             self.stdout.write("No worker client in this checkout: the server demo is off.")
             return None
         raw_key = demo_worker_key()
+        worker_id = demo_worker_id(port)
         # Counted as online before the API's first answer: a clip sent while the worker still
         # loads its model waits for it, instead of being refused for a demo that is coming.
-        worker_heartbeat(key=server_key_ensure(raw_key), client_id=DEMO_WORKER_ID, name="server-demo")
+        worker_heartbeat(key=server_key_ensure(raw_key), client_id=worker_id, name="server-demo")
         command = [
             sys.executable,
             "-m",
@@ -111,7 +129,7 @@ class Command(BaseCommand):
             "--name",
             "server-demo",
             "--worker-id",
-            DEMO_WORKER_ID,
+            worker_id,
         ]
         for flag, value in (
             ("--engine", settings.JPT_DEMO_ENGINE),
