@@ -150,10 +150,17 @@ def checks_cancel(job_ids: list[str], *, why: str) -> None:
 def job_cancelled(original_id: str) -> None:
     """A job was cancelled and its caller refunded: its checks end, and no run of it is paid, even
     one already handed in and waiting for its check (the seconds would come from nobody)."""
-    checks_cancel([original_id], why="cancelled")
-    runs = [original_id, *Job.objects.filter(checks_id=original_id).values_list("pk", flat=True)]
-    for run_id in runs:
-        credits.credits_void(job_ref=run_id, reason=f"{original_id} was cancelled: its caller was refunded")
+    _checks_end_unpaid(original_id, why="cancelled")
+    credits.credits_void(job_ref=original_id, reason=f"{original_id} was cancelled: its caller was refunded")
+
+
+def _checks_end_unpaid(original_id: str, *, why: str) -> None:
+    """The job's caller pays nothing after all: its checks end, and those already run are not paid."""
+    checks_cancel([original_id], why=why)
+    for copy_id in Job.objects.filter(checks_id=original_id).values_list("pk", flat=True):
+        credits.credits_void(
+            job_ref=copy_id, reason=f"the job it checked ({original_id}) was {why}: nobody paid for it"
+        )
 
 
 def check_copy_add(original: Job, *, by_trusted: bool) -> Job | None:
@@ -288,7 +295,7 @@ def _own_run(job: Job) -> Received:
     Job.objects.filter(pk=job.pk).update(route=Route.POOL_SELF, route_reason="run by a worker of your own key")
     job.route = Route.POOL_SELF
     credits.credits_refund(job_ref=job.id, reason="run by a worker of your own key: free")
-    checks_cancel([job.id], why="run by its owner's own worker")
+    _checks_end_unpaid(job.id, why="run by its owner's own worker")
     wakeup.announce(wakeup.job_done_channel(job.id))
     run(sql.RELEASE_AUDIO, {"job_id": job.id})
     return Received(0.0)

@@ -482,6 +482,27 @@ def test_no_key_checks_its_own_job(alice, bob):
     assert shown(alice, job_id)["status"] == "processing"
 
 
+def test_a_job_its_owners_worker_ends_up_running_is_free_and_its_check_unpaid(alice, bob, carol):
+    """Bob (new) took Alice's pool job and went silent; Carol checked it meanwhile; then Alice's own
+    worker took it: free for Alice, so nobody is paid for it."""
+    grant(alice, 30)
+    online_worker(bob, trusted=False)
+    online_worker(carol)
+    job_id = sent(alice)
+    claim_job(bob)
+    run(carol, HONEST)
+    assert credits_pending(carol.key) == Decimal("3")
+    Job.objects.filter(pk=job_id).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    leases.jobs_expire_leases()
+    online_worker(alice)
+    own = claim_job(alice)
+    assert own["id"] == job_id and alice.complete(own, text=HONEST).json()["credited_seconds"] == 0
+    done = shown(alice, job_id)
+    assert done["status"] == "completed" and done["processed_by"] == "self"
+    assert credits_balance(alice.key) == Decimal("30")
+    assert credits_pending(carol.key) == 0 and credits_balance(carol.key) == 0
+
+
 def test_a_silent_clip_answered_at_once_is_no_strike(alice, bob, settings):
     """Engines skip silence: how fast a result may come depends on the clip's sound, not its length."""
     settings.JPT_MIN_SECONDS_PER_AUDIO_SECOND = 0.5
