@@ -7,7 +7,9 @@ package. The server imports this module; it must never import the server.
 from __future__ import annotations
 
 import io
+import itertools
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import av
@@ -130,6 +132,20 @@ WAV_UNDECLARED_BYTES = 1024
 _WAV_CHUNKS = 256
 
 
+def _is_wav(data: bytes) -> bool:
+    return len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WAVE"
+
+
+def _riff_chunks(data: bytes) -> Iterator[tuple[bytes, int, int]]:
+    """(id, offset of its body, size as its header says) of each chunk of a RIFF file, in order,
+    while a chunk header fits in the file (a size may claim more than the file holds)."""
+    position = 12
+    while position + 8 <= len(data):
+        size = int.from_bytes(data[position + 4 : position + 8], "little")
+        yield data[position : position + 4], position + 8, size
+        position += 8 + size + (size & 1)
+
+
 def _refuse_undeclared_wav_bytes(data: bytes) -> None:
     """Refuse a WAV holding more audio than its header declares: bytes past the end its RIFF size
     states, or after its samples where no chunk is.
@@ -137,7 +153,7 @@ def _refuse_undeclared_wav_bytes(data: bytes) -> None:
     FFmpeg stops at the data chunk's end, so a file whose data chunk says 2 s while 60 s of samples
     follow would be measured, charged and transcribed as 2 s while other players play all 60. A
     header that overstates (a truncated file) is measured by what is there, as before."""
-    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+    if not _is_wav(data):
         return
     riff_size = int.from_bytes(data[4:8], "little")
     undeclared = 0 if riff_size in _UNKNOWN_SIZES else len(data) - (8 + riff_size)
@@ -152,21 +168,18 @@ def _refuse_undeclared_wav_bytes(data: bytes) -> None:
 
 def _bytes_after_the_samples(data: bytes) -> int:
     """The bytes after the last data chunk that no chunk holds (0 when the chunks run to the end)."""
-    position, after_samples = 12, False
-    for _ in range(_WAV_CHUNKS):
-        if position + 8 > len(data):
-            break
-        chunk, size = data[position : position + 4], int.from_bytes(data[position + 4 : position + 8], "little")
+    end, after_samples = 12, False  # where the chunks walked so far end
+    for chunk, body, size in itertools.islice(_riff_chunks(data), _WAV_CHUNKS):
         if chunk == b"data" and size == 0:
             return 0  # a streamed file: its samples run to the end, and FFmpeg measures them all
-        runs_past = position + 8 + size > len(data)
+        runs_past = body + size > len(data)
         if not all(32 <= byte < 127 for byte in chunk) or (runs_past and after_samples):
             break  # samples, not a chunk (a chunk's id is four printable characters, and fits the file)
         if runs_past:
             return 0  # a truncated file: what is there is measured
         after_samples = after_samples or chunk == b"data"
-        position += 8 + size + (size & 1)
-    return max(0, len(data) - position) if after_samples else 0
+        end = body + size + (size & 1)
+    return max(0, len(data) - end) if after_samples else 0
 
 
 # A plain 16-bit PCM WAV is measured from its bytes, not through FFmpeg (measured: 1 s at 8 kHz
@@ -179,12 +192,10 @@ _CHUNK_FRAMES = 1 << 16  # sample frames squared at a time, so a long clip is ne
 
 def _plain_wav_layout(data: bytes) -> tuple[int, int, int] | None:
     """(channels, sample rate, offset of the samples), or None unless the file is plain (above)."""
-    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+    if not _is_wav(data):
         return None
-    position, layout = 12, None
-    while position + 8 <= len(data):
-        chunk, size = data[position : position + 4], int.from_bytes(data[position + 4 : position + 8], "little")
-        body = position + 8
+    layout = None
+    for chunk, body, size in _riff_chunks(data):
         if chunk == b"fmt ":
             if layout is not None or size < 16 or body + size > len(data):
                 return None
@@ -206,7 +217,6 @@ def _plain_wav_layout(data: bytes) -> tuple[int, int, int] | None:
             if layout is None or body + size != len(data) or size % (2 * layout[0]):
                 return None
             return layout[0], layout[1], body
-        position = body + size + (size & 1)
     return None
 
 

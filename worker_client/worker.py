@@ -106,6 +106,11 @@ class Worker:
         # The lease of the job whose completion is waiting for the next job: handed in, not held.
         self._handing_in: str | None = None
 
+    def _jobs_in_hand(self) -> set[str]:
+        """The leases of the jobs this worker still works on (one whose completion waits for the
+        next job is handed in already)."""
+        return set(self.holding) - {self._handing_in}
+
     # --- signals ---------------------------------------------------------------------
     def install_signal_handlers(self):
         signal.signal(signal.SIGINT, self._on_signal)
@@ -114,7 +119,7 @@ class Worker:
     def _on_signal(self, signum, frame):
         self._signals += 1
         if self._signals == 1:
-            if set(self.holding) - {self._handing_in}:
+            if self._jobs_in_hand():
                 log.info("Stopping: finishing the job in hand (press Ctrl-C again to hand it back now).")
             else:
                 log.info("Stopping: no job in hand; signing off.")
@@ -162,7 +167,7 @@ class Worker:
         (CLAIM_WAIT_SECONDS + 15 s), well inside the server's online window. So is a completion
         waiting for the next job: its lease, handed in, needs no renewing (and if the call fails,
         the beats resume for the retries well inside the lease's 120 s)."""
-        if not self.claims_renew_registration or set(self.holding) - {self._handing_in}:
+        if not self.claims_renew_registration or self._jobs_in_hand():
             return False
         return self._long_polling or time.monotonic() - self._long_poll_ended < self.heartbeat_interval
 
