@@ -236,7 +236,8 @@ _listener_thread: threading.Thread | None = None
 _listener_stop = threading.Event()
 
 
-def _conninfo() -> dict[str, str | int]:
+def conninfo() -> dict[str, str | int]:
+    """For a connection of its own, outside the pool: one that LISTENs, or holds a session's lock."""
     s = connection.settings_dict
     params = {"dbname": s["NAME"], "user": s["USER"], "password": s["PASSWORD"], "host": s["HOST"], "port": s["PORT"]}
     return {k: v for k, v in params.items() if v}
@@ -252,7 +253,7 @@ def _ensure_listener() -> None:
         ready = threading.Event()
         _listener_stop.clear()
         _listener_thread = threading.Thread(
-            target=_listen_forever, args=(_conninfo(), ready), name="jpt-pool-listener", daemon=True
+            target=_listen_forever, args=(conninfo(), ready), name="jpt-pool-listener", daemon=True
         )
         _listener_thread.start()
     # A first waiter must not register before LISTEN is in place.
@@ -286,11 +287,11 @@ def stop_listener() -> None:
         _listener_thread.join(timeout=5)
 
 
-def _listen_forever(conninfo: dict[str, str | int], ready: threading.Event) -> None:
+def _listen_forever(params: dict[str, str | int], ready: threading.Event) -> None:
     backoff = 0.5
     while not _listener_stop.is_set():
         try:
-            with psycopg.connect(make_conninfo("", **conninfo), autocommit=True) as conn:
+            with psycopg.connect(make_conninfo("", **params), autocommit=True) as conn:
                 conn.execute(f"LISTEN {PG_CHANNEL}")
                 ready.set()
                 hub.publish_all()

@@ -3,6 +3,8 @@ a job submitted through one is done through the other, limits count across both,
 server that dies loses nothing another can serve."""
 import concurrent.futures
 import os
+import subprocess
+import sys
 import threading
 import time
 
@@ -10,7 +12,7 @@ import pytest
 import requests
 
 from tests.clips import wav_bytes
-from tests.live import LiveServer
+from tests.live import ROOT, LiveServer, _pg_admin
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 ENV = {"SECRET_KEY": "one-secret-for-both-nodes", "JPT_TRANSCRIBE_WAIT_SECONDS": "60", "JPT_RATE_WORKER": "100000/m",
@@ -132,3 +134,23 @@ def test_a_server_killed_while_its_caller_waits_loses_nothing(nodes, keys):
     assert result.json()["text"] == "生き残った"
     balance = call(b, "GET", "/v1/account", caller).json()["credits_seconds"]
     assert balance == 98.0, "charged once, for the one clip"
+
+
+def test_app_servers_started_together_on_a_new_database_migrate_one_after_the_other():
+    """Each node's `make run` migrates first: two at once on an empty database used to create the
+    same tables, and the second failed."""
+    if not os.environ.get("DATABASE_URL"):
+        pytest.skip("several app servers share a PostgreSQL; SQLite is one node")
+    url = os.environ["DATABASE_URL"]
+    name = f"jpt_migrate_{os.getpid()}"
+    _pg_admin(f'CREATE DATABASE "{name}"', url)
+    try:
+        env = {**os.environ, "DATABASE_URL": url.rsplit("/", 1)[0] + "/" + name}
+        nodes = [subprocess.Popen([sys.executable, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+        outputs = [node.communicate(timeout=300)[0] for node in nodes]
+        assert [node.returncode for node in nodes] == [0, 0], "\n".join(outputs)
+        assert any("waiting for it to finish" in output for output in outputs), "they did not overlap"
+        assert any("No migrations to apply" in output for output in outputs)
+    finally:
+        _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', url)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -9,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import Q, QuerySet
 
 from accounts import idempotency
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
     from accounts.idempotency import IdempotentCall
     from accounts.models import ApiKey, IdempotentRequest
     from transcription.intake import CheckedAudio
+
+log = logging.getLogger(__name__)
 
 
 def transcription_submit_and_wait(**kwargs: Any) -> Job:
@@ -163,22 +166,39 @@ def _places_to_wait(key: ApiKey, ip: str) -> AbstractContextManager[bool]:
     return places.places(by_address, (f"transcribe:key:{key.pk}", settings.JPT_TRANSCRIBE_WAITING_PER_KEY))
 
 
+# After a look failed for a lost database connection, the next look is this much later.
+LOOK_AGAIN_SECONDS = 0.5
+
+
 def _wait(job: Job, done: Waiter, timeout: float) -> Steps[Job]:
+    """The job once it has ended, or as last seen when `timeout` runs out. The job is stored by
+    then, so a look that loses its database connection (PostgreSQL restarted, a failover) is
+    tried again rather than failing the call: a caller told "500, retry" would queue the clip
+    twice, and one answered with the job as last seen still has its id to poll."""
     deadline = time.monotonic() + max(0.0, timeout)
     while True:
+        look_again_in = None
         if done.is_set():
             done.clear()  # before looking: a change after this sets it again
-            # Nobody else may be looking: keep the pool moving from here too.
-            leases.pool_maintenance()
-            job = reroute_if_stranded(pool.job_reload(job))
-            if job.is_finished:
-                return job
+            try:
+                # Nobody else may be looking: keep the pool moving from here too.
+                leases.pool_maintenance()
+                job = reroute_if_stranded(pool.job_reload(job))
+            except (OperationalError, InterfaceError) as lost:
+                if connection.in_atomic_block:  # a caller's transaction is lost with it: theirs to handle
+                    raise
+                log.warning("transcription %s: looking at it failed (%s); looking again", job.pk, lost)
+                connection.close()  # a broken connection goes; the next look takes another
+                look_again_in = LOOK_AGAIN_SECONDS
+            else:
+                if job.is_finished:
+                    return job
         remaining = deadline - time.monotonic()
         if remaining <= 0 or wakeup.hub.closing:
             return job
         # Until the job ends (or the hub's safety net wakes this call), or the deadline.
-        if not (yield Wait(done, remaining, subject=job)):
-            done.set()  # the deadline: look once more
+        if not (yield Wait(done, min(remaining, look_again_in or remaining), subject=job)):
+            done.set()  # the deadline (or the time to look again): look once more
 
 
 def transcription_for_owner(*, key: ApiKey, job_id: str) -> Job | None:

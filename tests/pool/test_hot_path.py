@@ -167,7 +167,7 @@ def test_the_hot_statements_survive_a_migration_that_adds_a_column(settings):
         pytest.skip("prepared statements are PostgreSQL's")
     import psycopg
 
-    from pool.wakeup import _conninfo
+    from pool.wakeup import conninfo
 
     settings.JPT_RATE_USER = "1000/m"
     caller = online_worker(mint_caller())
@@ -180,7 +180,7 @@ def test_the_hot_statements_survive_a_migration_that_adds_a_column(settings):
         assert caller.get(f"/v1/transcriptions/{job['id']}").json()["status"] == "completed"
 
     def alter(sql):
-        with psycopg.connect(**_conninfo(), autocommit=True) as other:
+        with psycopg.connect(**conninfo(), autocommit=True) as other:
             other.execute(sql)
 
     for _ in range(12):  # past psycopg's prepare threshold on each pooled connection

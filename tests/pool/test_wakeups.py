@@ -83,7 +83,7 @@ def test_on_postgresql_only_a_job_no_waiter_here_takes_is_announced_to_other_app
         pytest.skip("NOTIFY is PostgreSQL's")
     import psycopg
 
-    with psycopg.connect(**wakeup._conninfo(), autocommit=True) as other_server:
+    with psycopg.connect(**wakeup.conninfo(), autocommit=True) as other_server:
         other_server.execute(f"LISTEN {wakeup.PG_CHANNEL}")
         with hub.listening([CREDIT]) as here:
             with transaction.atomic():

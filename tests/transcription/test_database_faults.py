@@ -1,0 +1,88 @@
+"""A waiting transcribe call when PostgreSQL drops its connections (a restart, a failover): its job
+is stored by then, so the call keeps it, rather than answering 500 and having the caller send the
+clip again."""
+import psycopg
+import pytest
+from django.db import connection
+
+from jptranscribe.waiting import release_connection
+from pool.models import Job
+from tests.clips import wav_bytes
+from transcription import services
+from transcription.intake import check_audio
+
+
+@pytest.fixture
+def restarts(db):
+    """Afterwards the pool's dead connections are gone, as the next requests would find them."""
+    if connection.vendor != "postgresql":
+        pytest.skip("a database server's restart: SQLite has none")
+    yield drop_every_connection
+    connection.close()
+    connection.pool.check()
+
+
+def drop_every_connection():
+    """What a PostgreSQL restart does to the app server: every session of its database ends,
+    the idle ones in its connection pool among them."""
+    s = connection.settings_dict
+    with psycopg.connect(dbname=s["NAME"], user=s["USER"], host=s["HOST"], port=s["PORT"], autocommit=True) as admin:
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+
+
+def resumed(steps, woken):
+    """The rest of a waiting call's steps, sleeping at each wait as the server would."""
+    try:
+        wait = steps.send(woken)
+        while True:
+            release_connection()
+            wait = steps.send(wait.waiter.wait(wait.timeout))
+    except StopIteration as done:
+        return done.value
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_waiting_call_whose_connections_drop_still_answers_with_its_job(alice, restarts):
+    alice.heartbeat()  # her own worker: the clip is hers to run (pool_self)
+    steps = services.transcription_submit_and_wait_steps(
+        key=alice.key, audio=check_audio(wav_bytes(2.0)), translate=False, ip=alice.ip, timeout=10
+    )
+    waiting = next(steps)  # queued; the call now waits for it
+    job_id = waiting.subject.pk
+    release_connection()
+    held = alice.claim().json()["job"]
+    assert held["id"] == job_id
+    assert alice.complete(held, text="こんにちは").status_code == 200
+    release_connection()
+
+    restarts()
+    job = resumed(steps, True)
+
+    assert job.pk == job_id and job.status == Job.Status.COMPLETED and job.text == "こんにちは"
+    assert Job.objects.filter(key=alice.key).count() == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_call_whose_database_stays_away_answers_with_its_job_as_last_seen(alice, restarts, monkeypatch):
+    """Its id, to poll once the database is back (202), instead of a 500 that loses it."""
+    alice.heartbeat()
+    steps = services.transcription_submit_and_wait_steps(
+        key=alice.key, audio=check_audio(wav_bytes(2.0)), translate=False, ip=alice.ip, timeout=2
+    )
+    job_id = next(steps).subject.pk
+    release_connection()
+
+    def database_away(job):
+        connection.ensure_connection()
+        restarts()  # every look's connection ends under it
+        return Job.objects.get(pk=job.pk)  # on a connection that has just been ended
+
+    monkeypatch.setattr(services.pool, "job_reload", database_away)
+    job = resumed(steps, True)
+
+    assert job.pk == job_id and job.status == Job.Status.QUEUED
