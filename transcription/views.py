@@ -344,7 +344,10 @@ def job_response(request, job, *, accepted_status=202, accepted_headers=None):
         return Response(rendered(Transcription, services.ensure_translation(job)))
     if job.is_finished:
         error = job_error(job)
-        return Response(error_body(error["code"], error["message"]), status=failure_status(job))
+        status = failure_status(job)
+        # OpenAI's SDKs send a request answered 409 again unless told not to: a cancelled clip must not be sent anew.
+        headers = {"X-Should-Retry": "false"} if status == 409 else None
+        return Response(error_body(error["code"], error["message"]), status=status, headers=headers)
     url = status_url(request, job)
     return Response(
         rendered(Pending, {"job": job, "status_url": url}),

@@ -107,3 +107,20 @@ def test_the_native_api_asks_for_word_timings_too(alice):
     assert job["options"]["word_timestamps"] is True
     alice.complete(job, text="こんにちは。", segments=[{"start": 0, "end": 1, "text": "こんにちは。", "words": WORDS}])
     assert alice.get(f"/v1/transcriptions/{job_id}").json()["segments"][0]["words"] == WORDS
+
+
+def test_a_call_whose_transcription_was_cancelled_tells_openais_sdks_not_to_send_it_again(alice):
+    """OpenAI's SDKs send a request answered 409 again (twice, by default) unless the answer says
+    `x-should-retry: false`: each time the cancelled clip would be queued, run and paid for anew."""
+    online_worker(alice)
+
+    def send():
+        return alice.client.post("/v1/audio/transcriptions", {"file": upload(wav_bytes(2)), "model": "whisper-1"},
+                                 format="multipart", HTTP_IDEMPOTENCY_KEY="retry-1")
+
+    job_id = send().json()["id"]
+    assert alice.client.delete(f"/v1/transcriptions/{job_id}").status_code == 200
+    answer = send()  # the same call again: it attaches to the cancelled transcription
+    assert answer.status_code == 409 and answer.json()["error"]["code"] == "cancelled"
+    assert answer["X-Should-Retry"] == "false"
+    assert Job.objects.count() == 1
