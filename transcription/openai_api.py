@@ -29,7 +29,6 @@ from transcription.openai_serializers import (
     AudioTranslationInput,
     AudioTranslationUpload,
     AudioTranslationUrl,
-    AudioVerbose,
 )
 from transcription.serializers import SUPPORTED_LANGUAGES, Pending
 from transcription.views import CANCELLED_WHILE_WAITING, UploadView, job_response, webhook_request
@@ -44,9 +43,7 @@ class TranslationUnavailable(ServiceError, status=503, code="translation_unavail
 
 def _answers(*refusals: int) -> dict:
     return {
-        (200, "application/json"): OpenApiResponse(
-            AudioText, description="`json` (or, shaped as `AudioVerbose`, `verbose_json`)"
-        ),
+        (200, "application/json"): OpenApiResponse(AudioText, description="`json` or `verbose_json`"),
         (200, "text/plain"): OpenApiResponse(OpenApiTypes.STR, description="`text`"),
         (200, "application/x-subrip"): OpenApiResponse(OpenApiTypes.STR, description="`srt`"),
         (200, "text/vtt"): OpenApiResponse(OpenApiTypes.STR, description="`vtt`"),
@@ -186,7 +183,7 @@ def _rendered(request, job: Job, data: dict, *, task: str, translate: bool, word
     )
     if words:
         answer["words"] = [w for s in segments for w in s.get("words", [])]
-    return Response(rendered(AudioVerbose, answer))
+    return Response(rendered(AudioText, answer))
 
 
 def _verbose_segment(index: int, segment: dict) -> dict:

@@ -80,16 +80,6 @@ class Usage(serializers.Serializer):
     seconds = serializers.IntegerField(help_text="the clip's length, rounded up")
 
 
-class AudioText(serializers.Serializer):
-    """`response_format=json`."""
-
-    text = serializers.CharField()
-    usage = Usage()
-    model = serializers.CharField(help_text="an extension: the model that ran")
-    translation = serializers.CharField(required=False, help_text="with `translate=true`")
-    warnings = serializers.ListField(child=serializers.CharField(), required=False)
-
-
 class Word(serializers.Serializer):
     word = serializers.CharField()
     start = serializers.FloatField()
@@ -109,12 +99,21 @@ class VerboseSegment(serializers.Serializer):
     no_speech_prob = serializers.FloatField(allow_null=True)
 
 
-class AudioVerbose(AudioText):
-    """`response_format=verbose_json`: Whisper's own figures per segment (null where the engine
-    has none: see the README), and `words` when asked for."""
+# One class renders (and documents) both JSON answers, so openapi.yaml describes every field of either.
+class AudioText(serializers.Serializer):
+    """`response_format=json`; `verbose_json` adds `task`, `language`, `duration` and `segments`
+    (Whisper's own figures per segment, null where the engine has none: see the README), and `words`
+    when asked for."""
 
-    task = serializers.ChoiceField(["transcribe", "translate"])
-    language = serializers.CharField()
-    duration = serializers.FloatField()
-    segments = VerboseSegment(many=True)
-    words = Word(many=True, required=False)
+    text = serializers.CharField()
+    usage = Usage()
+    model = serializers.CharField(help_text="an extension: the model that ran")
+    translation = serializers.CharField(required=False, help_text="with `translate=true`")
+    warnings = serializers.ListField(child=serializers.CharField(), required=False)
+    task = serializers.ChoiceField(["transcribe", "translate"], required=False, help_text="`verbose_json`")
+    language = serializers.CharField(
+        required=False, help_text="`verbose_json`: `japanese`, or `english` for translations"
+    )
+    duration = serializers.FloatField(required=False, help_text="`verbose_json`: the clip's length in seconds")
+    segments = VerboseSegment(many=True, required=False, help_text="`verbose_json`")
+    words = Word(many=True, required=False, help_text="`verbose_json` with `timestamp_granularities[]=word`")

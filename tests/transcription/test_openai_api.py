@@ -1,8 +1,10 @@
 """OpenAI's audio calls on this server: what they take, what they refuse, what they answer
 (the SDK itself drives them against the live server in tests/test_openai_sdk.py)."""
 import threading
+from pathlib import Path
 
 import pytest
+import yaml
 from django.db import connection
 
 from accounts.credits import credits_balance
@@ -124,3 +126,34 @@ def test_a_call_whose_transcription_was_cancelled_tells_openais_sdks_not_to_send
     assert answer.status_code == 409 and answer.json()["error"]["code"] == "cancelled"
     assert answer["X-Should-Retry"] == "false"
     assert Job.objects.count() == 1
+
+
+def described(path: str) -> dict:
+    """The schema openapi.yaml gives a 200 JSON answer of `path`, its references resolved."""
+    spec = yaml.safe_load((Path(__file__).resolve().parent.parent.parent / "openapi.yaml").read_text())
+
+    def resolved(schema):
+        if isinstance(schema, dict) and "$ref" in schema:
+            return resolved(spec["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]])
+        if isinstance(schema, dict):
+            return {name: resolved(value) for name, value in schema.items()}
+        if isinstance(schema, list):
+            return [resolved(value) for value in schema]
+        return schema
+
+    return resolved(spec["paths"][path]["post"]["responses"]["200"]["content"]["application/json"]["schema"])
+
+
+def test_openapi_yaml_describes_every_field_of_a_json_and_a_verbose_json_answer(alice, settings):
+    settings.JPT_TRANSCRIBE_WAIT_SECONDS = 10
+    online_worker(alice)
+    answers = {}
+    for fmt, fields in [("json", {}), ("verbose_json", {"timestamp_granularities[]": ["word"]})]:
+        worker = worker_answering(alice, [{"start": 0, "end": 1, "text": "こんにちは。", "words": WORDS, **FIGURES}])
+        answers[fmt] = call(alice, response_format=fmt, **fields).json()
+        worker.join()
+    schema, verbose = described("/v1/audio/transcriptions"), answers["verbose_json"]
+    assert set(schema["required"]) <= set(answers["json"]) <= set(schema["properties"])
+    assert set(schema["required"]) <= set(verbose) <= set(schema["properties"])
+    assert set(verbose["segments"][0]) == set(schema["properties"]["segments"]["items"]["properties"])
+    assert set(verbose["words"][0]) == set(schema["properties"]["words"]["items"]["properties"])
