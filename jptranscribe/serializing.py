@@ -4,6 +4,7 @@ A new DRF serializer deep-copies every declared field, which cost more than a cl
 reading and rendering keep no state in the serializer, so all threads share one."""
 
 import functools
+from collections.abc import Collection
 
 from rest_framework import serializers
 
@@ -19,14 +20,15 @@ def validated(serializer_class, data) -> dict:
     return _shared(serializer_class).run_validation(data)
 
 
-def refuse_repeated_fields(data) -> None:
+def refuse_repeated_fields(data, *, lists: Collection[str] = ()) -> None:
     """A form field sent twice (two `file` parts, say) is refused rather than one of them taken
-    silently. Fields named `name[]` are lists by design (OpenAI's `timestamp_granularities[]`)."""
+    silently. Fields named `name[]` are lists by design (OpenAI's `timestamp_granularities[]`), and
+    so are those named in `lists`."""
     getlist = getattr(data, "getlist", None)  # a form (QueryDict); a JSON object cannot repeat a name
     if getlist is None:
         return
     for name in data:
-        if not name.endswith("[]") and len(getlist(name)) > 1:
+        if not name.endswith("[]") and name not in lists and len(getlist(name)) > 1:
             raise serializers.ValidationError({name: [f"'{name}' was sent more than once; send it once."]})
 
 

@@ -97,10 +97,12 @@ def _form(request) -> dict[str, Any]:
         if isinstance(request.data, dict):
             return request.data
         raise InvalidRequest("Send a multipart form with the audio as 'file', or a JSON object with a 'url'.")
-    refuse_repeated_fields(request.data)
+    refuse_repeated_fields(request.data, lists=["timestamp_granularities"])
     form: dict[str, Any] = {name: request.data.get(name) for name in request.data if not name.endswith("[]")}
     form.update({name: request.FILES[name] for name in request.FILES})
-    granularities = request.data.getlist("timestamp_granularities[]")
+    # OpenAI's SDKs send `timestamp_granularities[]` parts; a client generated from openapi.yaml sends one
+    # `timestamp_granularities` part per item (OpenAPI's encoding of a multipart array).
+    granularities = request.data.getlist("timestamp_granularities[]") + request.data.getlist("timestamp_granularities")
     if granularities:
         form["timestamp_granularities"] = granularities
     return form

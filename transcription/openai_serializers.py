@@ -41,7 +41,8 @@ class AudioTranscriptionInput(AudioTranslationInput):
         child=serializers.ChoiceField(GRANULARITIES),
         required=False,
         default=list,
-        help_text="sent as `timestamp_granularities[]`; needs `response_format=verbose_json`",
+        help_text="one part per item, named `timestamp_granularities[]` (as OpenAI's SDKs send it) or "
+        "`timestamp_granularities`; needs `response_format=verbose_json`",
     )
     stream = serializers.BooleanField(required=False, default=False, help_text="accepted and ignored, as by OpenAI")
     translate = serializers.BooleanField(

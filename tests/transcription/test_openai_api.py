@@ -157,3 +157,16 @@ def test_openapi_yaml_describes_every_field_of_a_json_and_a_verbose_json_answer(
     assert set(schema["required"]) <= set(verbose) <= set(schema["properties"])
     assert set(verbose["segments"][0]) == set(schema["properties"]["segments"]["items"]["properties"])
     assert set(verbose["words"][0]) == set(schema["properties"]["words"]["items"]["properties"])
+
+
+@pytest.mark.parametrize("granularities", [["word"], ["word", "segment"]])
+def test_timestamp_granularities_sent_as_openapi_yaml_names_them_are_taken_too(alice, settings, granularities):
+    """openapi.yaml declares the multipart array `timestamp_granularities`; a client generated from it
+    sends one part of that name per item, where OpenAI's SDKs send `timestamp_granularities[]`."""
+    settings.JPT_TRANSCRIBE_WAIT_SECONDS = 10
+    online_worker(alice)
+    worker = worker_answering(alice, [{"start": 0, "end": 1, "text": "こんにちは。", "words": WORDS, **FIGURES}])
+    response = call(alice, response_format="verbose_json", timestamp_granularities=granularities)
+    worker.join()
+    assert response.status_code == 200, response.json()
+    assert response.json()["words"] == WORDS
