@@ -6,6 +6,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any, cast
 
+import redis
 from django.core.cache import DEFAULT_CACHE_ALIAS, cache, caches
 from django.core.cache.backends.db import DatabaseCache as DjangoDatabaseCache
 from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
@@ -44,6 +45,9 @@ end
 return out
 """
 
+
+# A shared cache that cannot be reached (Redis down, restarting, or its address lost) raises these.
+UNREACHABLE: tuple[type[Exception], ...] = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 _pools: dict[tuple[str, str], Any] = {}
 _pools_lock = threading.Lock()

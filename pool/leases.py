@@ -16,6 +16,7 @@ from django.db.models.functions import Coalesce, Least
 from django.utils import timezone
 
 from accounts import credits, quotas
+from jptranscribe.cache import UNREACHABLE
 from jptranscribe.errors import ServiceError
 from jptranscribe.sql import db_datetime, run
 from pool import policy, wakeup
@@ -181,7 +182,11 @@ class _Turns:
         if time.monotonic() - self.last < interval:
             return False
         self.last = time.monotonic()
-        return cache.add("jpt:pool-maintenance", 1, timeout=interval)
+        try:
+            return cache.add("jpt:pool-maintenance", 1, timeout=interval)
+        except UNREACHABLE as lost:  # nobody's turn: the upkeep waits for the cache, the request does not
+            log.warning("pool upkeep skipped: the shared cache is unreachable (%s)", lost)
+            return False
 
 
 _turns = _Turns()

@@ -15,6 +15,7 @@ from django.db.models import Q, QuerySet
 
 from accounts import idempotency
 from jptranscribe import places, waiting
+from jptranscribe.cache import UNREACHABLE
 from jptranscribe.errors import NotFound
 from jptranscribe.net import address_block
 from jptranscribe.waiting import Steps, Wait, Waiter
@@ -166,14 +167,15 @@ def _places_to_wait(key: ApiKey, ip: str) -> AbstractContextManager[bool]:
     return places.places(by_address, (f"transcribe:key:{key.pk}", settings.JPT_TRANSCRIBE_WAITING_PER_KEY))
 
 
-# After a look failed for a lost database connection, the next look is this much later.
+# After a look failed for a lost database or cache connection, the next look is this much later.
 LOOK_AGAIN_SECONDS = 0.5
+LOST_CONNECTION: tuple[type[Exception], ...] = (OperationalError, InterfaceError, *UNREACHABLE)
 
 
 def _wait(job: Job, done: Waiter, timeout: float) -> Steps[Job]:
     """The job once it has ended, or as last seen when `timeout` runs out. The job is stored by
-    then, so a look that loses its database connection (PostgreSQL restarted, a failover) is
-    tried again rather than failing the call: a caller told "500, retry" would queue the clip
+    then, so a look that loses its database or shared cache (PostgreSQL or Redis restarted, a
+    failover) is tried again rather than failing the call: a caller told "500, retry" would queue the clip
     twice, and one answered with the job as last seen still has its id to poll."""
     deadline = time.monotonic() + max(0.0, timeout)
     while True:
@@ -184,7 +186,7 @@ def _wait(job: Job, done: Waiter, timeout: float) -> Steps[Job]:
                 # Nobody else may be looking: keep the pool moving from here too.
                 leases.pool_maintenance()
                 job = reroute_if_stranded(pool.job_reload(job))
-            except (OperationalError, InterfaceError) as lost:
+            except LOST_CONNECTION as lost:
                 if connection.in_atomic_block:  # a caller's transaction is lost with it: theirs to handle
                     raise
                 log.warning("transcription %s: looking at it failed (%s); looking again", job.pk, lost)

@@ -1,14 +1,20 @@
-"""A waiting transcribe call when PostgreSQL drops its connections (a restart, a failover): its job
-is stored by then, so the call keeps it, rather than answering 500 and having the caller send the
-clip again."""
+"""A waiting transcribe call when PostgreSQL drops its connections or Redis goes away (a restart, a
+failover): its job is stored by then, so the call keeps it, rather than answering 500 and having
+the caller send the clip again."""
+import shutil
+import subprocess
+import time
+
 import psycopg
 import pytest
+import redis
 from django.db import connection
 
 from jptranscribe.waiting import release_connection
 from pool.models import Job
 from tests.clips import wav_bytes
 from transcription import services
+from tests.live import free_port
 from transcription.intake import check_audio
 
 
@@ -86,3 +92,47 @@ def test_a_call_whose_database_stays_away_answers_with_its_job_as_last_seen(alic
     job = resumed(steps, True)
 
     assert job.pk == job_id and job.status == Job.Status.QUEUED
+
+
+@pytest.fixture
+def own_redis(settings):
+    """The shared cache on a Redis of the test's own, which the test can stop."""
+    if not shutil.which("redis-server"):
+        pytest.skip("needs redis-server")
+    port = free_port()
+    server = subprocess.Popen(["redis-server", "--port", str(port), "--save", "", "--appendonly", "no"],
+                              stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            redis.Redis(port=port).ping()
+            break
+        except redis.exceptions.ConnectionError:
+            assert time.monotonic() < deadline, "redis-server did not start"
+            time.sleep(0.05)
+    shared = settings.CACHES
+    settings.CACHES = {"default": {"BACKEND": "jptranscribe.cache.RedisCache", "LOCATION": f"redis://127.0.0.1:{port}/0"}}
+    yield server
+    settings.CACHES = shared  # before the suite's own clean-up, which clears the cache
+    server.kill()
+    server.wait()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_waiting_call_whose_cache_goes_away_still_answers_with_its_job(alice, own_redis):
+    alice.heartbeat()
+    steps = services.transcription_submit_and_wait_steps(
+        key=alice.key, audio=check_audio(wav_bytes(2.0)), translate=False, ip=alice.ip, timeout=10
+    )
+    job_id = next(steps).subject.pk  # it holds places to wait, counted in the cache
+    release_connection()
+    held = alice.claim().json()["job"]
+    assert alice.complete(held, text="こんにちは").status_code == 200
+
+    own_redis.terminate()
+    own_redis.wait()
+    # Its look asks the cache whose turn the pool's upkeep is (every look, in tests), and its end
+    # gives its places back there.
+    job = resumed(steps, True)
+
+    assert job.pk == job_id and job.status == Job.Status.COMPLETED and job.text == "こんにちは"
