@@ -8,14 +8,21 @@ import logging
 from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
 
+from jptranscribe.cache import UNREACHABLE
 from jptranscribe.schema import Error
 from jptranscribe.serializing import rendered
 
 log = logging.getLogger(__name__)
+
+# A database or cache connection lost (a restart, a failover): 503, retried by clients as a 500 is,
+# but saying what happened and when to try again.
+OUTAGES: tuple[type[Exception], ...] = (OperationalError, InterfaceError, *UNREACHABLE)
+OUTAGE_RETRY_AFTER_SECONDS = 5
 
 
 class ServiceError(Exception):
@@ -186,6 +193,7 @@ ERROR_TYPES = {
     "rate_limited": "rate_limit_error",
     "internal_error": "server_error",
     "translation_unavailable": "service_unavailable_error",
+    "service_unavailable": "service_unavailable_error",
 }
 
 
@@ -257,6 +265,15 @@ def exception_handler(exc, context):
     if isinstance(exc, drf.APIException):
         code = "invalid_request" if exc.status_code < 500 else "internal_error"
         return Response(error_body(code, str(exc.detail)), status=exc.status_code)
+    if isinstance(exc, OUTAGES):  # not a bug: the database or the cache is restarting, or away
+        log.warning("%s: %s: %s", context.get("view").__class__.__name__, exc.__class__.__name__, exc)
+        return Response(
+            error_body(
+                "service_unavailable", "The server could not reach its database or cache just now; retry shortly."
+            ),
+            status=503,
+            headers={"Retry-After": str(OUTAGE_RETRY_AFTER_SECONDS)},
+        )
     log.exception("unhandled error in %s", context.get("view").__class__.__name__)
     return Response(error_body("internal_error", "Server error — please retry."), status=500)
 

@@ -33,7 +33,7 @@ def errors(*statuses):
         413: "file_too_large or text_too_long",
         429: "rate_limited (see Retry-After)",
         500: "internal_error: retry",
-        503: "translation_unavailable",
+        503: "translation_unavailable, or service_unavailable (see Retry-After)",
     }
     return {status: OpenApiResponse(Error, description=meaning[status]) for status in statuses}
 

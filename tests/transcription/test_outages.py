@@ -8,7 +8,7 @@ import time
 import psycopg
 import pytest
 import redis
-from django.db import connection
+from django.db import close_old_connections, connection
 
 from jptranscribe.waiting import release_connection
 from pool.models import Job
@@ -136,3 +136,34 @@ def test_a_waiting_call_whose_cache_goes_away_still_answers_with_its_job(alice, 
     job = resumed(steps, True)
 
     assert job.pk == job_id and job.status == Job.Status.COMPLETED and job.text == "こんにちは"
+
+
+def assert_outage(response):
+    """A request that met the outage is told so, and when to try again (503, as OpenAI's API has it)."""
+    assert response.status_code == 503, response.content
+    assert response.json()["error"]["code"] == "service_unavailable"
+    assert response.json()["error"]["type"] == "service_unavailable_error"
+    assert response["Retry-After"] == "5"
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_request_that_meets_a_dropped_database_connection_is_told_to_retry_and_the_retry_works(alice, restarts):
+    alice.client.raise_request_exception = False
+    assert alice.get("/v1/account").status_code == 200
+    restarts()
+    answers = []
+    for _ in range(6):  # each dead connection in the pool meets one request
+        answers.append(alice.get("/v1/account"))
+        close_old_connections()  # what the server does at each request's end (the test client does not)
+    assert_outage(answers[0])
+    assert answers[-1].status_code == 200
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_request_while_the_cache_is_away_is_told_to_retry(alice, own_redis):
+    alice.client.raise_request_exception = False
+    assert alice.get("/v1/account").status_code == 200
+    own_redis.terminate()
+    own_redis.wait()
+    assert_outage(alice.get("/v1/account"))
