@@ -174,6 +174,12 @@ def error_table() -> list[tuple[int, str, str]]:
         ),
         (
             503,
+            "service_unavailable",
+            "the server could not reach its database or shared cache (PostgreSQL or Redis restarting, a failover); "
+            f"`Retry-After: {OUTAGE_RETRY_AFTER_SECONDS}`. Retry as after a 500",
+        ),
+        (
+            503,
             "translation_unavailable",
             "`POST /v1/translate` or `POST /v1/audio/translations` with no translation model installed (yet: the "
             "message says how far its preparation is, or names the install command)",
