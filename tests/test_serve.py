@@ -71,3 +71,28 @@ def test_serve_answers_and_stops_with_all_its_children(sig):
                 for pid in children_of(proc.pid):
                     os.kill(pid, signal.SIGKILL)
                 proc.kill()
+
+
+def test_serve_that_cannot_reach_its_cache_says_so_and_leaves_nothing_running():
+    """An operator's typo in JPT_CACHE_URL: the API never answers 200, and `serve` gives up saying
+    what /v1/health said, rather than only "see the log"."""
+    port = free_port()
+    with tempfile.TemporaryDirectory() as var:
+        env = {**os.environ, "JPT_VAR_DIR": var, "DJANGO_SETTINGS_MODULE": "jptranscribe.settings",
+               "XDG_CACHE_HOME": var, "JPT_CACHE_URL": f"redis://127.0.0.1:{free_port()}/0"}
+        env.pop("DATABASE_URL", None)
+        subprocess.run([sys.executable, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env, check=True,
+                       capture_output=True)
+        proc = subprocess.Popen([sys.executable, "manage.py", "serve", "--port", str(port), "--no-demo-worker"],
+                                cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            output, _ = proc.communicate(timeout=90)
+        finally:
+            if proc.poll() is None:
+                for pid in [grandchild for child in children_of(proc.pid) for grandchild in children_of(child)]:
+                    os.kill(pid, signal.SIGKILL)
+                proc.kill()
+        assert proc.returncode == 1
+        assert "The API did not come up (/v1/health said: 503" in output and "service_unavailable" in output
+        with pytest.raises(requests.ConnectionError):
+            requests.get(f"http://127.0.0.1:{port}/v1/health", timeout=1)

@@ -83,7 +83,8 @@ class Command(BaseCommand):
             # serves meanwhile; /v1/health shows how far along). A command by name: pool imports no translation.
             self.start("translation-model", [sys.executable, "manage.py", "translation_model", "prepare"], env)
         if not self.wait_for_health(base):
-            self.stderr.write("The API did not come up; see the log above.")
+            said = f" (/v1/health said: {self.last_health})" if self.last_health else ""
+            self.stderr.write(f"The API did not come up{said}; see the log above.")
             self.shutdown()
             sys.exit(1)
         self.stdout.write(f"API ready at {base}/v1/health  (Ctrl-C stops everything)")
@@ -144,13 +145,18 @@ class Command(BaseCommand):
         self.children[name] = subprocess.Popen(command, cwd=ROOT, env=env)
 
     def wait_for_health(self, base, timeout=30):
+        """Whether /v1/health answers 200 within `timeout`; else its last answer is `last_health`
+        (a database or Redis it cannot reach says so there)."""
+        self.last_health = ""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and not self.stopping:
             if self.children["api"].poll() is not None:
                 return False
             try:
-                if requests.get(f"{base}/v1/health", timeout=2).status_code == 200:
+                answer = requests.get(f"{base}/v1/health", timeout=2)
+                if answer.status_code == 200:
                     return True
+                self.last_health = f"{answer.status_code} {answer.text[:300]}"
             except requests.RequestException:
                 pass
             time.sleep(0.2)
