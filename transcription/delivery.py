@@ -33,7 +33,7 @@ from pool import wakeup
 from pool.models import Job
 from transcription import services, urlfetch
 from transcription import statements as sql
-from transcription.models import WebhookDelivery
+from transcription.models import DisabledWebhookUrl, WebhookDelivery
 from transcription.serializers import transcription_answer
 from transcription.webhooks import webhook_url_disable
 
@@ -80,28 +80,37 @@ def webhook_events_open(limit: int = 1000, *, corrections: bool = True) -> int:
 
 
 def _corrections_open(now: datetime) -> int:
+    """A corrected transcription's `transcription.corrected` event, once the event it corrects is no
+    longer being sent: sent beside a retry of it, the old text could reach the receiver last. For a
+    URL turned off (410) it is recorded as such, and not looked for again."""
     corrected = (
         Job.objects.filter(verification=Job.Verification.CORRECTED, finished_at__gte=now - timedelta(days=7))
         .filter(webhook_deliveries__event_type__in=list(EVENT_OF.values()))
         .exclude(webhook_deliveries__event_type=Event.CORRECTED)
+        .exclude(webhook_deliveries__status=Status.PENDING)
         .values_list("pk", flat=True)
         .distinct()[:100]
     )
     opened = 0
     for job_id in list(corrected):
         first = WebhookDelivery.objects.filter(job_id=job_id).order_by("created_at").first()
-        if first is not None and first.status != Status.DISABLED:
-            WebhookDelivery.objects.create(
-                job_id=job_id,
-                key_id=first.key_id,
-                url=first.url,
-                status_url=first.status_url,
-                status=Status.PENDING,
-                event_type=Event.CORRECTED,
-                event_at=now,
-                next_attempt_at=now,
-            )
-            opened += 1
+        if first is None:
+            continue
+        off = (
+            first.status == Status.DISABLED
+            or DisabledWebhookUrl.objects.filter(key_id=first.key_id, url=first.url).exists()
+        )
+        WebhookDelivery.objects.create(
+            job_id=job_id,
+            key_id=first.key_id,
+            url=first.url,
+            status_url=first.status_url,
+            status=Status.DISABLED if off else Status.PENDING,
+            event_type=Event.CORRECTED,
+            event_at=now,
+            next_attempt_at=None if off else now,
+        )
+        opened += not off
     return opened
 
 

@@ -349,3 +349,64 @@ def test_a_result_corrected_by_a_later_check_sends_transcription_corrected(alice
     assert corrected["data"]["text"] == "今日はいい天気ですね。"
     assert corrected["data"]["verification"] == {"status": "corrected", "agreeing_workers": 2}
     assert send_due() == 0, "one correction event"
+
+
+def spot_checked_and_outvoted(alice, bob, receiver, settings, *, checkers):
+    """Alice's clip, run by Bob's trusted worker (junk), delivered, spot-checked and outvoted by
+    `checkers`: the transcription is corrected. Returns its id."""
+    from tests.helpers import grant
+
+    grant(alice, 30)
+    online_worker(bob)
+    for checker in checkers:
+        online_worker(checker)
+    settings.JPT_SPOT_CHECK_MIN_RATE = 1.0
+    job_id = alice.transcribe(webhook_url=receiver.url).json()["id"]
+    bob.complete(claim_job(bob), text="ハッキング")
+    settings.JPT_SPOT_CHECK_MIN_RATE = 0
+    return job_id
+
+
+def test_a_correction_waits_for_the_event_it_corrects_so_the_receiver_ends_with_the_right_text(
+    alice, bob, receiver, settings
+):
+    from tests.helpers import mint_caller
+
+    carol, dave = mint_caller(ip="192.0.2.33"), mint_caller(ip="192.0.2.44")
+    secret = secret_of(alice)
+    job_id = spot_checked_and_outvoted(alice, bob, receiver, settings, checkers=(carol, dave))
+    settings.JPT_WEBHOOK_RETRY_SECONDS = [300]
+    receiver.answers = [500]
+    send_due()  # the completed event fails once: it is retried in 5 minutes, with the text it had
+    for checker in (carol, dave):
+        checker.complete(claim_job(checker), text="今日はいい天気ですね。")
+    assert send_due() == 0, "the correction is not sent before the event it corrects"
+    make_due_now()
+    send_due()
+    send_due()
+    events = [d.verified(secret) for d in receiver.deliveries]
+    assert [e["type"] for e in events] == [
+        "transcription.completed",
+        "transcription.completed",
+        "transcription.corrected",
+    ]
+    assert events[-1]["data"]["id"] == job_id and events[-1]["data"]["text"] == "今日はいい天気ですね。"
+
+
+def test_a_correction_is_not_sent_to_a_url_turned_off_since(alice, bob, receiver, settings):
+    from tests.helpers import mint_caller
+
+    carol, dave = mint_caller(ip="192.0.2.33"), mint_caller(ip="192.0.2.44")
+    secret_of(alice)
+    spot_checked_and_outvoted(alice, bob, receiver, settings, checkers=(carol, dave))
+    send_due()  # delivered
+    online_worker(alice)
+    receiver.answers = [410]
+    alice.transcribe(webhook_url=receiver.url)
+    alice.complete(claim_job(alice))
+    send_due()  # 410 Gone: the URL is off for Alice's key
+    assert DisabledWebhookUrl.objects.filter(url=receiver.url).exists()
+    for checker in (carol, dave):
+        checker.complete(claim_job(checker), text="今日はいい天気ですね。")
+    assert send_due() == 0
+    assert len(receiver.deliveries) == 2
