@@ -7,7 +7,7 @@ same clip again on a worker of a different key (a check copy: a job of route `po
   copy is queued the moment the new key claims the job, so both run at once;
 - a *trusted* key's result is delivered at once, and spot-checked afterwards at a rate that falls
   as its record grows (max(JPT_SPOT_CHECK_MIN_RATE, 1/consecutive agreements));
-- an *implausible* result (answered faster than any engine could, a clip the worker never
+- an *implausible* result (a text answered faster than any engine could, a clip the worker never
   received, a text too long for the clip) is a strike, takes no part in the vote, and is held
   back like a new key's; an empty transcript of a clip with sound is held back too, and is a
   strike only if another worker heard words. Empty ones of such a clip decide nothing unless a
@@ -214,9 +214,11 @@ def implausible(job: Job, attempt: JobAttempt | None, *, now: datetime | None = 
     now = now or timezone.now()
     if attempt is not None:
         took = (now - attempt.started_at).total_seconds()
-        # An engine's time goes on the clip's sound: it skips silence (a silent clip takes no time).
+        # An engine's time goes on the clip's speech: it skips silence, and Whisper's voice-activity
+        # filter skips music and noise too, so a clip with sound but no speech takes no time either.
+        # An empty transcript is judged by the check it goes to instead (struck if that hears words).
         fastest = float(job.voiced_seconds) * settings.JPT_MIN_SECONDS_PER_AUDIO_SECOND
-        if took < fastest:
+        if took < fastest and normalise(job.text):
             return (
                 f"answered {took:.2f} s after the claim for a clip with {float(job.voiced_seconds):g} s of sound:"
                 " faster than any engine"

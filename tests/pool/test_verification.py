@@ -513,6 +513,24 @@ def test_a_silent_clip_answered_at_once_is_no_strike(alice, bob, settings):
     assert shown(alice, job_id)["status"] == "completed" and not Strike.objects.exists()
 
 
+def test_sound_without_speech_answered_empty_at_once_is_no_strike(alice, bob, carol, settings):
+    """Whisper's voice-activity filter skips music and noise as it skips silence: an empty transcript
+    of a clip with sound may come back at once from an honest engine (it is checked as empty
+    transcripts of sound are, and struck only if the check hears words)."""
+    settings.JPT_MIN_SECONDS_PER_AUDIO_SECOND = 0.5
+    grant(alice, 30)
+    online_worker(bob)
+    online_worker(carol)
+    job_id = sent(alice)
+    run(bob, "")
+    run(carol, "")
+    done = shown(alice, job_id)
+    assert done["status"] == "completed" and done["verification"] == {"status": "checked", "agreeing_workers": 2}
+    assert not Strike.objects.exists()
+    assert credits_pending(bob.key) == credits_pending(carol.key) == 0
+    assert credits_balance(bob.key) == credits_balance(carol.key) == Decimal("3")
+
+
 def test_cancelling_a_held_transcription_cancels_its_checks_and_pays_nobody(alice, bob, carol):
     grant(alice, 30)
     online_worker(bob, trusted=False)
