@@ -11,7 +11,7 @@ import requests
 from tests.clips import wav_bytes
 from tests.live import LiveServer
 from worker_client.client import ServerClient
-from worker_client.engines import Result
+from worker_client.engines import Result, Stopped
 from worker_client.worker import Worker
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
@@ -246,3 +246,48 @@ def until(condition, seconds=30):
     while not condition():
         assert time.monotonic() < deadline, "not in time"
         time.sleep(0.1)
+
+
+class StoppableEngine(StandInEngine):
+    """Takes `seconds` over its first clip unless told to stop, as the real engines are between
+    their chunks or segments; the clips after it take no time."""
+
+    def __init__(self, seconds):
+        super().__init__(seconds=seconds)
+        self.started, self.stopped = threading.Event(), threading.Event()
+
+    def transcribe(self, data, should_stop=None, **asked):
+        deadline = time.monotonic() + self.seconds
+        self.seconds = 0
+        self.started.set()
+        while time.monotonic() < deadline:
+            if should_stop is not None and should_stop():
+                self.stopped.set()
+                raise Stopped("stopped before the end of the clip")
+            time.sleep(0.05)
+        return super().transcribe(data, **asked)
+
+
+def test_a_worker_stops_transcribing_a_job_its_owner_cancelled_and_takes_the_next(quick_server, caplog):
+    """The heartbeat's `leases_lost` names the cancelled job's lease: the engine stops there, instead
+    of keeping the worker (and its owner's next clip) busy until the end of the clip."""
+    key = quick_server.mint_key()
+    engine = StoppableEngine(seconds=60)
+    worker = Worker(ServerClient(quick_server.url, key, "stops-w1"), engine, name="test")
+    worker.register()
+    cancelled = quick_server.transcribe(key, wav_bytes(2), wait=False).json()["id"]
+    caplog.set_level(logging.INFO, logger="worker")
+    running = threading.Thread(target=worker.run, daemon=True)
+    running.start()
+    try:
+        assert engine.started.wait(10)
+        gone = requests.delete(f"{quick_server.url}/v1/transcriptions/{cancelled}",
+                               headers={"Authorization": f"Bearer {key}"}, timeout=10)
+        assert gone.status_code == 200 and gone.json()["status"] == "cancelled"
+        assert engine.stopped.wait(10), "still transcribing a cancelled job"
+        until(lambda: f"{cancelled}: lease lost" in caplog.text)
+        following = quick_server.transcribe(key, wav_bytes(2), wait=False).json()["id"]
+        until(lambda: status(quick_server, key, following)["status"] == "completed")
+    finally:
+        worker.stopping.set()
+        running.join(30)

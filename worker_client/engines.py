@@ -12,6 +12,7 @@ import json
 import math
 import threading
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +21,15 @@ from worker_client.japanese import Word, join_words, sentence_words, whole_words
 
 # Whisper's default: greedy first, one retry warmer when the text repeats itself or is unlikely.
 TEMPERATURE_FALLBACK = (0.0, 0.4)
+
+
+class Stopped(Exception):
+    """The engine stopped before the end of the clip, as its `should_stop` asked."""
+
+
+def _stop_if_asked(should_stop: Callable[[], bool] | None) -> None:
+    if should_stop is not None and should_stop():
+        raise Stopped("stopped before the end of the clip")
 
 
 @dataclass
@@ -49,12 +59,14 @@ class Engine:
         prompt: str | None = None,
         temperature: float | None = None,
         word_timestamps: bool = False,
+        should_stop: Callable[[], bool] | None = None,
     ) -> Result:
         """The clip's text; decoding stops with an AudioError past `max_seconds`.
 
         `prompt` is text the speech is likely to resemble (names, spellings), `temperature` a
         single sampling temperature instead of the engine's default, `word_timestamps` asks for
-        each segment's timed words."""
+        each segment's timed words. `should_stop` is asked as the work goes on (between Vosk's
+        half-second chunks, between Whisper's segments): when it says so, Stopped is raised."""
         raise NotImplementedError
 
 
@@ -97,7 +109,9 @@ class VoskEngine(Engine):
             self._local.recognizer = rec
         return rec
 
-    def words(self, data: bytes, *, max_seconds: float | None = None) -> list[Word]:
+    def words(
+        self, data: bytes, *, max_seconds: float | None = None, should_stop: Callable[[], bool] | None = None
+    ) -> list[Word]:
         pcm = audio.decode_pcm16(data, max_seconds=max_seconds)
         rec = self._recognizer()
         words: list[Word] = []
@@ -111,6 +125,7 @@ class VoskEngine(Engine):
 
         try:
             for offset in range(0, len(pcm), self.CHUNK_FRAMES):
+                _stop_if_asked(should_stop)
                 if rec.AcceptWaveform(pcm[offset : offset + self.CHUNK_FRAMES].tobytes()):
                     collect(rec.Result())  # must be read, or AcceptWaveform keeps answering True
             collect(rec.FinalResult())
@@ -126,11 +141,15 @@ class VoskEngine(Engine):
         prompt: str | None = None,
         temperature: float | None = None,
         word_timestamps: bool = False,
+        should_stop: Callable[[], bool] | None = None,
     ) -> Result:
         """Vosk times every word anyway, so segments always carry their words. It takes no
         prompt and does not sample (it decodes as Whisper does at temperature 0): asking for
         either is answered with a warning."""
-        segments = [self._segment(group) for group in sentence_words(self.words(data, max_seconds=max_seconds))]
+        segments = [
+            self._segment(group)
+            for group in sentence_words(self.words(data, max_seconds=max_seconds, should_stop=should_stop))
+        ]
         warnings = []
         if prompt:
             warnings.append("prompt ignored: the Vosk engine takes no prompt")
@@ -191,9 +210,11 @@ class WhisperEngine(Engine):
         prompt: str | None = None,
         temperature: float | None = None,
         word_timestamps: bool = False,
+        should_stop: Callable[[], bool] | None = None,
     ) -> Result:
         """A caller's temperature replaces the fallback (one pass at that temperature)."""
         samples = audio.decode_float32(data, max_seconds=max_seconds)
+        _stop_if_asked(should_stop)
         segments, _ = self._model.transcribe(
             samples,
             language="ja",
@@ -208,7 +229,12 @@ class WhisperEngine(Engine):
             word_timestamps=word_timestamps,
         )
         length = len(samples) / audio.SAMPLE_RATE
-        segs = [seg for seg in (self._segment(s, length, word_timestamps) for s in segments) if seg["text"]]
+        segs = []
+        for s in segments:  # decoded as they are asked for: each window after the last
+            _stop_if_asked(should_stop)
+            seg = self._segment(s, length, word_timestamps)
+            if seg["text"]:
+                segs.append(seg)
         return Result(text="".join(s["text"] for s in segs), segments=segs, model=self.model_name)
 
     @staticmethod

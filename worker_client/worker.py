@@ -36,7 +36,7 @@ from worker_client.client import (
     ServerClient,
     Unauthorized,
 )
-from worker_client.engines import load_engine
+from worker_client.engines import Stopped, load_engine
 
 DEFAULT_SERVER = "https://api.jptranscribe.com"
 # Each idle volunteer's claim ends and is sent again this often: at 50 s rather than 25, a node
@@ -96,6 +96,9 @@ class Worker:
         self.fatal: str | None = None
         # lease id -> job id of every job in hand: heartbeats renew these leases and no others.
         self.holding: dict[str, str] = {}
+        # Leases of jobs in hand that a heartbeat's answer said are lost (the job was cancelled, or
+        # given to another worker): their engine stops, and the worker takes the next job.
+        self.lost: set[str] = set()
         self._signals = 0
         # Whether the server's claims keep this worker registered (its heartbeat answer says so),
         # whether a long-poll (a claim, a completion waiting for the next job) is in flight, and when the
@@ -129,13 +132,15 @@ class Worker:
 
     # --- protocol --------------------------------------------------------------------------
     def heartbeat(self, online=True) -> dict:
-        return self.client.heartbeat(
+        reply = self.client.heartbeat(
             name=self.name,
             engine=self.engine.name,
             model=self.engine.model_name,
             online=online,
             leases=list(self.holding),
         )
+        self.lost.update(lease for lease in reply.get("leases_lost") or () if lease in self.holding)
+        return reply
 
     def _heartbeats(self):
         """Beat on its own thread, so a worker busy with a long clip (even one it finishes
@@ -281,6 +286,7 @@ class Worker:
             next_job = self._process(job)
         finally:
             self.holding.pop(job["lease_id"], None)
+            self.lost.discard(job["lease_id"])
         if next_job is not None:
             self.holding[next_job["lease_id"]] = next_job["id"]  # held from now: heartbeats renew it
         return next_job
@@ -293,7 +299,12 @@ class Worker:
         def work():
             try:
                 data = self.client.with_retries(lambda: self.client.audio(job), stop=self.abort_job.is_set)
-                outcome["result"] = self.engine.transcribe(data, max_seconds=decode_limit(job), **engine_options(job))
+                outcome["result"] = self.engine.transcribe(
+                    data,
+                    max_seconds=decode_limit(job),
+                    should_stop=lambda: self.abort_job.is_set() or job["lease_id"] in self.lost,
+                    **engine_options(job),
+                )
             except BaseException as exc:  # noqa: BLE001 - reported to the server below
                 outcome["error"] = exc
 
@@ -309,6 +320,13 @@ class Worker:
         error = outcome.get("error")
         if isinstance(error, JobGone):
             log.info("%s: lease lost (%s); taking the next job.", job["id"], error)
+            return None
+        if isinstance(error, Stopped):
+            log.info(
+                "%s: lease lost (the server took the job back: cancelled, or given to another worker);"
+                " stopped transcribing it, taking the next job.",
+                job["id"],
+            )
             return None
         if isinstance(error, AudioError):
             self._report_failure(job, f"undecodable audio: {error}")

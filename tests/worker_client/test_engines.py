@@ -192,3 +192,15 @@ def test_whisper_spends_little_on_noise(whisper):
     result = whisper.transcribe(buf.getvalue())
     assert time.perf_counter() - started < 30 * 0.3
     assert len(result.text) < 20, "no invented paragraphs"
+
+
+@pytest.mark.parametrize("engine", ["whisper", "vosk_ko"])
+def test_an_engine_stops_when_asked_and_says_so(engine, request):
+    """The worker asks as the work goes on whether the job's lease is still held: a job cancelled
+    meanwhile stops at the next chunk or segment instead of running to the end of the clip."""
+    from tests.clips import wav_bytes
+    from worker_client.engines import Stopped
+
+    with pytest.raises(Stopped):
+        request.getfixturevalue(engine).transcribe(wav_bytes(30.0), should_stop=lambda: True)
+    assert request.getfixturevalue(engine).transcribe(wav_bytes(3.0), should_stop=lambda: False) is not None
