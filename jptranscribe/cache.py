@@ -11,7 +11,8 @@ from django.core.cache import DEFAULT_CACHE_ALIAS, cache, caches
 from django.core.cache.backends.db import DatabaseCache as DjangoDatabaseCache
 from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
 from django.core.cache.backends.redis import RedisCacheClient
-from django.db import connections, router, transaction
+from django.db import connections, models, router, transaction
+from django.utils import timezone
 
 # INCRBY only when the key exists (Django's incr contract), in one round trip.
 INCR_EXISTING = """
@@ -123,24 +124,37 @@ class RedisCache(DjangoRedisCache):
 
 
 class DatabaseCache(DjangoDatabaseCache):
-    """Django's database cache with an increment that counts every request.
+    """Django's database cache with an increment that counts every request, and keeps its count's
+    expiry as Redis does.
 
     The stock `incr` reads the value and writes it back, so requests arriving together all read
     the same count (40 requests at once all passed a limit of 30). Here the read and the write
-    are one transaction holding the row (SQLite takes its write lock at BEGIN)."""
+    are one transaction holding the row (SQLite takes its write lock at BEGIN). The stock one
+    also writes the count back for the default 300 s: a count moved more often than that never
+    ran out, so a place to wait that a killed server never gave back stayed taken for ever."""
 
     def incr(self, key: str, delta: int = 1, version: int | None = None) -> int:
         db = router.db_for_write(self.cache_model_class)
         connection = connections[db]
+        table = connection.ops.quote_name(self.cache_model_class._meta.db_table)
+        lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
         with transaction.atomic(using=db):
-            if connection.features.has_select_for_update:
-                table = connection.ops.quote_name(self.cache_model_class._meta.db_table)
-                with connection.cursor() as cursor:
-                    cursor.execute(
-                        f"SELECT cache_key FROM {table} WHERE cache_key = %s FOR UPDATE",
-                        [self.make_and_validate_key(key, version=version)],
-                    )
-            return super().incr(key, delta, version)
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"SELECT expires FROM {table} WHERE cache_key = %s{lock}",
+                    [self.make_and_validate_key(key, version=version)],
+                )
+                row = cursor.fetchone()
+            value = self.get(key, self._missing_key, version=version)
+            if row is None or value is self._missing_key:
+                raise ValueError(f"Key '{key}' not found")
+            expires = row[0]
+            field = models.Expression(output_field=models.DateTimeField())
+            for converter in connection.ops.get_db_converters(field) + field.get_db_converters(connection):
+                expires = converter(expires, field, connection)
+            left = (expires - timezone.now()).total_seconds()
+            self.set(key, value + delta, timeout=max(left, 1), version=version)
+            return value + delta
 
 
 def get_and_count(key: str, keys: Sequence[str], delta: int, timeouts: Sequence[int]) -> tuple[Any, list[int] | None]:
