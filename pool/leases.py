@@ -122,6 +122,9 @@ def renew(worker: Worker, lease_ids: Collection[str], now: datetime) -> list[str
 # --- Expiry ---------------------------------------------------------------------------------------
 
 EXPIRY_BATCH = 100
+# The attempt's error when its worker stopped renewing its lease (as opposed to its hard limit, or a
+# new session of the worker taking it back): a completion may still come (pool.services).
+WENT_SILENT = "lease expired"
 
 
 def jobs_expire_leases() -> int:
@@ -145,7 +148,7 @@ def jobs_expire_leases() -> int:
                 end_attempt(job, JobAttempt.Outcome.EXPIRED, f"the lease reached its hard limit ({limit})")
                 retry_or_fail(job, f"no worker finished it within the {limit} a lease may last")
             else:
-                end_attempt(job, JobAttempt.Outcome.EXPIRED, "lease expired")
+                end_attempt(job, JobAttempt.Outcome.EXPIRED, WENT_SILENT)
                 retry_or_fail(job, "the worker went silent")
             expired += 1
     if expired:

@@ -439,26 +439,27 @@ def _complete(
     segments_chars: int,
 ) -> tuple[Job, float]:
     with transaction.atomic():
-        answer = run(
-            sql.COMPLETE,
-            {
-                "job_id": job_id,
-                "worker_pk": worker.pk,
-                "worker_key_id": worker.key_id,
-                "lease_id": lease_id,
-                "text": text,
-                "segments": db_value(Job, "segments", segments),
-                "model": model or worker.model,
-                "now": db_datetime(timezone.now()),
-                "outcome": JobAttempt.Outcome.COMPLETED,
-                "error": "",
-                "processing_seconds": float(processing_seconds or 0),
-                "chars_per_second": policy.RESULT_CHARS_PER_SECOND,
-                "chars_base": policy.RESULT_CHARS_BASE,
-                "segments_chars": segments_chars,
-            },
-        )
+        params = {
+            "job_id": job_id,
+            "worker_pk": worker.pk,
+            "worker_key_id": worker.key_id,
+            "lease_id": lease_id,
+            "text": text,
+            "segments": db_value(Job, "segments", segments),
+            "model": model or worker.model,
+            "now": db_datetime(timezone.now()),
+            "outcome": JobAttempt.Outcome.COMPLETED,
+            "error": "",
+            "processing_seconds": float(processing_seconds or 0),
+            "chars_per_second": policy.RESULT_CHARS_PER_SECOND,
+            "chars_base": policy.RESULT_CHARS_BASE,
+            "segments_chars": segments_chars,
+        }
+        answer = run(sql.COMPLETE, params)
         job = instance(Job, answer.columns, answer.row) if answer.row is not None else None
+        if job is None and _lease_back_after_silence(worker=worker, job_id=job_id, lease_id=lease_id):
+            answer = run(sql.COMPLETE, params)
+            job = instance(Job, answer.columns, answer.row) if answer.row is not None else None
         if job is None:
             # A repeated call, a text too long for the clip, or a call that may not: say which.
             job = _held_job(worker=worker, job_id=job_id, lease_id=lease_id, lock=True)
@@ -497,6 +498,32 @@ def _complete(
                 credits.credits_earn_pending(key_id=worker.key_id, amount=job.duration_seconds, job_ref=job.id)
             wakeup.announce(wakeup.job_done_channel(job.id))
     return job, earned
+
+
+def _lease_back_after_silence(*, worker: Worker, job_id: str, lease_id: str) -> bool:
+    """A result for a lease that ran out while the server could not hear its worker (the server was
+    down past the lease, or the network was): the job is the worker's again under that lease when it
+    still waits in the queue and nobody took it since, so the finished transcript is not thrown away
+    (and the clip not run again). Not after the lease's hard limit, nor once a new session of the
+    worker took its jobs back. In the completion's transaction; whether the job is held again."""
+    if not lease_id:
+        return False
+    ran_out = JobAttempt.objects.filter(
+        job_id=job_id, worker=worker, lease_id=lease_id, outcome=JobAttempt.Outcome.EXPIRED, error=leases.WENT_SILENT
+    ).first()
+    if ran_out is None or JobAttempt.objects.filter(job_id=job_id, started_at__gt=ran_out.started_at).exists():
+        return False
+    # Held for the moment of its completion only: no slot of the worker's (it may hold others now).
+    held = Job.objects.filter(pk=job_id, status=Status.QUEUED).update(
+        status=Status.LEASED,
+        worker=worker,
+        worker_slot=None,
+        lease_id=lease_id,
+        lease_expires_at=policy.lease_expires_at(timezone.now()),
+    )
+    if held:
+        JobAttempt.objects.filter(pk=ran_out.pk).update(outcome=JobAttempt.Outcome.RUNNING, ended_at=None, error="")
+    return bool(held)
 
 
 class ResultTooLong(InvalidRequest):

@@ -650,6 +650,24 @@ class TestRetries:
         late = alice.complete(job, worker_id="a1")
         assert late.status_code == 409 and late.json()["error"]["code"] == "lease_lost"
 
+    def test_a_result_whose_lease_ran_out_while_nobody_took_the_job_since_is_kept(self, alice, bob):
+        """The worker finished while the server could not hear it (the server was down past the
+        lease, or the network was): the job still waits in the queue, so the result is taken."""
+        grant(bob, 100)
+        job_id = bob.transcribe().json()["id"]
+        online_worker(alice, "a1")
+        job = claim_job(alice, "a1")
+        Job.objects.filter(pk=job_id).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+        jobs_expire_leases()
+        assert Job.objects.get(pk=job_id).status == "queued"
+        late = alice.complete(job, worker_id="a1", text="遅れて届いた結果")
+        assert late.status_code == 200, late.json()
+        body = bob.get(f"/v1/transcriptions/{job_id}").json()
+        assert body["status"] == "completed" and body["text"] == "遅れて届いた結果"
+        assert JobAttempt.objects.get(lease_id=job["lease_id"]).outcome == "completed"
+        assert bob.get("/v1/account").json()["credits_seconds"] == 97.0, "charged once"
+        assert alice.complete(job, worker_id="a1", text="遅れて届いた結果").status_code == 200, "repeatable"
+
     def test_heartbeats_extend_the_leases_they_name(self, alice, settings):
         online_worker(alice)
         alice.transcribe()
