@@ -291,3 +291,28 @@ def test_a_worker_stops_transcribing_a_job_its_owner_cancelled_and_takes_the_nex
     finally:
         worker.stopping.set()
         running.join(30)
+
+
+def test_a_second_ctrl_c_hands_the_job_back_without_failing_it(quick_server):
+    """The volunteer stopped, not the job: it goes back to the queue as a worker signing off leaves
+    it (abandoned), not as a failure held against the clip and the worker's key."""
+    key = quick_server.mint_key()
+    engine = StoppableEngine(seconds=60)
+    worker = Worker(ServerClient(quick_server.url, key, "ctrl-c-w1"), engine, name="test")
+    worker.register()
+    # Another worker of the key stays online, so the job handed back waits for it.
+    ServerClient(quick_server.url, key, "ctrl-c-w2").heartbeat(name="other", engine="x", model="x")
+    job_id = quick_server.transcribe(key, wav_bytes(2), wait=False).json()["id"]
+    outcome = {}
+    running = threading.Thread(target=lambda: outcome.update(code=worker.run()), daemon=True)
+    running.start()
+    assert engine.started.wait(10)
+    worker._on_signal(2, None)  # Ctrl-C
+    worker._on_signal(2, None)  # and again: hand it back now
+    running.join(30)
+    assert outcome["code"] == 0 and engine.stopped.is_set()
+    assert status(quick_server, key, job_id)["status"] == "queued"
+    told = quick_server.manage("shell", "-c", "from pool.models import JobAttempt, Worker; "
+                               f"print(list(JobAttempt.objects.filter(job_id='{job_id}').values_list('outcome', flat=True)), "
+                               "Worker.objects.get(client_id='ctrl-c-w1').jobs_failed)")
+    assert told.stdout.strip().splitlines()[-1] == "['abandoned'] 0"

@@ -313,7 +313,8 @@ class Worker:
         while thread.is_alive():
             thread.join(0.2)
             if self.abort_job.is_set():
-                self._report_failure(job, "the worker was stopped before finishing")
+                # Not failed: the job did nothing wrong. Signing off (next) hands it back as a worker
+                # going offline does, not held against the clip or this key.
                 log.info("%s handed back to the pool.", job["id"])
                 return None
         elapsed = time.monotonic() - started
@@ -406,12 +407,13 @@ class Worker:
             pass
 
     def sign_off(self) -> int:
-        """Tell the server at once that this worker is gone, so routing stops counting it."""
+        """Tell the server at once that this worker is gone, so routing stops counting it, and that the
+        jobs it still holds go back to the queue."""
         self.exiting.set()
         if self.fatal:
             log.error("Stopped: %s", self.fatal)
         try:
-            self.heartbeat(online=False)
+            self.client.with_retries(lambda: self.heartbeat(online=False), attempts=3)
         except (Unauthorized, Banned, Retryable, NotRegistered, Refused):
             pass
         if self.fatal:
