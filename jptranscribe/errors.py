@@ -131,7 +131,8 @@ def error_table() -> list[tuple[int, str, str]]:
         (
             409,
             "lease_lost",
-            "a worker touches a job it no longer holds (lease expired, re-assigned, or already finished)",
+            "a worker touches a job it no longer holds (lease expired, re-assigned, cancelled, or already "
+            "finished; the message says when it was cancelled)",
         ),
         (
             409,

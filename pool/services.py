@@ -355,6 +355,8 @@ def _held_job(*, worker: Worker, job_id: str, lease_id: str, lock: bool = False)
     if job.worker_id == worker.pk and job.lease_id == lease_id and lease_id:
         return job
     if JobAttempt.objects.filter(job_id=job_id, worker=worker).exists():
+        if job.status == Status.CANCELLED:
+            raise LeaseLost("This job was cancelled (by its owner or an operator): drop it and take the next one.")
         raise LeaseLost("This job is no longer yours: its lease expired or it was re-assigned.")
     raise NotFound("No such job.")
 

@@ -119,6 +119,7 @@ class TestCancelling:
         assert beat["leases_renewed"] == [] and beat["leases_lost"] == [job["lease_id"]]
         late = alice.complete(job, text=SECRET)
         assert late.status_code == 409 and late.json()["error"]["code"] == "lease_lost"
+        assert "cancelled" in late.json()["error"]["message"], "not a lease that expired or went to another"
         assert alice.audio(job).json()["error"]["code"] == "lease_lost"
         assert ledger(job_id) == [("reserved", -3.0), ("refunded", 3.0)], "no charge, no earning"
         assert balance(bob) == 10.0 and balance(alice) == 0.0
