@@ -316,3 +316,22 @@ def test_a_second_ctrl_c_hands_the_job_back_without_failing_it(quick_server):
                                f"print(list(JobAttempt.objects.filter(job_id='{job_id}').values_list('outcome', flat=True)), "
                                "Worker.objects.get(client_id='ctrl-c-w1').jobs_failed)")
     assert told.stdout.strip().splitlines()[-1] == "['abandoned'] 0"
+
+
+def test_a_claim_the_server_turns_away_says_why_not_that_the_server_is_unreachable(server):
+    """A 429 is the server answering: the worker's line gives its reason (here the key's one place
+    to wait is taken), not "Cannot reach the server"."""
+    from worker_client.client import Retryable
+
+    key = server.mint_key()
+    worker = Worker(ServerClient(server.url, key, "turned-away-w1"), StandInEngine(), name="test")
+    worker.register()
+    waiting = threading.Thread(target=lambda: ServerClient(server.url, key, "turned-away-w1").claim(3), daemon=True)
+    waiting.start()
+    time.sleep(0.5)
+    with pytest.raises(Retryable) as turned_away:
+        worker.register()  # registrations last 2 s here
+        worker.client.claim(3)
+    waiting.join()
+    assert "429" in str(turned_away.value) and "claims waiting" in str(turned_away.value)
+    assert turned_away.value.answered, "logged as the server turning the claim away, not as unreachable"

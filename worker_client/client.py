@@ -30,9 +30,10 @@ class JobGone(Exception):
 class Retryable(Exception):
     """Network trouble, a 5xx or a 429: try again after a pause."""
 
-    def __init__(self, message, retry_after=None):
+    def __init__(self, message, retry_after=None, answered=False):
         super().__init__(message)
         self.retry_after = retry_after
+        self.answered = answered  # the server answered (5xx, 429), rather than not being reached
 
 
 class Busy(Retryable):
@@ -103,8 +104,11 @@ class ServerClient:
         if response.status_code in (404, 409):
             raise JobGone(message or code)
         if response.status_code in (408, 429) or response.status_code >= 500:
+            said = f": {message}" if message and code else ""  # a 5xx page's text says nothing to a volunteer
             raise Retryable(
-                f"server answered {response.status_code} {code}", retry_after=response.headers.get("Retry-After")
+                f"the server answered {response.status_code} {code}{said}".rstrip(),
+                retry_after=response.headers.get("Retry-After"),
+                answered=True,
             )
         raise Refused(f"{response.status_code} {code}: {message}")
 

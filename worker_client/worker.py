@@ -231,7 +231,10 @@ class Worker:
                 continue
             except Retryable as exc:
                 delay = backoff.next_delay(exc.retry_after)
-                log.warning("Cannot reach the server (%s); retrying in %.0f s.", exc, delay)
+                if exc.answered:
+                    log.warning("The server turned the claim away (%s); claiming again in %.0f s.", exc, delay)
+                else:
+                    log.warning("Cannot reach the server (%s); retrying in %.0f s.", exc, delay)
                 self._wait(delay)
                 continue
             except Refused as exc:
