@@ -323,7 +323,7 @@ def test_a_claim_the_server_turns_away_says_why_not_that_the_server_is_unreachab
     to wait is taken), not "Cannot reach the server"."""
     from worker_client.client import Retryable
 
-    key = server.mint_key()
+    key = server.db_key()  # the module's server has minted its five keys for this address today
     worker = Worker(ServerClient(server.url, key, "turned-away-w1"), StandInEngine(), name="test")
     worker.register()
     waiting = threading.Thread(target=lambda: ServerClient(server.url, key, "turned-away-w1").claim(3), daemon=True)
