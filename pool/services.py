@@ -458,10 +458,9 @@ def _complete(
             "segments_chars": segments_chars,
         }
         answer = run(sql.COMPLETE, params)
-        job = instance(Job, answer.columns, answer.row) if answer.row is not None else None
-        if job is None and _lease_back_after_silence(worker=worker, job_id=job_id, lease_id=lease_id):
+        if answer.row is None and _lease_back_after_silence(worker=worker, job_id=job_id, lease_id=lease_id):
             answer = run(sql.COMPLETE, params)
-            job = instance(Job, answer.columns, answer.row) if answer.row is not None else None
+        job = instance(Job, answer.columns, answer.row) if answer.row is not None else None
         if job is None:
             # A repeated call, a text too long for the clip, or a call that may not: say which.
             job = _held_job(worker=worker, job_id=job_id, lease_id=lease_id, lock=True)

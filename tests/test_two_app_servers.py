@@ -144,13 +144,26 @@ def test_app_servers_started_together_on_a_new_database_migrate_one_after_the_ot
     url = os.environ["DATABASE_URL"]
     name = f"jpt_migrate_{os.getpid()}"
     _pg_admin(f'CREATE DATABASE "{name}"', url)
+    import psycopg
+
+    from pool.management.commands.migrate import MIGRATE_LOCK
+
+    database_url = url.rsplit("/", 1)[0] + "/" + name
     try:
-        env = {**os.environ, "DATABASE_URL": url.rsplit("/", 1)[0] + "/" + name}
-        nodes = [subprocess.Popen([sys.executable, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env,
-                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+        # A third node is migrating: both start while it holds the lock, so they meet for certain.
+        with psycopg.connect(database_url, autocommit=True) as third:
+            third.execute("SELECT pg_advisory_lock(%s)", [MIGRATE_LOCK])
+            nodes = [subprocess.Popen([sys.executable, "manage.py", "migrate", "--noinput"], cwd=ROOT,
+                                      env={**os.environ, "DATABASE_URL": database_url}, stdout=subprocess.PIPE,
+                                      stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+            deadline = time.monotonic() + 120
+            while third.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                                ).fetchone()[0] < 2:
+                assert time.monotonic() < deadline and all(node.poll() is None for node in nodes)
+                time.sleep(0.05)
         outputs = [node.communicate(timeout=300)[0] for node in nodes]
         assert [node.returncode for node in nodes] == [0, 0], "\n".join(outputs)
-        assert any("waiting for it to finish" in output for output in outputs), "they did not overlap"
-        assert any("No migrations to apply" in output for output in outputs)
+        assert all("waiting for it to finish" in output for output in outputs)
+        assert sum("No migrations to apply" in output for output in outputs) == 1
     finally:
         _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', url)

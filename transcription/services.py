@@ -10,13 +10,12 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import InterfaceError, OperationalError, connection, transaction
+from django.db import connection, transaction
 from django.db.models import Q, QuerySet
 
 from accounts import idempotency
 from jptranscribe import places, waiting
-from jptranscribe.cache import UNREACHABLE
-from jptranscribe.errors import NotFound
+from jptranscribe.errors import OUTAGES, NotFound
 from jptranscribe.net import address_block
 from jptranscribe.waiting import Steps, Wait, Waiter
 from pool import leases, wakeup
@@ -169,7 +168,6 @@ def _places_to_wait(key: ApiKey, ip: str) -> AbstractContextManager[bool]:
 
 # After a look failed for a lost database or cache connection, the next look is this much later.
 LOOK_AGAIN_SECONDS = 0.5
-LOST_CONNECTION: tuple[type[Exception], ...] = (OperationalError, InterfaceError, *UNREACHABLE)
 
 
 def _wait(job: Job, done: Waiter, timeout: float) -> Steps[Job]:
@@ -186,7 +184,7 @@ def _wait(job: Job, done: Waiter, timeout: float) -> Steps[Job]:
                 # Nobody else may be looking: keep the pool moving from here too.
                 leases.pool_maintenance()
                 job = reroute_if_stranded(pool.job_reload(job))
-            except LOST_CONNECTION as lost:
+            except OUTAGES as lost:
                 if connection.in_atomic_block:  # a caller's transaction is lost with it: theirs to handle
                     raise
                 log.warning("transcription %s: looking at it failed (%s); looking again", job.pk, lost)

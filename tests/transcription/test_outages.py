@@ -12,6 +12,7 @@ from django.db import close_old_connections, connection
 
 from jptranscribe.waiting import release_connection
 from pool.models import Job
+from pool.wakeup import conninfo
 from tests.clips import wav_bytes
 from transcription import services
 from tests.live import free_port
@@ -31,8 +32,7 @@ def restarts(db):
 def drop_every_connection():
     """What a PostgreSQL restart does to the app server: every session of its database ends,
     the idle ones in its connection pool among them."""
-    s = connection.settings_dict
-    with psycopg.connect(dbname=s["NAME"], user=s["USER"], host=s["HOST"], port=s["PORT"], autocommit=True) as admin:
+    with psycopg.connect(**conninfo(), autocommit=True) as admin:
         admin.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
             "WHERE datname = current_database() AND pid <> pg_backend_pid()"
